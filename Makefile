@@ -1,0 +1,41 @@
+# Two commands matter: `make run` (the whole local stack) and `make test` (every test).
+# Both create .venv with Python 3.11 and install the pinned requirements first.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+WECHAT_PORT ?= 8001
+DYNAMODB_PORT ?= 8002
+export PORT WECHAT_PORT DYNAMODB_PORT
+
+.PHONY: run test unit integration e2e package lint-template fuzz bench reconcile clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m devstack
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 tests/unit tests/integration
+	$(PY) -m pytest -q tests/e2e
+	$(MAKE) lint-template
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q -n 2 tests/integration
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q tests/e2e
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis

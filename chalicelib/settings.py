@@ -1,0 +1,75 @@
+"""Typed settings, read once from the environment (prefix ``LOYALTY_``).
+
+The local stack's published dev defaults live here so that `make run` works with no set-up;
+outside the ``local`` stage they are refused at start-up, so a deployment that forgot to set a
+secret fails loudly instead of running with a key everybody knows.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_STAGE = "local"
+
+# Published dev defaults (also in ../shared/API.md). Never valid outside the local stage.
+DEV_TOKEN_SECRET = "dev-token-secret-not-for-production-use"
+DEV_DATA_KEY = "ZGV2LWRhdGEta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE="  # base64 of a 32-byte dev key
+DEV_LOOKUP_KEY = "dev-lookup-key-not-for-production-use"
+DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", frozen=True, extra="ignore")
+
+    stage: str = LOCAL_STAGE
+    table_name: str = "loyalty-local"
+    region: str = "us-east-1"
+    # Set for the local stack (moto server) and tests; empty on AWS.
+    dynamodb_endpoint: str | None = None
+
+    token_secret: SecretStr = SecretStr(DEV_TOKEN_SECRET)
+    token_ttl_seconds: int = Field(default=7200, ge=60, le=86400 * 30)
+    # AES-256-GCM key (base64) for phones, session keys and till secrets at rest.
+    data_key: SecretStr = SecretStr(DEV_DATA_KEY)
+    # HMAC key for the phone lookup hash; separate from data_key so either can rotate alone.
+    lookup_key: SecretStr = SecretStr(DEV_LOOKUP_KEY)
+
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout_seconds: float = 5.0
+
+    hmac_skew_seconds: int = 300
+    nonce_window_seconds: int = 600
+    # Program config and till keys are cached per Lambda container for this long.
+    config_cache_seconds: int = Field(default=30, ge=0)
+    # Optimistic-concurrency retries on one member before answering 503 retry_later.
+    max_conflict_retries: int = Field(default=60, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == LOCAL_STAGE
+
+    @model_validator(mode="after")
+    def _refuse_dev_defaults_outside_local(self) -> Settings:
+        if self.is_local:
+            return self
+        in_use = [
+            name
+            for name in ("token_secret", "data_key", "lookup_key")
+            if getattr(self, name).get_secret_value() in DEV_SECRETS
+        ]
+        if in_use:
+            raise ValueError(f"dev default secrets refused outside the local stage: {', '.join(in_use)}")
+        if not self.wechat_api_base.startswith("https://"):
+            raise ValueError("wechat_api_base must be https outside the local stage")
+        return self
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
