@@ -1,8 +1,10 @@
 from chalice import Blueprint
 
+from chalicelib.api.http import PUBLIC, route
+
 bp = Blueprint(__name__)
 
 
-@bp.route("/health", methods=["GET"])
-def health():
+@route(bp, "/health", ["GET"], auth=PUBLIC)
+def health(ctx):
     return {"status": "ok"}

@@ -1,11 +1,13 @@
-"""Registers every blueprint on the app."""
+"""Registers every blueprint and the HTTP middleware on the app."""
 
 from __future__ import annotations
 
 from chalice import Chalice
 
+from chalicelib.api import health, http, members
+
 
 def register(app: Chalice) -> None:
-    from chalicelib.api import health
-
-    app.register_blueprint(health.bp)
+    http.register_middleware(app)
+    for module in (health, members):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,43 @@
+"""Member tokens: our own HS256 JWTs (pyjwt), signed with the stage's secret."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from chalicelib.auth.principals import MemberPrincipal
+from chalicelib.errors import Unauthorized
+from chalicelib.settings import Settings
+
+_ISSUER = "loyalty"
+_ALGORITHM = "HS256"
+
+
+def issue(settings: Settings, program_id: str, openid: str, member_id: str | None) -> tuple[str, int]:
+    now = int(time.time())
+    ttl = settings.token_ttl_seconds
+    claims = {"iss": _ISSUER, "aud": program_id, "sub": openid, "mid": member_id, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, settings.token_secret.get_secret_value(), algorithm=_ALGORITHM), ttl
+
+
+def verify(settings: Settings, token: str) -> MemberPrincipal:
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+        program_id = unverified.get("aud")
+        if not isinstance(program_id, str):
+            raise Unauthorized("invalid token")
+        claims = jwt.decode(
+            token,
+            settings.token_secret.get_secret_value(),
+            algorithms=[_ALGORITHM],
+            audience=program_id,
+            issuer=_ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired", code="token_expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("invalid token") from exc
+    member_id = claims.get("mid")
+    return MemberPrincipal(program_id, claims["sub"], member_id if isinstance(member_id, str) else None)

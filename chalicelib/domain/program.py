@@ -1,0 +1,168 @@
+"""A program's rules as data: earning, campaigns, tiers, expiry, holds, notification templates.
+
+Staff change these through the admin endpoints; the pure rule modules read them. Multipliers and
+shares are integer percentages (120 = x1.2) so that no float ever enters a rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Benefit(Strict):
+    code: str = Field(min_length=1, max_length=64)
+    description: str = Field(min_length=1, max_length=200)
+
+
+class Tier(Strict):
+    code: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1, max_length=32)
+    level: int = Field(ge=0, le=99)
+    # Growth that lifts a member into this tier.
+    threshold: int = Field(ge=0)
+    # Growth within the window that keeps (保级) the tier at review; defaults to the threshold.
+    retention: int | None = Field(default=None, ge=0)
+    points_multiplier_pct: int = Field(default=100, ge=100, le=1000)
+    # For the till to apply: 95 means 95折 (5% off). 100 = no discount.
+    discount_pct: int = Field(default=100, ge=1, le=100)
+    benefits: list[Benefit] = Field(default_factory=list)
+
+    @property
+    def retention_growth(self) -> int:
+        return self.threshold if self.retention is None else self.retention
+
+
+class Campaign(Strict):
+    """A time-boxed earning boost: a points multiplier and/or a bonus once an order reaches a
+    threshold (满额送积分). Both days are inclusive, in the program's time zone."""
+
+    code: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1, max_length=64)
+    starts_on: dt.date
+    ends_on: dt.date
+    multiplier_pct: int = Field(default=100, ge=100, le=1000)
+    bonus_threshold_fen: int | None = Field(default=None, ge=1)
+    bonus_points: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Campaign:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        if (self.bonus_threshold_fen is None) != (self.bonus_points == 0):
+            raise ValueError("bonus_threshold_fen and bonus_points go together")
+        return self
+
+    def active_on(self, day: dt.date) -> bool:
+        return self.starts_on <= day <= self.ends_on
+
+
+class EarningRules(Strict):
+    points_per_yuan: int = Field(default=1, ge=0, le=1000)
+    growth_per_yuan: int = Field(default=1, ge=0, le=1000)
+    campaigns: list[Campaign] = Field(default_factory=list)
+
+
+class ExpiryPolicy(Strict):
+    # Points earned in month M expire at the end of month M + months_after.
+    months_after: int = Field(default=12, ge=1, le=120)
+    reminder_days: list[int] = Field(default_factory=lambda: [30, 15, 3])
+
+
+class HoldPolicy(Strict):
+    """Checkout deduction: how many points make one yuan, how much of an order they may pay,
+    and how long a hold may stay unsettled before it releases itself."""
+
+    points_per_yuan: int = Field(default=10, ge=1, le=10000)
+    max_share_pct: int = Field(default=50, ge=1, le=100)
+    ttl_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+
+
+class ProgramConfig(Strict):
+    program_id: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
+    name: str = Field(min_length=1, max_length=64)
+    appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{14,30}$")
+    timezone: str = "Asia/Shanghai"
+    earning: EarningRules = Field(default_factory=EarningRules)
+    tiers: list[Tier]
+    expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
+    holds: HoldPolicy = Field(default_factory=HoldPolicy)
+    # Notification event type -> subscribe template id.
+    templates: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ladder(cls, tiers: list[Tier]) -> list[Tier]:
+        if not 2 <= len(tiers) <= 10:
+            raise ValueError("a program has 2 to 10 tiers")
+        ordered = sorted(tiers, key=lambda t: t.level)
+        if ordered[0].threshold != 0:
+            raise ValueError("the lowest tier must have threshold 0")
+        for lower, upper in zip(ordered, ordered[1:]):
+            if upper.level == lower.level or upper.threshold <= lower.threshold:
+                raise ValueError("tiers need distinct levels and rising thresholds")
+        if len({t.code for t in tiers}) != len(tiers):
+            raise ValueError("tier codes must be unique")
+        return ordered
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def today(self, now: dt.datetime) -> dt.date:
+        return now.astimezone(self.zone).date()
+
+    def local_day(self, moment: dt.datetime) -> dt.date:
+        return moment.astimezone(self.zone).date()
+
+    def tier(self, code: str) -> Tier:
+        for tier in self.tiers:
+            if tier.code == code:
+                return tier
+        return self.tiers[0]
+
+    @property
+    def base_tier(self) -> Tier:
+        return self.tiers[0]
+
+
+def demo_program() -> ProgramConfig:
+    """The local stack's `demo` program (../shared/API.md)."""
+    return ProgramConfig(
+        program_id="demo",
+        name="Demo Coffee",
+        appid="wxdemo0000000000",
+        tiers=[
+            Tier(code="normal", name="普通", level=0, threshold=0,
+                 benefits=[Benefit(code="earn_points", description="每消费1元得1积分")]),
+            Tier(code="silver", name="银卡", level=1, threshold=1000, points_multiplier_pct=120,
+                 discount_pct=98,
+                 benefits=[Benefit(code="points_x1.2", description="积分1.2倍"),
+                           Benefit(code="discount_98", description="消费98折")]),
+            Tier(code="gold", name="金卡", level=2, threshold=5000, points_multiplier_pct=150,
+                 discount_pct=95,
+                 benefits=[Benefit(code="points_x1.5", description="积分1.5倍"),
+                           Benefit(code="discount_95", description="消费95折"),
+                           Benefit(code="birthday_gift", description="生日礼")]),
+        ],
+        templates={
+            "tier_changed": "tmpl-tier",
+            "points_changed": "tmpl-points",
+            "points_expiring": "tmpl-expiring",
+        },
+    )

@@ -1,0 +1,62 @@
+"""Domain errors. Each carries the contract's HTTP status and snake_case code; `api/http.py` is the
+one place that turns them into the error envelope."""
+
+from __future__ import annotations
+
+
+class LoyaltyError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class InvalidRequest(LoyaltyError):
+    status, code = 400, "invalid_request"
+
+
+class Unauthorized(LoyaltyError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(LoyaltyError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(LoyaltyError):
+    status, code = 404, "not_found"
+
+
+class Conflict(LoyaltyError):
+    status, code = 409, "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+    def __init__(self, key_name: str) -> None:
+        super().__init__(f"this {key_name} was already used with a different body")
+
+
+class InsufficientPoints(Conflict):
+    code = "insufficient_points"
+
+    def __init__(self, message: str = "not enough points") -> None:
+        super().__init__(message)
+
+
+class RetryLater(LoyaltyError):
+    """Throttling or sustained contention: the only 5xx the contract allows."""
+
+    status, code = 503, "retry_later"
+
+    def __init__(self, message: str = "busy, retry shortly") -> None:
+        super().__init__(message)
+
+
+class WechatUnavailable(RetryLater):
+    """WeChat timed out or answered garbage: the caller may retry, nothing was changed."""

@@ -1,0 +1,122 @@
+"""The one place that builds key strings. Nothing else in the code base formats a pk or sk.
+
+Layout (P = program id, M = member id):
+
+  PROGRAM#P            CONFIG                 program config (rules, tiers, templates)
+  APPID#<appid>        APPID                  appid -> program
+  ADMINKEY#<sha256>    ADMINKEY               staff key (hashed) -> program
+  TILLKEY#<key id>     TILLKEY                till key -> program, encrypted secret
+  NONCE#<key>#<nonce>  NONCE                  till nonce, seen-at (replay window)
+  P#P#WX#<openid>      WXUSER                 WeChat user: encrypted session key, member link
+  P#P#UNIONID#<u>      IDENTITY               unionid -> member (uniqueness guard)
+  P#P#PHONE#<hmac>     IDENTITY               phone hash -> member (uniqueness guard)
+  P#P#INVITE#<code>    IDENTITY               invite code -> member (uniqueness guard)
+  P#P#M#M              A#ACCOUNT              balances, growth, tier, version (the "head")
+  P#P#M#M              A#PROFILE              nickname, birthday, phone (encrypted), invite code
+  P#P#M#M              A#LOT#<expires_on>     a points lot: what remains of points expiring that day
+  P#P#M#M              REFERRAL#<invitee>     an invitee this member brought in
+  P#P#ORDER#<order id> ORDER                  order: what it earned, what was refunded (ledger row)
+  P#P#ORDER#<order id> REFUND#<refund id>     a refund of it (ledger row)
+  P#P#M#M              OP#<kind>#<key>        other ledger rows, keyed by the caller's idempotency key
+  P#P#REWARD#<id>      REWARD                 rewards catalogue item with stock
+
+Ledger rows are found per member through GSI1: gsi1pk = P#P#M#M#POINTS, gsi1sk = <ts>#<id>.
+Every sort key the member card needs starts with "A#", so the card is one Query.
+"""
+
+from __future__ import annotations
+
+CARD_PREFIX = "A#"
+ACCOUNT_SK = "A#ACCOUNT"
+PROFILE_SK = "A#PROFILE"
+LOT_PREFIX = "A#LOT#"
+
+
+def program(program_id: str) -> tuple[str, str]:
+    return f"PROGRAM#{program_id}", "CONFIG"
+
+
+def appid(value: str) -> tuple[str, str]:
+    return f"APPID#{value}", "APPID"
+
+
+def admin_key(key_hash: str) -> tuple[str, str]:
+    return f"ADMINKEY#{key_hash}", "ADMINKEY"
+
+
+def till_key(key_id: str) -> tuple[str, str]:
+    return f"TILLKEY#{key_id}", "TILLKEY"
+
+
+def nonce(key_id: str, value: str) -> tuple[str, str]:
+    return f"NONCE#{key_id}#{value}", "NONCE"
+
+
+def wechat_user(program_id: str, openid: str) -> tuple[str, str]:
+    return f"P#{program_id}#WX#{openid}", "WXUSER"
+
+
+def unionid_guard(program_id: str, unionid: str) -> tuple[str, str]:
+    return f"P#{program_id}#UNIONID#{unionid}", "IDENTITY"
+
+
+def phone_guard(program_id: str, phone_hash: str) -> tuple[str, str]:
+    return f"P#{program_id}#PHONE#{phone_hash}", "IDENTITY"
+
+
+def invite_guard(program_id: str, code: str) -> tuple[str, str]:
+    return f"P#{program_id}#INVITE#{code}", "IDENTITY"
+
+
+def member_pk(program_id: str, member_id: str) -> str:
+    return f"P#{program_id}#M#{member_id}"
+
+
+def account(program_id: str, member_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), ACCOUNT_SK
+
+
+def profile(program_id: str, member_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), PROFILE_SK
+
+
+def lot(program_id: str, member_id: str, expires_on: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"{LOT_PREFIX}{expires_on}"
+
+
+def referral(program_id: str, member_id: str, invitee_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"REFERRAL#{invitee_id}"
+
+
+def order(program_id: str, order_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#ORDER#{order_id}", "ORDER"
+
+
+def refund(program_id: str, order_id: str, refund_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#ORDER#{order_id}", f"REFUND#{refund_id}"
+
+
+def member_operation(program_id: str, member_id: str, kind: str, key: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"OP#{kind}#{key}"
+
+
+def program_operation(program_id: str, kind: str, key: str) -> tuple[str, str]:
+    return f"P#{program_id}#OP#{kind}#{key}", "OP"
+
+
+def reward(program_id: str, reward_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#REWARD#{reward_id}", "REWARD"
+
+
+def rewards_list(program_id: str) -> str:
+    """GSI1 partition listing a program's rewards."""
+    return f"P#{program_id}#REWARDS"
+
+
+def points_history(program_id: str, member_id: str) -> str:
+    """GSI1 partition of a member's ledger rows."""
+    return f"{member_pk(program_id, member_id)}#POINTS"
+
+
+def history_sort(created_at: str, entry_id: str) -> str:
+    return f"{created_at}#{entry_id}"

@@ -1,0 +1,130 @@
+"""Member storage: the WeChat user link, enrolment with its uniqueness guards, phone binding,
+and the one-Query read of everything the member card shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.domain.lots import Lot
+from chalicelib.store import keys
+from chalicelib.store.models import (
+    AccountItem,
+    IdentityItem,
+    LotItem,
+    ProfileItem,
+    TableItem,
+    WechatUserItem,
+)
+from chalicelib.store.tx import Transaction
+
+
+@dataclass
+class MemberRecord:
+    account: AccountItem
+    profile: ProfileItem
+    lots: list[LotItem]
+
+    @property
+    def lot_values(self) -> list[Lot]:
+        return [Lot(dt.date.fromisoformat(item.expires_on), int(item.remaining)) for item in self.lots]
+
+
+def record_login(program_id: str, openid: str, unionid: str | None, session_key_enc: str, now: str) -> str | None:
+    """Upsert the WeChat user in one write and return the member it is linked to, if any."""
+    pk, sk = keys.wechat_user(program_id, openid)
+    user = WechatUserItem(pk, sk)
+    actions = [
+        WechatUserItem.kind.set(WechatUserItem),
+        WechatUserItem.program_id.set(program_id),
+        WechatUserItem.openid.set(openid),
+        WechatUserItem.session_key_enc.set(session_key_enc),
+        WechatUserItem.last_login_at.set(now),
+    ]
+    if unionid:
+        actions.append(WechatUserItem.unionid.set(unionid))
+    user.update(actions=actions)
+    return user.member_id
+
+
+def wechat_user(program_id: str, openid: str) -> WechatUserItem | None:
+    try:
+        return WechatUserItem.get(*keys.wechat_user(program_id, openid), consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def identity(key: tuple[str, str]) -> str | None:
+    try:
+        return IdentityItem.get(*key, consistent_read=True).member_id
+    except DoesNotExist:
+        return None
+
+
+def create_member(program_id: str, openid: str, unionid: str | None, member_id: str, profile: ProfileItem,
+                  account: AccountItem) -> None:
+    """Enrol in one transaction. Guards: the WeChat user is not linked yet (label `wechat_user`),
+    the unionid is free (`unionid`), the invite code is free (`invite`)."""
+    tx = Transaction()
+    user_key = keys.wechat_user(program_id, openid)
+    tx.update(
+        WechatUserItem(*user_key),
+        actions=[WechatUserItem.member_id.set(member_id)],
+        condition=WechatUserItem.pk.exists() & WechatUserItem.member_id.does_not_exist(),
+        label="wechat_user",
+    )
+    if unionid:
+        tx.put(IdentityItem(*keys.unionid_guard(program_id, unionid), member_id=member_id),
+               IdentityItem.pk.does_not_exist(), label="unionid")
+    tx.put(IdentityItem(*keys.invite_guard(program_id, profile.invite_code), member_id=member_id),
+           IdentityItem.pk.does_not_exist(), label="invite")
+    tx.put(profile, ProfileItem.pk.does_not_exist(), label="profile")
+    tx.put(account, AccountItem.pk.does_not_exist(), label="account")
+    tx.commit()
+
+
+def link_wechat_user(program_id: str, openid: str, member_id: str) -> None:
+    """Link a WeChat user to an existing member (same unionid seen under a new openid)."""
+    WechatUserItem(*keys.wechat_user(program_id, openid)).update(
+        actions=[WechatUserItem.member_id.set(member_id)],
+        condition=WechatUserItem.member_id.does_not_exist(),
+    )
+
+
+def read_member(program_id: str, member_id: str) -> MemberRecord | None:
+    """Account, profile and lots: one consistent Query on the member's partition."""
+    account = profile = None
+    lots: list[LotItem] = []
+    for item in TableItem.query(keys.member_pk(program_id, member_id), TableItem.sk.startswith(keys.CARD_PREFIX),
+                                consistent_read=True):
+        if isinstance(item, AccountItem):
+            account = item
+        elif isinstance(item, ProfileItem):
+            profile = item
+        elif isinstance(item, LotItem):
+            lots.append(item)
+    if account is None or profile is None:
+        return None
+    return MemberRecord(account, profile, lots)
+
+
+def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str, phone_masked: str,
+               previous_hash: str | None) -> None:
+    """Claim the phone's guard for this member (label `phone` fails if another member holds it)
+    and store it encrypted on the profile; release the previous phone's guard."""
+    tx = Transaction()
+    guard = IdentityItem(*keys.phone_guard(program_id, phone_hash), member_id=member_id)
+    tx.put(guard, IdentityItem.pk.does_not_exist() | (IdentityItem.member_id == member_id), label="phone")
+    tx.update(
+        ProfileItem(*keys.profile(program_id, member_id)),
+        actions=[ProfileItem.phone_enc.set(phone_enc), ProfileItem.phone_hash.set(phone_hash),
+                 ProfileItem.phone_masked.set(phone_masked)],
+        condition=ProfileItem.pk.exists(),
+        label="profile",
+    )
+    if previous_hash and previous_hash != phone_hash:
+        tx.delete(IdentityItem(*keys.phone_guard(program_id, previous_hash)),
+                  IdentityItem.member_id == member_id, label="previous_phone")
+    tx.commit()

@@ -1,0 +1,196 @@
+"""PynamoDB models for the one table. Keys come from `keys.py`; the table itself from `schema.py`.
+
+PynamoDB reads ``Meta.host``/``Meta.region`` when this module is imported, so settings must be
+in the environment first (the app, the local stack and the test fixtures all make sure of it).
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    DiscriminatorAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import get_settings
+from chalicelib.store import schema
+
+_settings = get_settings()
+
+
+class _Meta:
+    table_name = _settings.table_name
+    region = _settings.region
+    host = _settings.dynamodb_endpoint
+    # Lambda reuses connections; keep retries low so throttling surfaces as 503 retry_later fast.
+    max_retry_attempts = 2
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 5
+
+
+class Gsi1(GlobalSecondaryIndex):
+    class Meta:
+        index_name = schema.GSI1
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class Gsi2(GlobalSecondaryIndex):
+    class Meta:
+        index_name = schema.GSI2
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class TableItem(Model):
+    """Every item in the table; `kind` says which entity it is."""
+
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+
+    gsi1 = Gsi1()
+    gsi2 = Gsi2()
+
+
+class ProgramItem(TableItem, discriminator="program"):
+    config = JSONAttribute()
+    wechat_secret_enc = UnicodeAttribute()
+    version = NumberAttribute(default=1)
+    updated_at = UnicodeAttribute()
+
+
+class AppIdItem(TableItem, discriminator="appid"):
+    program_id = UnicodeAttribute()
+
+
+class AdminKeyItem(TableItem, discriminator="admin_key"):
+    program_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class TillKeyItem(TableItem, discriminator="till_key"):
+    program_id = UnicodeAttribute()
+    store_id = UnicodeAttribute(null=True)
+    secret_enc = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class NonceItem(TableItem, discriminator="nonce"):
+    seen_at = NumberAttribute()
+
+
+class WechatUserItem(TableItem, discriminator="wechat_user"):
+    program_id = UnicodeAttribute()
+    openid = UnicodeAttribute()
+    unionid = UnicodeAttribute(null=True)
+    session_key_enc = UnicodeAttribute(null=True)
+    member_id = UnicodeAttribute(null=True)
+    last_login_at = UnicodeAttribute()
+
+
+class IdentityItem(TableItem, discriminator="identity"):
+    member_id = UnicodeAttribute()
+
+
+class AccountItem(TableItem, discriminator="account"):
+    """The member's balances: the one item every balance change conditions on (`version`)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    points = NumberAttribute(default=0)  # the ledger sum: live lots - debt
+    held = NumberAttribute(default=0)
+    debt = NumberAttribute(default=0)
+    growth = NumberAttribute(default=0)  # lifetime growth
+    growth_months = JSONAttribute(default=dict)  # {"YYYY-MM": growth earned that month}
+    tier = UnicodeAttribute()
+    stored_value_fen = NumberAttribute(default=0)
+    version = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
+
+
+class ProfileItem(TableItem, discriminator="profile"):
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    openid = UnicodeAttribute()
+    unionid = UnicodeAttribute(null=True)
+    nickname = UnicodeAttribute(null=True)
+    birthday = UnicodeAttribute(null=True)
+    invite_code = UnicodeAttribute()
+    invited_by = UnicodeAttribute(null=True)
+    invited_count = NumberAttribute(default=0)
+    phone_enc = UnicodeAttribute(null=True)
+    phone_hash = UnicodeAttribute(null=True)
+    phone_masked = UnicodeAttribute(null=True)
+    enrolled_at = UnicodeAttribute()
+
+
+class LotItem(TableItem, discriminator="lot"):
+    """Points that expire on one day. gsi2 (the expiry queue) is set only while points remain."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    expires_on = UnicodeAttribute()
+    remaining = NumberAttribute(default=0)
+    earned = NumberAttribute(default=0)
+
+
+class ReferralItem(TableItem, discriminator="referral"):
+    invitee_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class LedgerItem(TableItem, discriminator="ledger"):
+    """One change of a member's points; the item's key is the caller's idempotency key."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    entry_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    points = NumberAttribute()
+    balance_after = NumberAttribute()
+    growth = NumberAttribute(default=0)
+    reason = UnicodeAttribute()
+    ref = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    # A fingerprint of the request that made this row: same key + other body = 409.
+    request_hash = UnicodeAttribute(null=True)
+    # The first answer, returned again on replay; and kind-specific state (draws, amounts).
+    response = JSONAttribute(null=True)
+    detail = JSONAttribute(null=True)
+
+
+class OrderItem(LedgerItem, discriminator="order"):
+    amount_fen = NumberAttribute()
+    refunded_fen = NumberAttribute(default=0)
+    points_reversed = NumberAttribute(default=0)
+    growth_reversed = NumberAttribute(default=0)
+    refund_count = NumberAttribute(default=0)
+
+
+class RewardItem(TableItem, discriminator="reward"):
+    program_id = UnicodeAttribute()
+    reward_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    points_price = NumberAttribute()
+    cash_fen = NumberAttribute(default=0)
+    stock = NumberAttribute()
+    per_member_limit = NumberAttribute(null=True)
+    active = NumberAttribute(default=1)
+    updated_at = UnicodeAttribute()

@@ -1,0 +1,191 @@
+"""Programs and their credentials: config, appid map, staff keys, till keys, till nonces.
+
+Config and keys change rarely and are read on every request, so they are cached per Lambda
+container for `config_cache_seconds`; writes made through this module drop the cache at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib import crypto
+from chalicelib.domain.program import ProgramConfig
+from chalicelib.settings import Settings
+from chalicelib.store import keys
+from chalicelib.store.models import (
+    AdminKeyItem,
+    AppIdItem,
+    NonceItem,
+    ProgramItem,
+    TillKeyItem,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Program:
+    config: ProgramConfig
+    wechat_secret: str
+    version: int
+
+
+@dataclass(frozen=True)
+class TillKey:
+    key_id: str
+    program_id: str
+    store_id: str | None
+    secret: str
+
+
+@dataclass(frozen=True)
+class AdminKey:
+    program_id: str
+    name: str
+    fingerprint: str
+
+
+class _Cache:
+    """Tiny TTL cache; misses are cached too so that unknown keys don't hit the table each time."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def get(self, kind: str, key: str, ttl: float, load: Callable[[], T]) -> T:
+        now = time.monotonic()
+        hit = self._entries.get((kind, key))
+        if hit and hit[0] > now:
+            return hit[1]
+        value = load()
+        if ttl > 0:
+            self._entries[(kind, key)] = (now + ttl, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_cache = _Cache()
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def _get(model: type, key: tuple[str, str]) -> Any:
+    try:
+        return model.get(*key)
+    except DoesNotExist:
+        return None
+
+
+def get_program(settings: Settings, program_id: str) -> Program | None:
+    def load() -> Program | None:
+        item = _get(ProgramItem, keys.program(program_id))
+        if item is None:
+            return None
+        secret = crypto.decrypt(settings, item.wechat_secret_enc, context=item.pk)
+        return Program(ProgramConfig.model_validate(item.config), secret, int(item.version))
+
+    return _cache.get("program", program_id, settings.config_cache_seconds, load)
+
+
+def program_for_appid(settings: Settings, appid: str) -> str | None:
+    def load() -> str | None:
+        item = _get(AppIdItem, keys.appid(appid))
+        return item.program_id if item else None
+
+    return _cache.get("appid", appid, settings.config_cache_seconds, load)
+
+
+def get_admin_key(settings: Settings, presented: str) -> AdminKey | None:
+    fingerprint = crypto.key_fingerprint(presented)
+
+    def load() -> AdminKey | None:
+        item = _get(AdminKeyItem, keys.admin_key(fingerprint))
+        return AdminKey(item.program_id, item.name, fingerprint) if item else None
+
+    return _cache.get("admin", fingerprint, settings.config_cache_seconds, load)
+
+
+def get_till_key(settings: Settings, key_id: str) -> TillKey | None:
+    def load() -> TillKey | None:
+        item = _get(TillKeyItem, keys.till_key(key_id))
+        if item is None:
+            return None
+        secret = crypto.decrypt(settings, item.secret_enc, context=item.pk)
+        return TillKey(key_id, item.program_id, item.store_id, secret)
+
+    return _cache.get("till", key_id, settings.config_cache_seconds, load)
+
+
+def record_nonce(settings: Settings, key_id: str, nonce: str, now: float) -> bool:
+    """True if the nonce is fresh; False if this key used it within the replay window.
+
+    One conditional put. The condition also accepts a row older than the window, because TTL
+    deletion is lazy (and never happens in moto)."""
+    pk, sk = keys.nonce(key_id, nonce)
+    window = settings.nonce_window_seconds
+    item = NonceItem(pk, sk, seen_at=int(now), ttl=dt.timedelta(seconds=window * 2))
+    try:
+        item.save(condition=NonceItem.pk.does_not_exist() | (NonceItem.seen_at < int(now) - window))
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str | None = None) -> Program:
+    """Create or replace a program's config (staff or seeding). The appid map is written too."""
+    pk, sk = keys.program(config.program_id)
+    current = _get(ProgramItem, (pk, sk))
+    if wechat_secret is None:
+        if current is None:
+            raise ValueError("a new program needs its WeChat app secret")
+        secret_enc = current.wechat_secret_enc
+    else:
+        secret_enc = crypto.encrypt(settings, wechat_secret, context=pk)
+    version = int(current.version) + 1 if current else 1
+    item = ProgramItem(
+        pk, sk,
+        config=config.model_dump(mode="json"),
+        wechat_secret_enc=secret_enc,
+        version=version,
+        updated_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+    )
+    condition = ProgramItem.pk.does_not_exist() if current is None else ProgramItem.version == current.version
+    item.save(condition=condition)
+    AppIdItem(*keys.appid(config.appid), program_id=config.program_id).save()
+    clear_cache()
+    return get_program(settings, config.program_id)  # type: ignore[return-value]
+
+
+def save_admin_key(program_id: str, name: str, secret: str) -> None:
+    AdminKeyItem(
+        *keys.admin_key(crypto.key_fingerprint(secret)),
+        program_id=program_id, name=name,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+    ).save()
+    clear_cache()
+
+
+def save_till_key(settings: Settings, program_id: str, key_id: str, secret: str, store_id: str | None = None) -> None:
+    pk, sk = keys.till_key(key_id)
+    try:
+        TillKeyItem(
+            pk, sk,
+            program_id=program_id, store_id=store_id,
+            secret_enc=crypto.encrypt(settings, secret, context=pk),
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        ).save(condition=TillKeyItem.pk.does_not_exist() | (TillKeyItem.program_id == program_id))
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise ValueError(f"till key {key_id} belongs to another program") from exc
+        raise
+    clear_cache()
