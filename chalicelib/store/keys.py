@@ -120,3 +120,35 @@ def points_history(program_id: str, member_id: str) -> str:
 
 def history_sort(created_at: str, entry_id: str) -> str:
     return f"{created_at}#{entry_id}"
+
+
+EXPIRY_SHARDS = 8
+
+
+def _shard(member_id: str, shards: int) -> int:
+    import zlib
+
+    return zlib.crc32(member_id.encode()) % shards
+
+
+def expiry_queue(program_id: str, expires_on: str, member_id: str) -> tuple[str, str]:
+    """GSI2 keys of a live lot: partitioned by expiry day and a shard of the member id, so one
+    day's expiries spread over EXPIRY_SHARDS partitions instead of one hot key."""
+    return f"P#{program_id}#EXPIRES#{expires_on}#{_shard(member_id, EXPIRY_SHARDS)}", member_id
+
+
+def expiry_queue_partition(program_id: str, expires_on: str, shard: int) -> str:
+    return f"P#{program_id}#EXPIRES#{expires_on}#{shard}"
+
+
+def hold(program_id: str, hold_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#HOLD#{hold_id}", "HOLD"
+
+
+def holds_due(day: str) -> str:
+    """GSI2 partition of unsettled holds whose time runs out on `day` (UTC), for every program."""
+    return f"HOLDS_DUE#{day}"
+
+
+def reward_limit(program_id: str, member_id: str, reward_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"LIMIT#{reward_id}"

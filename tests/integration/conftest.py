@@ -4,7 +4,6 @@ through the local stack's stand-in on a loopback port."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import boto3
@@ -26,12 +25,13 @@ def wechat():
 @pytest.fixture
 def aws(wechat):
     from chalicelib.seed import seed_demo_program
+    from chalicelib.settings import get_settings
     from chalicelib.store import programs, schema
     from devstack import serial_dynamodb
 
     serial_dynamodb.install()
     with mock_aws():
-        schema.create_table(boto3.client("dynamodb", region_name="us-east-1"), os.environ["LOYALTY_TABLE_NAME"])
+        schema.create_table(boto3.client("dynamodb", region_name="us-east-1"), get_settings().table_name)
         programs.clear_cache()
         seed_demo_program()
         yield
@@ -79,5 +79,6 @@ def api(aws):
 
     from app import app
 
-    with Client(app) as client:
+    # The local stage: its config sets only LOYALTY_STAGE=local, which the tests use anyway.
+    with Client(app, stage_name="local") as client:
         yield Api(client)

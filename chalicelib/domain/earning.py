@@ -1,0 +1,43 @@
+"""Points and growth for a paid order. Pure.
+
+Points: whole yuan x rate x tier multiplier x the best active campaign multiplier (multipliers do
+not stack across campaigns), rounded down, plus every active 满额送积分 bonus the order reaches.
+Growth: whole yuan x growth rate; tiers and campaigns do not touch growth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from chalicelib.domain.program import ProgramConfig, Tier
+
+
+@dataclass(frozen=True)
+class Award:
+    points: int
+    growth: int
+    base_points: int
+    tier_multiplier_pct: int
+    campaign_multiplier_pct: int
+    bonus_points: int
+    campaigns: tuple[str, ...]
+
+
+def award_for_order(config: ProgramConfig, tier: Tier, amount_fen: int, paid_on: dt.date) -> Award:
+    yuan = amount_fen // 100
+    active = [c for c in config.earning.campaigns if c.active_on(paid_on)]
+    campaign_pct = max((c.multiplier_pct for c in active), default=100)
+    base = yuan * config.earning.points_per_yuan
+    multiplied = base * tier.points_multiplier_pct * campaign_pct // 10_000
+    bonuses = [c for c in active if c.bonus_threshold_fen is not None and amount_fen >= c.bonus_threshold_fen]
+    bonus = sum(c.bonus_points for c in bonuses)
+    return Award(
+        points=multiplied + bonus,
+        growth=yuan * config.earning.growth_per_yuan,
+        base_points=base,
+        tier_multiplier_pct=tier.points_multiplier_pct,
+        campaign_multiplier_pct=campaign_pct,
+        bonus_points=bonus,
+        campaigns=tuple(c.code for c in active if c.multiplier_pct > 100 or c in bonuses),
+    )
