@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import health, http, members, points
+from chalicelib.api import health, http, members, points, rewards
 
 
 def register(app: Chalice) -> None:
     http.register_middleware(app)
-    for module in (health, members, points):
+    for module in (health, members, points, rewards):
         app.register_blueprint(module.bp)

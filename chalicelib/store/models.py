@@ -194,3 +194,9 @@ class RewardItem(TableItem, discriminator="reward"):
     per_member_limit = NumberAttribute(null=True)
     active = NumberAttribute(default=1)
     updated_at = UnicodeAttribute()
+
+
+class RewardLimitItem(TableItem, discriminator="reward_limit"):
+    """How many of a limited reward one member holds (redeemed minus cancelled)."""
+
+    count = NumberAttribute(default=0)
