@@ -101,9 +101,14 @@ def restore(before: Balances, draws: list[Draw], today: dt.date, *, from_held: i
     return Change(after, {day: n for day, n in back.items() if n}, repaid_debt=repay)
 
 
+def capture(before: Balances, points: int) -> Change:
+    """A captured hold: the frozen points are spent (they left `points` when frozen)."""
+    return Change(replace(before, held=before.held - points), {})
+
+
 def expire(before: Balances, lot: Lot) -> Change:
     """The job expires what remains in a lot."""
     return Change(replace(before, points=before.points - lot.remaining), {lot.expires_on: -lot.remaining})
 
 
-__all__ = ["Balances", "Change", "InDebt", "NotEnoughPoints", "earn", "spend", "reverse", "restore", "expire"]
+__all__ = ["Balances", "Change", "InDebt", "NotEnoughPoints", "earn", "spend", "reverse", "restore", "capture", "expire"]
