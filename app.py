@@ -26,9 +26,9 @@ def on_table_change(event):
 
 @app.schedule(Cron(5, 16, "*", "*", "?", "*"))  # 00:05 in Asia/Shanghai, the programs' default day
 def run_daily_jobs(event):
-    return jobs.run_scheduled(jobs.DAILY, get_settings())
+    return jobs.run_scheduled(jobs.DAILY, get_settings(), event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def run_frequent_jobs(event):
-    return jobs.run_scheduled(jobs.FREQUENT, get_settings())
+    return jobs.run_scheduled(jobs.FREQUENT, get_settings(), event.context)

@@ -148,6 +148,7 @@ def enroll(settings: Settings, principal: MemberPrincipal, body: EnrollIn) -> tu
             invite_code="".join(secrets.choice(_INVITE_ALPHABET) for _ in range(_INVITE_LENGTH)),
             invited_by=inviter, enrolled_at=now,
         )
+        profile.gsi1pk, profile.gsi1sk = keys.members_list(program_id, member_id)
         account = AccountItem(
             *keys.account(program_id, member_id),
             program_id=program_id, member_id=member_id, tier=config.base_tier.code, updated_at=now,

@@ -152,3 +152,24 @@ def holds_due(day: str) -> str:
 
 def reward_limit(program_id: str, member_id: str, reward_id: str) -> tuple[str, str]:
     return member_pk(program_id, member_id), f"LIMIT#{reward_id}"
+
+
+MEMBER_SHARDS = 8
+
+
+def members_list(program_id: str, member_id: str) -> tuple[str, str]:
+    """GSI1 keys on a member's profile: every member of a program, spread over MEMBER_SHARDS."""
+    return f"P#{program_id}#MEMBERS#{_shard(member_id, MEMBER_SHARDS)}", member_id
+
+
+def members_list_partition(program_id: str, shard: int) -> str:
+    return f"P#{program_id}#MEMBERS#{shard}"
+
+
+def programs_list() -> str:
+    """GSI1 partition listing every program (scheduled jobs run for each)."""
+    return "PROGRAMS"
+
+
+def job_run(program_id: str, job: str, as_of: str) -> tuple[str, str]:
+    return f"P#{program_id}#JOB#{job}", f"RUN#{as_of}"

@@ -22,6 +22,7 @@ from chalicelib.store.models import (
     AppIdItem,
     NonceItem,
     ProgramItem,
+    TableItem,
     TillKeyItem,
 )
 
@@ -103,6 +104,11 @@ def program_for_appid(settings: Settings, appid: str) -> str | None:
     return _cache.get("appid", appid, settings.config_cache_seconds, load)
 
 
+def program_ids() -> list[str]:
+    """Every program (scheduled jobs run for each)."""
+    return [item.gsi1sk for item in TableItem.gsi1.query(keys.programs_list())]
+
+
 def get_admin_key(settings: Settings, presented: str) -> AdminKey | None:
     fingerprint = crypto.key_fingerprint(presented)
 
@@ -158,6 +164,7 @@ def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str |
         wechat_secret_enc=secret_enc,
         version=version,
         updated_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        gsi1pk=keys.programs_list(), gsi1sk=config.program_id,
     )
     condition = ProgramItem.pk.does_not_exist() if current is None else ProgramItem.version == current.version
     item.save(condition=condition)

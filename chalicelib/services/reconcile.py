@@ -1,0 +1,69 @@
+"""Reconciliation: check every member of a program against the ledger invariant; change nothing.
+
+Run it with `make reconcile` (or `python -m chalicelib.services.reconcile --program demo`), from
+the admin jobs endpoint (`reconcile`), or let the daily schedule run it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Iterator
+
+from chalicelib.domain.reconcile import MemberTotals, differences
+from chalicelib.store import keys
+from chalicelib.store import ledger as store
+from chalicelib.store.models import ProfileItem, TableItem
+
+
+def member_ids(program_id: str) -> Iterator[str]:
+    for shard in range(keys.MEMBER_SHARDS):
+        for item in TableItem.gsi1.query(keys.members_list_partition(program_id, shard)):
+            if isinstance(item, ProfileItem):
+                yield item.member_id
+
+
+def totals(program_id: str, member_id: str) -> MemberTotals | None:
+    record = store.member(program_id, member_id)
+    if record is None:
+        return None
+    rows = store.all_ledger_rows(program_id, member_id)
+    open_holds = sum(int((row.detail or {}).get("points", 0)) for row in rows
+                     if row.type == "hold" and (row.detail or {}).get("status") == "held")
+    account = record.account
+    return MemberTotals(
+        member_id=member_id, points=int(account.points), held=int(account.held), debt=int(account.debt),
+        growth=int(account.growth),
+        ledger_points=sum(int(row.points) for row in rows),
+        ledger_growth=sum(int(row.growth or 0) for row in rows),
+        lots_remaining=sum(int(lot.remaining) for lot in record.lots),
+        open_holds=open_holds,
+    )
+
+
+def reconcile_program(program_id: str) -> dict[str, Any]:
+    checked = 0
+    problems: list[dict[str, Any]] = []
+    for member_id in member_ids(program_id):
+        found = totals(program_id, member_id)
+        checked += 1
+        issues = differences(found) if found else ["account or profile missing"]
+        if issues:
+            problems.append({"member_id": member_id, "differences": issues})
+    return {"program_id": program_id, "members_checked": checked, "members_with_differences": len(problems),
+            "differences": problems[:100], "clean": not problems}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check every member's balance against the ledger and lots.")
+    parser.add_argument("--program", action="append", help="program id (default: every program)")
+    args = parser.parse_args(argv)
+    from chalicelib.store import programs
+
+    reports = [reconcile_program(p) for p in (args.program or programs.program_ids())]
+    print(json.dumps(reports, ensure_ascii=False, indent=2))
+    return 0 if all(r["clean"] for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
