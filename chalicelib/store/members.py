@@ -15,10 +15,11 @@ from chalicelib.store.models import (
     IdentityItem,
     LotItem,
     ProfileItem,
+    ReferralItem,
     TableItem,
     WechatUserItem,
 )
-from chalicelib.store.tx import Transaction
+from chalicelib.store.tx import ConditionsFailed, Transaction
 
 
 @dataclass
@@ -128,3 +129,21 @@ def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str,
         tx.delete(IdentityItem(*keys.phone_guard(program_id, previous_hash)),
                   IdentityItem.member_id == member_id, label="previous_phone")
     tx.commit()
+
+
+def record_referral(program_id: str, inviter_id: str, invitee_id: str, created_at: str) -> bool:
+    """Count an invitee for the inviter once (the referral row is the once-guard).
+    False if it was already counted (a redelivered stream record)."""
+    tx = Transaction()
+    tx.put(ReferralItem(*keys.referral(program_id, inviter_id, invitee_id), invitee_id=invitee_id,
+                        created_at=created_at),
+           ReferralItem.pk.does_not_exist(), label="referral")
+    tx.update(ProfileItem(*keys.profile(program_id, inviter_id)), actions=[ProfileItem.invited_count.add(1)],
+              condition=ProfileItem.pk.exists(), label="inviter")
+    try:
+        tx.commit()
+    except ConditionsFailed as failed:
+        if "referral" in failed.labels:
+            return False
+        raise
+    return True
