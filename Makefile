@@ -37,5 +37,12 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -q tests/e2e
 
+bench: $(STAMP)
+	$(PY) -m bench.run --write
+
+reconcile: $(STAMP)
+	LOYALTY_DYNAMODB_ENDPOINT=http://127.0.0.1:$(DYNAMODB_PORT) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+		$(PY) -m chalicelib.services.reconcile
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

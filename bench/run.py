@@ -1,0 +1,171 @@
+"""`make bench`: DynamoDB requests and units per operation, and what a million of them cost.
+
+Runs the service in-process against moto (DynamoDB) and the local stack's WeChat stand-in, with
+warm caches (program config and till keys are cached per Lambda container, as in production).
+Each operation is measured twice: the service call alone, and the whole API request (which adds
+the till's nonce write for till calls). `--write` records the table in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+# On-demand prices, us-east-1, USD per million request units (Nov 2024 onwards).
+WRITE_PRICE, READ_PRICE = 0.625, 0.125
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment() -> int:
+    port = _free_port()
+    os.environ.update({
+        "LOYALTY_STAGE": "local", "LOYALTY_TABLE_NAME": "loyalty-bench", "LOYALTY_REGION": "us-east-1",
+        "LOYALTY_WECHAT_API_BASE": f"http://127.0.0.1:{port}", "LOYALTY_CONFIG_CACHE_SECONDS": "300",
+        "LOYALTY_LOG_LEVEL": "WARNING", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    })
+    os.environ.pop("LOYALTY_DYNAMODB_ENDPOINT", None)
+    return port
+
+
+class Bench:
+    def __init__(self, meter: Any, client: Any) -> None:
+        self.meter = meter
+        self.client = client
+        self.rows: list[dict[str, Any]] = []
+
+    def measure(self, name: str, call: Callable[[], Any], check: Callable[[Any], bool] | None = None) -> Any:
+        with self.meter.measure() as tally:
+            result = call()
+        if check is not None and not check(result):
+            raise SystemExit(f"{name}: unexpected result {result!r}")
+        cost = tally.write_units * WRITE_PRICE + tally.read_units * READ_PRICE
+        self.rows.append({"operation": name, "requests": tally.requests, "read_units": tally.read_units,
+                          "write_units": tally.write_units, "usd_per_million": round(cost, 3),
+                          "calls": " + ".join(tally.operations)})
+        return result
+
+    def api(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        payload = json.dumps(body).encode() if body is not None else b""
+        answer = self.client.http.request(method, path, headers=headers or {}, body=payload)
+        return answer.status_code, json.loads(answer.body) if answer.body else None
+
+
+def run() -> list[dict[str, Any]]:
+    wechat_port = _environment()
+    import boto3
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from devstack import serial_dynamodb
+    from devstack.wechat_standin import WechatStandin
+
+    serial_dynamodb.install()
+    with WechatStandin(port=wechat_port), mock_aws():
+        from chalicelib.seed import seed_demo_program
+        from chalicelib.settings import get_settings
+        from chalicelib.store import schema, tx
+
+        settings = get_settings()
+        schema.create_table(boto3.client("dynamodb", region_name="us-east-1"), settings.table_name)
+        seed_demo_program()
+        from app import app
+
+        from bench.meter import Meter
+        from tests.support import calls
+
+        with Client(app, stage_name="local") as client:
+            bench = Bench(Meter(tx.connection().client, settings.table_name, "us-east-1"), client)
+            return _operations(bench, settings, calls)
+
+
+def _operations(bench: Bench, settings: Any, calls: Any) -> list[dict[str, Any]]:
+    from chalicelib.auth.principals import MemberPrincipal, TillPrincipal
+    from chalicelib.services import holds, ledger, members, rewards
+
+    till = TillPrincipal("demo", "dev-pos", "demo-store-1")
+    status, login = bench.api("POST", "/v1/auth/login", {"appid": calls.DEMO_APPID, "code": "dev-bench"})
+    token = login["token"]
+    _, card = bench.api("POST", "/v1/members", {"nickname": "Bench"}, calls.bearer(token))
+    member_id = card["member_id"]
+    principal = MemberPrincipal("demo", "bench", member_id)
+    paid_at = dt.datetime.now(dt.timezone.utc).isoformat()
+
+    def order(order_id: str, amount_fen: int = 100_000) -> Any:
+        return ledger.OrderIn.model_validate_json(json.dumps(
+            {"order_id": order_id, "member_id": member_id, "amount_fen": amount_fen, "paid_at": paid_at}))
+
+    def till_call(path: str, body: Any) -> Any:
+        payload = json.dumps(body).encode()
+        return bench.api("POST", path, body, calls.till_headers("POST", path, payload))
+
+    ledger.accrue_order(settings, till, order("warm-up"))  # caches warm, lot of this month exists
+    ok201 = lambda r: r[1] == 201  # noqa: E731
+    bench.measure("accrual", lambda: ledger.accrue_order(settings, till, order("o-1")), ok201)
+    bench.measure("accrual replayed", lambda: ledger.accrue_order(settings, till, order("o-1")), ok201)
+    body = {"order_id": "o-2", "member_id": member_id, "amount_fen": 100_000, "paid_at": paid_at}
+    bench.measure("accrual via API (till auth incl.)", lambda: till_call("/v1/orders", body), lambda r: r[0] == 201)
+    bench.measure("accrual replayed via API", lambda: till_call("/v1/orders", body), lambda r: r[0] == 201)
+    bench.measure("refund (partial)", lambda: ledger.refund_order(
+        settings, till, "o-1", ledger.RefundIn(refund_id="r-1", amount_fen=50_000)), ok201)
+    hold_in = holds.HoldIn(hold_id="h-1", member_id=member_id, order_id="sale-1", order_amount_fen=10_000,
+                           points=100)
+    bench.measure("hold", lambda: holds.place_hold(settings, till, hold_in), ok201)
+    bench.measure("hold capture", lambda: holds.settle(settings, "demo", "h-1", holds.CAPTURED, "captured"),
+                  lambda r: r["status"] == "captured")
+    redemption = rewards.RedemptionIn(reward_id="demo-cup", quantity=1, request_id="req-1")
+    bench.measure("redemption", lambda: rewards.redeem(settings, principal, redemption), ok201)
+    bench.measure("card read", lambda: members.card(settings, principal), lambda r: r["member_id"] == member_id)
+    bench.measure("card read via API (token without member id)",
+                  lambda: bench.api("GET", "/v1/members/me", headers=calls.bearer(token)), lambda r: r[0] == 200)
+    return bench.rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = ["| operation | requests | read units | write units | USD per million | calls |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['operation']} | {r['requests']} | {r['read_units']:g} | {r['write_units']:g} | "
+                     f"{r['usd_per_million']:.3f} | {r['calls']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="record the table in bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    rows = run()
+    table = render(rows)
+    print(table)
+    by_name = {r["operation"]: r for r in rows}
+    targets = [("accrual", 2, 6), ("accrual replayed", 1, 0)]
+    failed = [f"{name}: {by_name[name]['requests']} requests / {by_name[name]['write_units']:g} WU "
+              f"(target <= {req} / <= {wu})"
+              for name, req, wu in targets
+              if by_name[name]["requests"] > req or by_name[name]["write_units"] > wu]
+    print("\ntargets: " + ("met" if not failed else "MISSED: " + "; ".join(failed)))
+    if args.write:
+        machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        (ROOT / "bench" / "RESULTS.md").write_text(
+            f"# Benchmark results\n\nRecorded {dt.date.today().isoformat()} on {machine}, by `make bench`.\n"
+            f"DynamoDB: moto in-process; units computed from item sizes (see bench/meter.py); prices: "
+            f"on-demand us-east-1, ${WRITE_PRICE}/M write units, ${READ_PRICE}/M read units.\n\n{table}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
