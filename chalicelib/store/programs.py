@@ -17,6 +17,7 @@ from chalicelib import crypto
 from chalicelib.domain.program import ProgramConfig
 from chalicelib.settings import Settings
 from chalicelib.store import keys
+from chalicelib.store.tx import ConditionsFailed
 from chalicelib.store.models import (
     AdminKeyItem,
     AppIdItem,
@@ -85,7 +86,9 @@ def _get(model: type, key: tuple[str, str]) -> Any:
         return None
 
 
-def get_program(settings: Settings, program_id: str) -> Program | None:
+def get_program(settings: Settings, program_id: str, fresh: bool = False) -> Program | None:
+    """The program (cached per container); `fresh` reads the table (staff editing it)."""
+
     def load() -> Program | None:
         item = _get(ProgramItem, keys.program(program_id))
         if item is None:
@@ -93,6 +96,8 @@ def get_program(settings: Settings, program_id: str) -> Program | None:
         secret = crypto.decrypt(settings, item.wechat_secret_enc, context=item.pk)
         return Program(ProgramConfig.model_validate(item.config), secret, int(item.version))
 
+    if fresh:
+        return load()
     return _cache.get("program", program_id, settings.config_cache_seconds, load)
 
 
@@ -147,10 +152,14 @@ def record_nonce(settings: Settings, key_id: str, nonce: str, now: float) -> boo
     return True
 
 
-def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str | None = None) -> Program:
-    """Create or replace a program's config (staff or seeding). The appid map is written too."""
+def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str | None = None,
+                 expected_version: int | None = None) -> Program:
+    """Create or replace a program's config (staff or seeding). The appid map is written too.
+    With `expected_version`, a concurrent change makes this raise ConditionsFailed."""
     pk, sk = keys.program(config.program_id)
     current = _get(ProgramItem, (pk, sk))
+    if expected_version is not None and (current is None or int(current.version) != expected_version):
+        raise ConditionsFailed({"program"})
     if wechat_secret is None:
         if current is None:
             raise ValueError("a new program needs its WeChat app secret")
@@ -167,7 +176,12 @@ def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str |
         gsi1pk=keys.programs_list(), gsi1sk=config.program_id,
     )
     condition = ProgramItem.pk.does_not_exist() if current is None else ProgramItem.version == current.version
-    item.save(condition=condition)
+    try:
+        item.save(condition=condition)
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise ConditionsFailed({"program"}) from exc
+        raise
     AppIdItem(*keys.appid(config.appid), program_id=config.program_id).save()
     clear_cache()
     return get_program(settings, config.program_id)  # type: ignore[return-value]

@@ -1,0 +1,53 @@
+"""Staff read and change their program's rules: earning and campaigns, tiers, expiry, holds,
+notification templates. The program id and appid are fixed; the WeChat secret is never shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chalicelib.auth.principals import StaffPrincipal
+from chalicelib.domain.program import EarningRules, ExpiryPolicy, HoldPolicy, ProgramConfig, Tier
+from chalicelib.errors import Conflict, InvalidRequest, NotFound
+from chalicelib.settings import Settings
+from chalicelib.store import programs as store
+from chalicelib.store.tx import ConditionsFailed
+
+
+class ProgramRulesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # The version the change was made against (from GET): a concurrent edit is a 409, not lost.
+    version: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=64)
+    timezone: str = "Asia/Shanghai"
+    earning: EarningRules
+    tiers: list[Tier]
+    expiry: ExpiryPolicy
+    holds: HoldPolicy
+    templates: dict[str, str] = Field(default_factory=dict)
+
+
+def view(settings: Settings, program_id: str) -> dict[str, Any]:
+    program = store.get_program(settings, program_id, fresh=True)
+    if program is None:
+        raise NotFound("unknown program")
+    return {"version": program.version, **program.config.model_dump(mode="json")}
+
+
+def update(settings: Settings, staff: StaffPrincipal, body: ProgramRulesIn) -> dict[str, Any]:
+    current = store.get_program(settings, staff.program_id, fresh=True)
+    if current is None:
+        raise NotFound("unknown program")
+    try:
+        config = ProgramConfig.model_validate({
+            **body.model_dump(exclude={"version"}),
+            "program_id": current.config.program_id, "appid": current.config.appid,
+        })
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid rules: {exc.errors()[0]['msg']}") from exc
+    try:
+        store.save_program(settings, config, expected_version=body.version)
+    except ConditionsFailed:
+        raise Conflict("the program changed since you read it; read it again", code="version_conflict") from None
+    return view(settings, staff.program_id)
