@@ -42,10 +42,19 @@ class InDebt(Exception):
         self.debt = debt
 
 
+# Growth buckets older than the longest window (24 months) are dropped as months are written,
+# so the account item stays small.
+_KEEP_MONTHS = 25
+
+
 def _with_growth(before: Balances, growth: int, month: str | None) -> dict[str, int]:
     months = dict(before.growth_months)
     if growth and month:
         months[month] = max(0, months.get(month, 0) + growth)
+        year, mon = (int(part) for part in month.split("-"))
+        oldest = year * 12 + mon - _KEEP_MONTHS
+        months = {m: n for m, n in months.items()
+                  if int(m[:4]) * 12 + int(m[5:7]) > oldest}
     return months
 
 

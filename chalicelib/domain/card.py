@@ -17,7 +17,8 @@ class CardFacts:
     nickname: str | None
     birthday: str | None
     tier_code: str
-    growth: int
+    growth: int  # in the program's window (or lifetime)
+    growth_lifetime: int
     held: int
     debt: int
     stored_value_fen: int
@@ -26,6 +27,9 @@ class CardFacts:
     phone_masked: str | None
     enrolled_at: str
     lots: list[lots_rules.Lot] = field(default_factory=list)
+    tier_since: str | None = None
+    checkin_last: dt.date | None = None
+    checkin_streak: int = 0
 
 
 def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[str, Any]:
@@ -34,12 +38,20 @@ def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[
     live = lots_rules.live(facts.lots, today)
     # Expired lots never count, even before the expiry job has run; debt is shown, not hidden.
     available = sum(lot.remaining for lot in live) - facts.debt
+    checked_today = facts.checkin_last == today
+    # A streak survives until the end of the day after the last check-in.
+    streak = facts.checkin_streak if facts.checkin_last and facts.checkin_last >= today - dt.timedelta(days=1) else 0
+    retention = None
+    if tier.level > config.base_tier.level:
+        retention = {"growth_needed": max(0, tier.retention_growth - facts.growth)}
     return {
         "member_id": facts.member_id,
         "nickname": facts.nickname,
         "birthday": facts.birthday,
-        "tier": {"code": tier.code, "name": tier.name, "level": tier.level},
+        "tier": {"code": tier.code, "name": tier.name, "level": tier.level, "since": facts.tier_since},
         "growth": facts.growth,
+        "growth_lifetime": facts.growth_lifetime,
+        "retention": retention,
         "next_tier": {"code": following.code, "growth_needed": following.growth_needed} if following else None,
         "points": {
             "available": available,
@@ -53,5 +65,8 @@ def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[
         "phone": facts.phone_masked,
         "benefits": [{"code": b.code, "description": b.description} for b in tier.benefits],
         "discount_pct": tier.discount_pct,
+        "free_shipping_threshold_fen": tier.free_shipping_threshold_fen,
+        "checkin": {"last_date": facts.checkin_last.isoformat() if facts.checkin_last else None,
+                    "streak": streak, "checked_in_today": checked_today},
         "enrolled_at": facts.enrolled_at,
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
@@ -32,6 +34,8 @@ class Tier(Strict):
     points_multiplier_pct: int = Field(default=100, ge=100, le=1000)
     # For the till to apply: 95 means 95折 (5% off). 100 = no discount.
     discount_pct: int = Field(default=100, ge=1, le=100)
+    free_shipping_threshold_fen: int | None = Field(default=None, ge=0)
+    birthday_gift_points: int = Field(default=0, ge=0, le=10**6)
     benefits: list[Benefit] = Field(default_factory=list)
 
     @property
@@ -84,6 +88,41 @@ class HoldPolicy(Strict):
     ttl_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
 
 
+class TierPolicy(Strict):
+    """How growth counts and how the periodic review treats members who fall short."""
+
+    # Growth counts over the last N calendar months (this one included); None: lifetime.
+    growth_window_months: int | None = Field(default=12, ge=1, le=24)
+    # At review, a member short of the retention growth drops one tier, or straight to the
+    # tier their growth supports.
+    downgrade: Literal["one_tier", "to_supported"] = "one_tier"
+    # Days between the first failed review and the drop (0: drop at once).
+    grace_days: int = Field(default=0, ge=0, le=366)
+    # The review runs on this day of every `review_every_months`-th month.
+    review_every_months: int = Field(default=1, ge=1, le=12)
+    review_day: int = Field(default=1, ge=1, le=28)
+
+
+class CheckinPolicy(Strict):
+    points: int = Field(default=1, ge=0, le=10**6)
+    growth: int = Field(default=1, ge=0, le=10**6)
+    # Streak days repeat in cycles of this length; `bonuses` maps a day of the cycle to extra points.
+    cycle_days: int = Field(default=7, ge=1, le=366)
+    bonuses: dict[int, int] = Field(default_factory=lambda: {7: 10})
+
+    @field_validator("bonuses")
+    @classmethod
+    def _days_in_cycle(cls, bonuses: dict[int, int]) -> dict[int, int]:
+        if any(day < 1 or points < 0 for day, points in bonuses.items()):
+            raise ValueError("bonus days start at 1 and bonus points are not negative")
+        return bonuses
+
+
+class TaskReward(Strict):
+    points: int = Field(default=0, ge=0, le=10**6)
+    growth: int = Field(default=0, ge=0, le=10**6)
+
+
 class ProgramConfig(Strict):
     program_id: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
     name: str = Field(min_length=1, max_length=64)
@@ -93,6 +132,10 @@ class ProgramConfig(Strict):
     tiers: list[Tier]
     expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
     holds: HoldPolicy = Field(default_factory=HoldPolicy)
+    tier_policy: TierPolicy = Field(default_factory=TierPolicy)
+    checkin: CheckinPolicy = Field(default_factory=CheckinPolicy)
+    # One-off tasks a member completes once ("complete_profile": nickname, birthday and phone).
+    tasks: dict[str, TaskReward] = Field(default_factory=lambda: {"complete_profile": TaskReward(points=50, growth=10)})
     # Notification event type -> subscribe template id.
     templates: dict[str, str] = Field(default_factory=dict)
 
@@ -151,11 +194,11 @@ def demo_program() -> ProgramConfig:
             Tier(code="normal", name="普通", level=0, threshold=0,
                  benefits=[Benefit(code="earn_points", description="每消费1元得1积分")]),
             Tier(code="silver", name="银卡", level=1, threshold=1000, points_multiplier_pct=120,
-                 discount_pct=98,
+                 discount_pct=98, free_shipping_threshold_fen=9900, birthday_gift_points=50,
                  benefits=[Benefit(code="points_x1.2", description="积分1.2倍"),
                            Benefit(code="discount_98", description="消费98折")]),
             Tier(code="gold", name="金卡", level=2, threshold=5000, points_multiplier_pct=150,
-                 discount_pct=95,
+                 discount_pct=95, free_shipping_threshold_fen=0, birthday_gift_points=200,
                  benefits=[Benefit(code="points_x1.5", description="积分1.5倍"),
                            Benefit(code="discount_95", description="消费95折"),
                            Benefit(code="birthday_gift", description="生日礼")]),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib import crypto
 from chalicelib.auth import tokens
 from chalicelib.auth.principals import MemberPrincipal
+from chalicelib.domain import tiers as tier_rules
 from chalicelib.domain.card import CardFacts, build_card
 from chalicelib.domain.program import ProgramConfig
 from chalicelib.errors import Conflict, InvalidRequest, NotFound, RetryLater, Unauthorized
@@ -100,17 +101,22 @@ def card_of(settings: Settings, program_id: str, member_id: str) -> dict[str, An
     if record is None:
         raise NotFound("no such member", code="member_not_found")
     config = program_config(settings, program_id)
-    return build_card(config, facts_of(record), config.today(_now()))
+    today = config.today(_now())
+    return build_card(config, facts_of(config, record, today), today)
 
 
-def facts_of(record: store.MemberRecord) -> CardFacts:
+def facts_of(config: ProgramConfig, record: store.MemberRecord, today: dt.date) -> CardFacts:
     account, profile = record.account, record.profile
     return CardFacts(
         member_id=profile.member_id,
         nickname=profile.nickname,
         birthday=profile.birthday,
         tier_code=account.tier,
-        growth=int(account.growth),
+        growth=tier_rules.growth_in_window(config, dict(account.growth_months or {}), int(account.growth), today),
+        growth_lifetime=int(account.growth),
+        tier_since=account.tier_since,
+        checkin_last=dt.date.fromisoformat(record.checkin.last_date) if record.checkin else None,
+        checkin_streak=int(record.checkin.streak) if record.checkin else 0,
         held=int(account.held),
         debt=int(account.debt),
         stored_value_fen=int(account.stored_value_fen),

@@ -173,3 +173,33 @@ def programs_list() -> str:
 
 def job_run(program_id: str, job: str, as_of: str) -> tuple[str, str]:
     return f"P#{program_id}#JOB#{job}", f"RUN#{as_of}"
+
+
+CHECKIN_SK = "A#CHECKIN"
+TIERED_SK = "TIERED"
+
+
+def checkin_state(program_id: str, member_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), CHECKIN_SK
+
+
+def tier_change(program_id: str, member_id: str, key: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"TIER#{key}"
+
+
+def tier_history(program_id: str, member_id: str) -> str:
+    """GSI1 partition of a member's tier moves."""
+    return f"{member_pk(program_id, member_id)}#TIERS"
+
+
+def tiered_member(program_id: str, member_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), TIERED_SK
+
+
+def tiered_queue(program_id: str, member_id: str) -> tuple[str, str]:
+    """GSI2 keys of a member above the base tier: what the tier review reads."""
+    return f"P#{program_id}#TIERED#{_shard(member_id, MEMBER_SHARDS)}", member_id
+
+
+def tiered_queue_partition(program_id: str, shard: int) -> str:
+    return f"P#{program_id}#TIERED#{shard}"

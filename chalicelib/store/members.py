@@ -12,6 +12,7 @@ from chalicelib.domain.lots import Lot
 from chalicelib.store import keys
 from chalicelib.store.models import (
     AccountItem,
+    CheckinStateItem,
     IdentityItem,
     LotItem,
     ProfileItem,
@@ -27,6 +28,7 @@ class MemberRecord:
     account: AccountItem
     profile: ProfileItem
     lots: list[LotItem]
+    checkin: CheckinStateItem | None = None
 
     @property
     def lot_values(self) -> list[Lot]:
@@ -96,7 +98,7 @@ def link_wechat_user(program_id: str, openid: str, member_id: str) -> None:
 
 def read_member(program_id: str, member_id: str) -> MemberRecord | None:
     """Account, profile and lots: one consistent Query on the member's partition."""
-    account = profile = None
+    account = profile = checkin = None
     lots: list[LotItem] = []
     for item in TableItem.query(keys.member_pk(program_id, member_id), TableItem.sk.startswith(keys.CARD_PREFIX),
                                 consistent_read=True):
@@ -106,9 +108,11 @@ def read_member(program_id: str, member_id: str) -> MemberRecord | None:
             profile = item
         elif isinstance(item, LotItem):
             lots.append(item)
+        elif isinstance(item, CheckinStateItem):
+            checkin = item
     if account is None or profile is None:
         return None
-    return MemberRecord(account, profile, lots)
+    return MemberRecord(account, profile, lots, checkin)
 
 
 def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str, phone_masked: str,

@@ -120,6 +120,12 @@ class AccountItem(TableItem, discriminator="account"):
     growth = NumberAttribute(default=0)  # lifetime growth
     growth_months = JSONAttribute(default=dict)  # {"YYYY-MM": growth earned that month}
     tier = UnicodeAttribute()
+    tier_since = UnicodeAttribute(null=True)
+    # A staff grant: the review never drops the member below this tier until the date.
+    tier_floor = UnicodeAttribute(null=True)
+    tier_floor_until = UnicodeAttribute(null=True)
+    grace_until = UnicodeAttribute(null=True)
+    last_review = UnicodeAttribute(null=True)  # as_of of the last review that looked at this member
     stored_value_fen = NumberAttribute(default=0)
     version = NumberAttribute(default=0)
     updated_at = UnicodeAttribute()
@@ -200,3 +206,31 @@ class RewardLimitItem(TableItem, discriminator="reward_limit"):
     """How many of a limited reward one member holds (redeemed minus cancelled)."""
 
     count = NumberAttribute(default=0)
+
+
+class CheckinStateItem(TableItem, discriminator="checkin_state"):
+    """The member's last check-in day and streak (in the card partition)."""
+
+    last_date = UnicodeAttribute()
+    streak = NumberAttribute()
+
+
+class TierChangeItem(TableItem, discriminator="tier_change"):
+    """A tier move (upgrade, review drop, staff grant): the history row and the event that
+    notifications react to. Keyed so the same move is written once."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    from_tier = UnicodeAttribute()
+    to_tier = UnicodeAttribute()
+    direction = UnicodeAttribute()  # up | down | grant
+    reason = UnicodeAttribute()
+    growth = NumberAttribute()
+    created_at = UnicodeAttribute()
+
+
+class TieredMemberItem(TableItem, discriminator="tiered_member"):
+    """Present while a member is above the base tier: the review reads only these (gsi2)."""
+
+    member_id = UnicodeAttribute()
+    tier = UnicodeAttribute()
