@@ -37,6 +37,23 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -q tests/e2e
 
+# Deployment packaging (infra/README.md). PyPI only; no AWS credentials.
+STAGE ?= dev
+# Chalice needs a region only to name IAM service principals; the template itself is region-neutral.
+PACKAGE_REGION ?= us-east-1
+
+package: $(STAMP)
+	$(PY) -m infra.merge_template --stage $(STAGE) --out build/$(STAGE)/merge-template.json
+	rm -rf build/$(STAGE)/package
+	AWS_DEFAULT_REGION=$(PACKAGE_REGION) $(VENV)/bin/chalice package --stage $(STAGE) \
+		--merge-template build/$(STAGE)/merge-template.json build/$(STAGE)/package
+	$(PY) -m infra.check_package build/$(STAGE)/package/sam.json
+
+lint-template: $(STAMP)
+	$(MAKE) package STAGE=dev
+	$(MAKE) package STAGE=prod
+	$(VENV)/bin/cfn-lint build/dev/package/sam.json build/prod/package/sam.json
+
 bench: $(STAMP)
 	$(PY) -m bench.run --write
 
@@ -45,4 +62,4 @@ reconcile: $(STAMP)
 		$(PY) -m chalicelib.services.reconcile
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .hypothesis .chalice/deployments

@@ -60,21 +60,15 @@ class Job:
     name: str
     group: str
     step: Callable[[JobContext], Step]
+    # Which days the schedule runs it on (staff may run any job for any day).
+    due: Callable[[Any, dt.date], bool] = lambda config, day: True
 
 
-def _reconcile(ctx: JobContext) -> Step:
-    from chalicelib.services.reconcile import reconcile_program
+def registry() -> dict[str, Job]:
+    """Every job, from the modules that own them (imported here, when a job is about to run)."""
+    from chalicelib.services import reconcile, tiers
 
-    return Step(done=True, summary=reconcile_program(ctx.program_id))
-
-
-JOBS: dict[str, Job] = {job.name: job for job in (
-    Job("reconcile", DAILY, _reconcile),
-)}
-
-
-def register(job: Job) -> None:
-    JOBS[job.name] = job
+    return {job.name: job for job in (reconcile.JOB, tiers.REVIEW_JOB)}
 
 
 def _now() -> dt.datetime:
@@ -83,9 +77,10 @@ def _now() -> dt.datetime:
 
 def run_job(settings: Settings, program_id: str, name: str, as_of: dt.date,
             deadline: float | None = None) -> dict[str, Any]:
-    job = JOBS.get(name)
+    jobs = registry()
+    job = jobs.get(name)
     if job is None:
-        raise NotFound(f"unknown job {name!r}; jobs: {', '.join(sorted(JOBS))}", code="unknown_job")
+        raise NotFound(f"unknown job {name!r}; jobs: {', '.join(sorted(jobs))}", code="unknown_job")
     key = keys.job_run(program_id, name, as_of.isoformat())
     try:
         run = JobRunItem.get(*key, consistent_read=True)
@@ -144,9 +139,12 @@ def run_scheduled(group: str, settings: Settings, lambda_context: Any = None) ->
 
         runs.append({"job": "release-holds", **release_due_holds(settings, _now())})
     for program_id in programs.program_ids():
-        today = program_config(settings, program_id).today(_now())
-        for job in (j for j in JOBS.values() if j.group == group):
+        config = program_config(settings, program_id)
+        today = config.today(_now())
+        for job in (j for j in registry().values() if j.group == group):
             for day in _days_to_run(program_id, job.name, today):
+                if not job.due(config, day):
+                    continue
                 result = run_job(settings, program_id, job.name, day, deadline)
                 runs.append({"program_id": program_id, **result})
                 if not result["complete"]:

@@ -22,7 +22,10 @@ DEV_LOOKUP_KEY = "dev-lookup-key-not-for-production-use"
 DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY})
 
 
-class Settings(BaseSettings):
+class TableSettings(BaseSettings):
+    """Where the table is. Read when the models are imported, which also happens when
+    `chalice package` loads the app to build a template, where no secret is set."""
+
     model_config = SettingsConfigDict(env_prefix="LOYALTY_", frozen=True, extra="ignore")
 
     stage: str = LOCAL_STAGE
@@ -30,6 +33,9 @@ class Settings(BaseSettings):
     region: str = "us-east-1"
     # Set for the local stack (moto server) and tests; empty on AWS.
     dynamodb_endpoint: str | None = None
+
+
+class Settings(TableSettings):
 
     token_secret: SecretStr = SecretStr(DEV_TOKEN_SECRET)
     token_ttl_seconds: int = Field(default=7200, ge=60, le=86400 * 30)
@@ -73,3 +79,8 @@ class Settings(BaseSettings):
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+@functools.lru_cache(maxsize=1)
+def get_table_settings() -> TableSettings:
+    return TableSettings()

@@ -58,8 +58,15 @@ def _with_growth(before: Balances, growth: int, month: str | None) -> dict[str, 
     return months
 
 
+def _positive(**amounts: int) -> None:
+    for name, value in amounts.items():
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+
+
 def earn(before: Balances, points: int, lot_day: dt.date, growth: int = 0, month: str | None = None) -> Change:
     """Credit earned points: repay debt first, the rest goes into the lot expiring on `lot_day`."""
+    _positive(points=points, growth=growth)
     repay = min(before.debt, points)
     credit = points - repay
     after = replace(before, points=before.points + points, debt=before.debt - repay,
@@ -69,6 +76,7 @@ def earn(before: Balances, points: int, lot_day: dt.date, growth: int = 0, month
 
 def spend(before: Balances, lots: list[Lot], today: dt.date, points: int, *, to_held: bool = False) -> Change:
     """Draw points from the soonest-expiring live lots; refused while in debt or short."""
+    _positive(points=points)
     if before.debt:
         raise InDebt(before.debt)
     draws = plan_draw(lots, today, points)
@@ -79,6 +87,7 @@ def spend(before: Balances, lots: list[Lot], today: dt.date, points: int, *, to_
 def reverse(before: Balances, lots: list[Lot], today: dt.date, points: int, growth: int = 0,
             month: str | None = None) -> Change:
     """Take back awarded points: from live lots as far as they go, the rest becomes debt."""
+    _positive(points=points, growth=growth)
     draws: dict[dt.date, int] = {}
     left = points
     for lot in live(lots, today):
@@ -112,6 +121,8 @@ def restore(before: Balances, draws: list[Draw], today: dt.date, *, from_held: i
 
 def capture(before: Balances, points: int) -> Change:
     """A captured hold: the frozen points are spent (they left `points` when frozen)."""
+    if not 0 <= points <= before.held:
+        raise ValueError(f"cannot capture {points} of {before.held} held points")
     return Change(replace(before, held=before.held - points), {})
 
 

@@ -39,5 +39,7 @@ def award_for_order(config: ProgramConfig, tier: Tier, amount_fen: int, paid_on:
         tier_multiplier_pct=tier.points_multiplier_pct,
         campaign_multiplier_pct=campaign_pct,
         bonus_points=bonus,
-        campaigns=tuple(c.code for c in active if c.multiplier_pct > 100 or c in bonuses),
+        # The campaigns that changed the award: the one whose multiplier applied, and each bonus.
+        campaigns=tuple(c.code for c in active
+                        if (c.multiplier_pct > 100 and c.multiplier_pct == campaign_pct) or c in bonuses),
     )

@@ -41,6 +41,13 @@ class EnrollIn(BaseModel):
     invite_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{4,16}$")
 
 
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nickname: str | None = Field(default=None, min_length=1, max_length=32)
+    # Set once: birthday gifts depend on it, so members cannot move it around.
+    birthday: dt.date | None = None
+
+
 class PhoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     phone_code: str = Field(min_length=1, max_length=256)
@@ -199,4 +206,26 @@ def bind_phone(settings: Settings, principal: MemberPrincipal, body: PhoneIn) ->
         if "phone" in failed.labels:
             raise Conflict("this phone number belongs to another member", code="phone_in_use") from None
         raise
+    return card_of(settings, program_id, member_id)
+
+
+def update_profile(settings: Settings, principal: MemberPrincipal, body: ProfileIn) -> dict[str, Any]:
+    program_id = principal.program_id
+    member_id = resolve_member_id(principal)
+    actions = []
+    condition = ProfileItem.pk.exists()
+    if body.nickname is not None:
+        actions.append(ProfileItem.nickname.set(body.nickname))
+    if body.birthday is not None:
+        actions.append(ProfileItem.birthday.set(body.birthday.isoformat()))
+        condition &= ProfileItem.birthday.does_not_exist() | (ProfileItem.birthday == body.birthday.isoformat())
+    if actions:
+        from pynamodb.exceptions import UpdateError
+
+        try:
+            ProfileItem(*keys.profile(program_id, member_id)).update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict("the birthday is already set", code="birthday_already_set") from None
+            raise
     return card_of(settings, program_id, member_id)

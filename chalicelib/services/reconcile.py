@@ -54,6 +54,18 @@ def reconcile_program(program_id: str) -> dict[str, Any]:
             "differences": problems[:100], "clean": not problems}
 
 
+def _step(ctx: Any) -> Any:
+    from chalicelib.jobs import Step
+
+    return Step(done=True, summary=reconcile_program(ctx.program_id))
+
+
+def _job() -> Any:
+    from chalicelib.jobs import DAILY, Job
+
+    return Job("reconcile", DAILY, _step)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check every member's balance against the ledger and lots.")
     parser.add_argument("--program", action="append", help="program id (default: every program)")
@@ -67,3 +79,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+JOB = _job()

@@ -16,10 +16,10 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.settings import get_settings
+from chalicelib.settings import get_table_settings
 from chalicelib.store import schema
 
-_settings = get_settings()
+_settings = get_table_settings()
 
 
 class _Meta:

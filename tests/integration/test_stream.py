@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import boto3
+from tests.support.stream import StreamFeeder, lambda_event
 
 
 def stream_records():
     """Every record on the table's stream so far, in order (what Lambda would be handed)."""
-    from chalicelib.settings import get_settings
-
-    table = boto3.client("dynamodb", region_name="us-east-1").describe_table(
-        TableName=get_settings().table_name)["Table"]
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-    records = []
-    for shard in streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
-    return records
-
-
-def lambda_event(records):
-    return {"Records": [{**r, "eventSource": "aws:dynamodb", "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/s"}
-                        for r in records]}
+    return StreamFeeder().read()
 
 
 def test_invitee_enrolment_credits_the_inviter_once_even_when_redelivered(api):

@@ -1,0 +1,1 @@
+"""Deployment packaging: the merge template for `chalice package` and checks on its output."""

@@ -1,0 +1,380 @@
+"""Generate the template that `chalice package --merge-template` folds into Chalice's SAM template.
+
+    python -m infra.merge_template --stage dev --out build/dev/merge-template.json
+
+Chalice generates the functions, their roles and log groups, the REST API, the schedules and the
+stream event source from ``app.py`` and ``.chalice/config.json``. This adds what Chalice cannot
+express and finishes what it leaves open, without naming a single handler:
+
+* the DynamoDB table, built from ``chalicelib/store/schema.py`` (the one description of the table);
+* an SQS queue that receives the coordinates of stream batches still failing after the retries;
+* every DynamoDB event source pointed at that table's stream, with partial batch failures,
+  bisection, bounded retries and the failure queue (Chalice can say none of it, chalice #1882);
+* every function: its stable name, the table name and region from the stack, the secrets as
+  Secrets Manager dynamic references, and its log group created before it;
+* every role: its policy file from ``policies/`` with partition, region and account pinned to the
+  stack's own.
+
+Handlers are discovered by running Chalice's own resource graph and template generator in memory
+(no dependency download), so the logical ids are exactly Chalice's and a new handler is picked up
+with no change here. Chalice's merge recurses into dicts but replaces lists and scalars
+wholesale, so every list below (``Policies``, ``FunctionResponseTypes``, ``DependsOn``) is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Logical ids of the resources this template adds.
+TABLE = "Table"
+FAILURE_QUEUE = "StreamFailureQueue"
+
+LOCAL_STAGE = "local"
+
+# Stream event sources: a failing record is retried, the batch halved around it, then its
+# coordinates go to the failure queue so the shard moves on (README: "Stream event source").
+STREAM_MAX_RETRY_ATTEMPTS = 5
+# The stream keeps records 24 hours; a record still failing after 6 is parked rather than left to
+# hold up every later change of the same members until the stream silently drops it.
+STREAM_MAX_RECORD_AGE_SECONDS = 6 * 3600
+# SQS's maximum: a failure record is what an operator replays from, so keep it as long as allowed.
+FAILURE_QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
+
+_FUNCTION = "AWS::Serverless::Function"
+_LAYER = "AWS::Serverless::LayerVersion"
+# `arn:aws:<service>:*:*:<resource>`: the only form in policies/ that a stack can pin down.
+_UNPINNED_ARN = re.compile(r"^arn:aws:(?P<service>[a-z0-9-]+):\*:\*:(?P<resource>.+)$")
+
+
+class MergeTemplateError(RuntimeError):
+    """The app, its config or its settings cannot be packaged as they stand; the message says why."""
+
+
+@dataclass(frozen=True)
+class StageProfile:
+    """What differs between deployed stages beyond the names derived from the stage."""
+
+    # Keep the table, the failure queue and the logs when the stack is deleted or a resource
+    # replaced, and refuse DeleteTable; otherwise they go with the stack.
+    keep_data: bool
+
+    @property
+    def removal(self) -> dict[str, str]:
+        policy = "Retain" if self.keep_data else "Delete"
+        return {"DeletionPolicy": policy, "UpdateReplacePolicy": policy}
+
+
+STAGE_PROFILES: dict[str, StageProfile] = {
+    "dev": StageProfile(keep_data=False),
+    "prod": StageProfile(keep_data=True),
+}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function as Chalice will generate it."""
+
+    logical_id: str
+    function_name: str
+    role_id: str
+    policy_file: Path
+    log_group_id: str
+    dynamodb_events: tuple[str, ...]
+
+    @property
+    def log_group_name(self) -> str:
+        # From the function's final name: Chalice's log group model for the API handler keeps the
+        # name from before the handler is renamed to `<app>-<stage>`, and Lambda would log elsewhere.
+        return f"/aws/lambda/{self.function_name}"
+
+
+@dataclass(frozen=True)
+class ChaliceStage:
+    """What `chalice package` will generate for one stage, minus the code it would build."""
+
+    app_name: str
+    stage: str
+    environment: dict[str, str]
+    template: dict[str, Any]
+    functions: tuple[FunctionSpec, ...]
+
+
+@dataclass(frozen=True)
+class SettingsVariables:
+    """Environment variable names from ``chalicelib.settings.Settings``."""
+
+    table_name: str
+    region: str
+    secrets: dict[str, str]  # field name -> variable name, for every SecretStr field
+
+
+def load_chalice_stage(project_dir: Path, stage: str) -> ChaliceStage:
+    """Run Chalice's resource graph and SAM generator for ``stage`` without building any code."""
+    from botocore.session import Session
+    from chalice.awsclient import TypedAWSClient
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy import models
+    from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
+    from chalice.package import PackageOptions, SAMTemplateGenerator
+
+    # Chalice writes the stage's variables into the mapping it is given before importing app.py.
+    # Give it a copy: this process only needs the handlers, and the app's settings refuse to
+    # start as a deployed stage without that stage's secrets, which a build never has.
+    factory = CLIFactory(str(project_dir), environ=dict(os.environ))
+    stages = factory.load_project_config().get("stages", {})
+    if stage == LOCAL_STAGE or stage not in stages:
+        deployable = sorted(set(stages) - {LOCAL_STAGE})
+        raise MergeTemplateError(f"stage {stage!r} is not deployable; .chalice/config.json has {deployable}")
+    config = factory.create_config_obj(chalice_stage_name=stage)
+    resources = DependencyBuilder().build_dependencies(ApplicationGraphBuilder().build(config, stage))
+
+    session = Session()
+    # Only the IAM service principal in Chalice's roles depends on the region, and this template
+    # takes nothing from those; the packaged template itself is region-neutral.
+    session.set_config_variable("region", "us-east-1")
+    template = SAMTemplateGenerator(config, PackageOptions(TypedAWSClient(session=session))).generate(resources)
+
+    generated = template["Resources"]
+    by_handler = {
+        resource["Properties"]["Handler"]: logical_id
+        for logical_id, resource in generated.items()
+        if resource["Type"] == _FUNCTION
+    }
+    functions = []
+    for model in resources:
+        if not isinstance(model, models.LambdaFunction):
+            continue
+        name = model.resource_name
+        if not isinstance(model.role, models.ManagedIAMRole) or not isinstance(
+            model.role.policy, models.FileBasedIAMPolicy
+        ):
+            raise MergeTemplateError(f"{name}: set autogen_policy false and an iam_policy_file for stage {stage!r}")
+        if model.log_group is None:
+            # The policies grant no logs:CreateLogGroup: the stack creates every log group.
+            raise MergeTemplateError(f"{name}: set log_retention_in_days for stage {stage!r}")
+        logical_id = by_handler[model.handler]
+        properties = generated[logical_id]["Properties"]
+        events = properties.get("Events", {})
+        functions.append(
+            FunctionSpec(
+                logical_id=logical_id,
+                function_name=model.function_name,
+                role_id=properties["Role"]["Fn::GetAtt"][0],
+                policy_file=Path(model.role.policy.filename).resolve(),
+                log_group_id=_chalice_logical_id(model.log_group.resource_name, generated),
+                dynamodb_events=tuple(sorted(k for k, v in events.items() if v["Type"] == "DynamoDB")),
+            )
+        )
+    return ChaliceStage(
+        app_name=config.app_name,
+        stage=stage,
+        environment=dict(config.environment_variables),
+        template=template,
+        functions=tuple(functions),
+    )
+
+
+def _chalice_logical_id(resource_name: str, generated: dict[str, Any]) -> str:
+    from chalice.utils import to_cfn_resource_name
+
+    logical_id = to_cfn_resource_name(resource_name)
+    if logical_id not in generated:
+        raise MergeTemplateError(f"Chalice generated no {logical_id!r} for {resource_name!r}")
+    return logical_id
+
+
+def settings_variables() -> SettingsVariables:
+    """Variable names the app reads, from its settings class, so a new secret is wired automatically."""
+    from pydantic import SecretStr
+
+    from chalicelib.settings import Settings
+
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    fields = Settings.model_fields
+    for needed in ("table_name", "region"):
+        if needed not in fields:
+            raise MergeTemplateError(f"chalicelib.settings.Settings has no {needed!r}: update infra/merge_template.py")
+
+    def is_secret(annotation: Any) -> bool:
+        return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+    return SettingsVariables(
+        table_name=f"{prefix}table_name".upper(),
+        region=f"{prefix}region".upper(),
+        secrets={name: f"{prefix}{name}".upper() for name, field in fields.items() if is_secret(field.annotation)},
+    )
+
+
+def secret_reference(secret_id: str, key: str, version_id: str | None = None) -> str:
+    """A CloudFormation dynamic reference to one JSON key of a Secrets Manager secret.
+
+    Without a version it is the AWSCURRENT version at the time CloudFormation updates the
+    function; naming a version changes the template, which is what makes a deploy pick up a
+    rotated secret.
+    """
+    version = f"::{version_id}" if version_id else ""
+    return f"{{{{resolve:secretsmanager:{secret_id}:SecretString:{key}{version}}}}}"
+
+
+def table_resource(table_name: str, profile: StageProfile) -> dict[str, Any]:
+    from chalicelib.store import schema
+
+    properties = schema.cloudformation_properties(table_name)
+    if profile.keep_data:
+        properties = {**properties, "DeletionProtectionEnabled": True}
+    return {"Type": "AWS::DynamoDB::Table", **profile.removal, "Properties": properties}
+
+
+def failure_queue_resource(queue_name: str, profile: StageProfile) -> dict[str, Any]:
+    return {
+        "Type": "AWS::SQS::Queue",
+        **profile.removal,
+        "Properties": {
+            "QueueName": queue_name,
+            # SQS-owned keys: encrypted at rest with no KMS grants for Lambda to hold.
+            "SqsManagedSseEnabled": True,
+            "MessageRetentionPeriod": FAILURE_QUEUE_RETENTION_SECONDS,
+        },
+    }
+
+
+def stream_event_properties() -> dict[str, Any]:
+    """What every DynamoDB event source gets on top of Chalice's batch size and start position."""
+    return {
+        "Stream": {"Fn::GetAtt": [TABLE, "StreamArn"]},
+        # Handlers return {"batchItemFailures": [...]}: only the failed record and those after it
+        # in its shard are retried, not the whole batch.
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": STREAM_MAX_RETRY_ATTEMPTS,
+        "MaximumRecordAgeInSeconds": STREAM_MAX_RECORD_AGE_SECONDS,
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [FAILURE_QUEUE, "Arn"]}}},
+    }
+
+
+def pin_to_stack(document: dict[str, Any]) -> dict[str, Any]:
+    """The policy file with ``arn:aws:<svc>:*:*:`` resources narrowed to this stack's partition, region, account."""
+
+    def pin(resource: Any) -> Any:
+        match = _UNPINNED_ARN.match(resource) if isinstance(resource, str) else None
+        if match is None:
+            return resource
+        rest = match["resource"].replace("${", "${!")  # Fn::Sub would read IAM's ${aws:...} as its own
+        return {"Fn::Sub": f"arn:${{AWS::Partition}}:{match['service']}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"}
+
+    statements = document["Statement"]
+    pinned = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        resources = statement.get("Resource")
+        if isinstance(resources, list):
+            statement = {**statement, "Resource": [pin(resource) for resource in resources]}
+        elif resources is not None:
+            statement = {**statement, "Resource": pin(resources)}
+        pinned.append(statement)
+    return {**document, "Statement": pinned}
+
+
+def build_merge_template(
+    stage: str,
+    project_dir: Path = PROJECT_DIR,
+    secret_id: str | None = None,
+    secret_version_id: str | None = None,
+) -> dict[str, Any]:
+    """The merge template for ``stage``; ``secret_id`` defaults to ``<app>/<stage>``."""
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    chalice = load_chalice_stage(project_dir, stage)
+    if stage not in STAGE_PROFILES:
+        raise MergeTemplateError(f"stage {stage!r} has no profile in infra/merge_template.py STAGE_PROFILES")
+    variables = settings_variables()
+    table_name = chalice.environment.get(variables.table_name)
+    if not table_name:
+        raise MergeTemplateError(f"stage {stage!r} sets no {variables.table_name} in .chalice/config.json")
+    secret_id = secret_id or f"{chalice.app_name}/{stage}"
+    profile = STAGE_PROFILES[stage]
+
+    environment: dict[str, Any] = {
+        # A Ref rather than the name: functions are then created after the table they use.
+        variables.table_name: {"Ref": TABLE},
+        variables.region: {"Ref": "AWS::Region"},
+        **{
+            variable: secret_reference(secret_id, field, secret_version_id)
+            for field, variable in variables.secrets.items()
+        },
+    }
+    resources: dict[str, Any] = {
+        TABLE: table_resource(table_name, profile),
+        FAILURE_QUEUE: failure_queue_resource(f"{chalice.app_name}-{stage}-stream-failures", profile),
+    }
+    for function in chalice.functions:
+        properties: dict[str, Any] = {
+            # Chalice's own names (the same `chalice deploy` would use): the policies' log ARNs
+            # and the local stack's handler names rely on them.
+            "FunctionName": function.function_name,
+            "Environment": {"Variables": environment},
+        }
+        if function.dynamodb_events:
+            stream = stream_event_properties()
+            properties["Events"] = {event: {"Properties": stream} for event in function.dynamodb_events}
+        resources[function.logical_id] = {
+            # The group exists before the first invocation, so Lambda never needs to create it.
+            "DependsOn": [function.log_group_id],
+            "Properties": properties,
+        }
+        # A literal name replaces Chalice's `/aws/lambda/${Function}`, which for the API handler
+        # names a resource that does not exist (`ApiHandler` for `APIHandler`).
+        resources[function.log_group_id] = {**profile.removal, "Properties": {"LogGroupName": function.log_group_name}}
+        document = json.loads(function.policy_file.read_text(encoding="utf-8"))
+        resources[function.role_id] = {
+            "Properties": {
+                "Policies": [{"PolicyName": f"{function.role_id}Policy", "PolicyDocument": pin_to_stack(document)}]
+            }
+        }
+    for logical_id, resource in chalice.template["Resources"].items():
+        if resource["Type"] == _LAYER:
+            # Each dependency change publishes a new ~27 MB layer version; keep only the one in use.
+            resources[logical_id] = {"Properties": {"RetentionPolicy": "Delete"}}
+
+    return {
+        "Description": f"{chalice.app_name} {stage}: API, triggers, table and stream failure queue "
+        "(chalice package + infra/merge_template.py)",
+        "Resources": resources,
+        "Outputs": {
+            "TableName": {"Value": {"Ref": TABLE}},
+            "TableStreamArn": {"Value": {"Fn::GetAtt": [TABLE, "StreamArn"]}},
+            "StreamFailureQueueUrl": {"Value": {"Ref": FAILURE_QUEUE}},
+            "StreamFailureQueueArn": {"Value": {"Fn::GetAtt": [FAILURE_QUEUE, "Arn"]}},
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.merge_template", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True, help="a deployable stage of .chalice/config.json")
+    parser.add_argument("--out", required=True, type=Path, help="where to write the JSON template")
+    parser.add_argument("--secret-id", help="Secrets Manager secret holding the app's secrets (default <app>/<stage>)")
+    parser.add_argument("--secret-version-id", help="pin that secret's version (deploying a rotation)")
+    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        template = build_merge_template(args.stage, args.project_dir.resolve(), args.secret_id, args.secret_version_id)
+    except MergeTemplateError as error:
+        print(f"merge_template: {error}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(template, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
