@@ -51,6 +51,7 @@ def _value_size(value: dict[str, Any]) -> int:
 @dataclass
 class Tally:
     requests: int = 0
+    items_read: int = 0
     read_units: float = 0.0
     write_units: float = 0.0
     operations: list[str] = field(default_factory=list)
@@ -123,12 +124,15 @@ class Meter:
                 self._tally.write_units += mult * max(1, math.ceil(max(before, after) / 1024))
         factor = 1.0 if self._consistent else 0.5
         if operation == "GetItem":
+            self._tally.items_read += 1 if parsed.get("Item") else 0
             self._tally.read_units += factor * _read_units([parsed.get("Item")], per_item=True)
         elif operation == "BatchGetItem":
             items = [i for table in parsed.get("Responses", {}).values() for i in table]
+            self._tally.items_read += len(items)
             missing = max(0, self._requested - len(items))  # a key not found still costs a unit
             self._tally.read_units += factor * (_read_units(items, per_item=True) + missing)
         elif operation in ("Query", "Scan"):
+            self._tally.items_read += len(parsed.get("Items", []))
             self._tally.read_units += factor * _read_units(parsed.get("Items", []), per_item=False)
         self._pending = []
 

@@ -53,6 +53,9 @@ class Step:
     done: bool
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    # A step that failed part-way returns what it finished and the error: the runner saves the
+    # progress, then raises, so the next run resumes right after the last finished item.
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,10 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job, from the modules that own them (imported here, when a job is about to run)."""
-    from chalicelib.services import reconcile, tiers
+    from chalicelib.services import lifecycle, reconcile, tiers
 
-    return {job.name: job for job in (reconcile.JOB, tiers.REVIEW_JOB)}
+    # Order matters on a schedule day: expire before reconciling, review after both.
+    return {job.name: job for job in (*lifecycle.JOBS, reconcile.JOB, tiers.REVIEW_JOB)}
 
 
 def _now() -> dt.datetime:
@@ -98,6 +102,8 @@ def run_job(settings: Settings, program_id: str, name: str, as_of: dt.date,
         if step.done:
             run.status, run.finished_at = "done", _now().isoformat()
         run.save()  # after every page: an interrupted run resumes from here
+        if step.error is not None:
+            raise step.error
         if step.done or (deadline is not None and time.monotonic() > deadline):
             break
     return {"job": name, "as_of": as_of.isoformat(), "complete": run.status == "done", "replayed": False,

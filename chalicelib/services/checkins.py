@@ -64,7 +64,7 @@ def check_in(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
         try:
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
-                               new_entry_id(), extra=streak_state)
+                               new_entry_id(), extra=streak_state, activity_day=today.isoformat())
         except ConditionsFailed as failed:
             if failed.labels & {"ledger", "checkin"}:
                 raise TryAgain from None  # checked in concurrently: the next read says new=false

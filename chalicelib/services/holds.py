@@ -95,7 +95,7 @@ def place_hold(settings: Settings, till: TillPrincipal, body: HoldIn) -> tuple[d
         try:
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
-                               new_entry_id())
+                               new_entry_id(), activity_day=config.today(now).isoformat())
         except ConditionsFailed as failed:
             if "ledger" in failed.labels:
                 raise TryAgain from None

@@ -127,7 +127,8 @@ def accrue_order(settings: Settings, till: TillPrincipal, body: OrderIn) -> tupl
             },
         )
         try:
-            store.apply_change(program_id, account, change, None, row, stamp(now), new_entry_id())
+            store.apply_change(program_id, account, change, None, row, stamp(now), new_entry_id(),
+                               activity_day=today.isoformat())
         except ConditionsFailed as failed:
             if "ledger" in failed.labels:
                 raise TryAgain from None  # the same order_id landed concurrently: answer as a replay

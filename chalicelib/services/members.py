@@ -162,6 +162,8 @@ def enroll(settings: Settings, principal: MemberPrincipal, body: EnrollIn) -> tu
             invited_by=inviter, enrolled_at=now,
         )
         profile.gsi1pk, profile.gsi1sk = keys.members_list(program_id, member_id)
+        if body.birthday:
+            profile.gsi2pk, profile.gsi2sk = keys.birthday_queue(program_id, body.birthday.strftime("%m-%d"), member_id)
         account = AccountItem(
             *keys.account(program_id, member_id),
             program_id=program_id, member_id=member_id, tier=config.base_tier.code, updated_at=now,
@@ -217,7 +219,9 @@ def update_profile(settings: Settings, principal: MemberPrincipal, body: Profile
     if body.nickname is not None:
         actions.append(ProfileItem.nickname.set(body.nickname))
     if body.birthday is not None:
-        actions.append(ProfileItem.birthday.set(body.birthday.isoformat()))
+        queue_pk, queue_sk = keys.birthday_queue(program_id, body.birthday.strftime("%m-%d"), member_id)
+        actions += [ProfileItem.birthday.set(body.birthday.isoformat()),
+                    ProfileItem.gsi2pk.set(queue_pk), ProfileItem.gsi2sk.set(queue_sk)]
         condition &= ProfileItem.birthday.does_not_exist() | (ProfileItem.birthday == body.birthday.isoformat())
     if actions:
         from pynamodb.exceptions import UpdateError

@@ -134,7 +134,8 @@ def redeem(settings: Settings, principal: MemberPrincipal, body: RedemptionIn) -
         try:
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
-                               new_entry_id(), extra=stock_and_limit)
+                               new_entry_id(), extra=stock_and_limit,
+                               activity_day=config.today(now).isoformat())
         except ConditionsFailed as failed:
             if failed.labels & {"ledger", "stock", "limit"}:
                 raise TryAgain from None  # re-read: a replay, or the stock/limit answer is now final

@@ -203,3 +203,29 @@ def tiered_queue(program_id: str, member_id: str) -> tuple[str, str]:
 
 def tiered_queue_partition(program_id: str, shard: int) -> str:
     return f"P#{program_id}#TIERED#{shard}"
+
+
+def reminder(program_id: str, member_id: str, day: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"REMIND#{day}"
+
+
+def birthday_queue(program_id: str, month_day: str, member_id: str) -> tuple[str, str]:
+    """GSI2 keys on a profile with a birthday: members by birthday (MM-DD) and shard."""
+    return f"P#{program_id}#BDAY#{month_day}#{_shard(member_id, MEMBER_SHARDS)}", member_id
+
+
+def birthday_queue_partition(program_id: str, month_day: str, shard: int) -> str:
+    return f"P#{program_id}#BDAY#{month_day}#{shard}"
+
+
+def activity_queue(program_id: str, day: str, member_id: str, entry_id: str) -> tuple[str, str]:
+    """GSI2 keys on a member's first member-initiated ledger row of a day (dormancy)."""
+    return f"P#{program_id}#ACTIVE#{day}#{_shard(member_id, MEMBER_SHARDS)}", f"{member_id}#{entry_id}"
+
+
+def activity_queue_partition(program_id: str, day: str, shard: int) -> str:
+    return f"P#{program_id}#ACTIVE#{day}#{shard}"
+
+
+def winback(program_id: str, member_id: str, last_active: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"WINBACK#{last_active}"

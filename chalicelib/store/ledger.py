@@ -60,10 +60,12 @@ class LedgerRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _account_update(tx: Transaction, account: AccountItem, after: Balances, now: str) -> None:
+def _account_update(tx: Transaction, account: AccountItem, after: Balances, now: str,
+                    active_on: str | None) -> None:
+    extra = [AccountItem.last_active_on.set(active_on)] if active_on else []
     tx.update(
         account,
-        actions=[
+        actions=extra + [
             AccountItem.points.set(after.points),
             AccountItem.held.set(after.held),
             AccountItem.debt.set(after.debt),
@@ -127,18 +129,25 @@ def apply_change(
     now: str,
     entry_id: str,
     extra: Callable[[Transaction], None] | None = None,
+    activity_day: str | None = None,
 ) -> None:
     """One transaction: account + lots + ledger row + `extra` items. Raises ConditionsFailed
-    with the labels of what moved: "account", "ledger", "lot:<day>" or the extra items' labels."""
+    with the labels of what moved: "account", "ledger", "lot:<day>" or the extra items' labels.
+
+    `activity_day`: the member acted today (order, check-in, redemption, hold). The first such
+    row of a day also enters the day's activity queue, which the dormant-member job reads."""
     member_id = account.member_id
     tx = Transaction()
-    _account_update(tx, account, change.after, now)
+    first_today = activity_day is not None and account.last_active_on != activity_day
+    _account_update(tx, account, change.after, now, activity_day if first_today else None)
     for day, delta in sorted(change.lot_changes.items()):
         if delta:
             before = None if lots_before is None else lots_before.get(day, 0)
             _lot_update(tx, program_id, member_id, day, delta, before)
     if row is not None:
         item = ledger_item(program_id, member_id, row, change.after.points, now, entry_id)
+        if first_today:
+            item.gsi2pk, item.gsi2sk = keys.activity_queue(program_id, activity_day, member_id, entry_id)
         tx.put(item, LedgerItem.pk.does_not_exist(), label="ledger")
     if extra:
         extra(tx)

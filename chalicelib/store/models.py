@@ -73,6 +73,11 @@ class ProgramItem(TableItem, discriminator="program"):
     wechat_secret_enc = UnicodeAttribute()
     version = NumberAttribute(default=1)
     updated_at = UnicodeAttribute()
+    # No lot of the program can expire before this day: where the expiry job's first run starts.
+    created_on = UnicodeAttribute(null=True)
+    # Every expiry day up to this one has been processed (an optimisation: processed days hold
+    # no lots any more, so reading one again costs only empty queries).
+    expired_through = UnicodeAttribute(null=True)
 
 
 class AppIdItem(TableItem, discriminator="appid"):
@@ -126,6 +131,7 @@ class AccountItem(TableItem, discriminator="account"):
     tier_floor_until = UnicodeAttribute(null=True)
     grace_until = UnicodeAttribute(null=True)
     last_review = UnicodeAttribute(null=True)  # as_of of the last review that looked at this member
+    last_active_on = UnicodeAttribute(null=True)  # last day with a member-initiated points change
     stored_value_fen = NumberAttribute(default=0)
     version = NumberAttribute(default=0)
     updated_at = UnicodeAttribute()
@@ -234,3 +240,25 @@ class TieredMemberItem(TableItem, discriminator="tiered_member"):
 
     member_id = UnicodeAttribute()
     tier = UnicodeAttribute()
+
+
+class ReminderItem(TableItem, discriminator="expiry_reminder"):
+    """One member's expiry reminder for one day: every lot reaching a reminder offset that day,
+    and their total. The notification fan-out sends it."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    lots = JSONAttribute()  # [{"date", "points", "days_left"}], soonest first
+    points = NumberAttribute()
+    created_at = UnicodeAttribute()
+
+
+class WinbackItem(TableItem, discriminator="winback"):
+    """A member dormant since `last_active`: queued once for a win-back message."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    last_active = UnicodeAttribute()
+    days_idle = NumberAttribute()
+    created_at = UnicodeAttribute()

@@ -35,6 +35,8 @@ class Program:
     config: ProgramConfig
     wechat_secret: str
     version: int
+    created_on: str | None = None
+    expired_through: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def get_program(settings: Settings, program_id: str, fresh: bool = False) -> Pro
         if item is None:
             return None
         secret = crypto.decrypt(settings, item.wechat_secret_enc, context=item.pk)
-        return Program(ProgramConfig.model_validate(item.config), secret, int(item.version))
+        return Program(ProgramConfig.model_validate(item.config), secret, int(item.version), item.created_on,
+                       item.expired_through)
 
     if fresh:
         return load()
@@ -173,6 +176,8 @@ def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str |
         wechat_secret_enc=secret_enc,
         version=version,
         updated_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        created_on=current.created_on if current else dt.datetime.now(dt.timezone.utc).date().isoformat(),
+        expired_through=current.expired_through if current else None,
         gsi1pk=keys.programs_list(), gsi1sk=config.program_id,
     )
     condition = ProgramItem.pk.does_not_exist() if current is None else ProgramItem.version == current.version
@@ -185,6 +190,21 @@ def save_program(settings: Settings, config: ProgramConfig, wechat_secret: str |
     AppIdItem(*keys.appid(config.appid), program_id=config.program_id).save()
     clear_cache()
     return get_program(settings, config.program_id)  # type: ignore[return-value]
+
+
+def mark_expired_through(program_id: str, day: str) -> None:
+    """Move the expiry cursor forward (never back); leaves the config and its version alone."""
+    from pynamodb.exceptions import UpdateError
+
+    try:
+        ProgramItem(*keys.program(program_id)).update(
+            actions=[ProgramItem.expired_through.set(day)],
+            condition=ProgramItem.pk.exists() & (ProgramItem.expired_through.does_not_exist()
+                                                 | (ProgramItem.expired_through < day)),
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
 
 
 def save_admin_key(program_id: str, name: str, secret: str) -> None:
