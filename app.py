@@ -1,34 +1,49 @@
 """Wiring only: the Chalice app, its blueprints, and the stream and schedule triggers.
 
 Every route and trigger calls one function in `chalicelib`; nothing here holds business logic.
+Trigger modules are imported inside their handlers, so the API function never loads them.
 """
 
 from chalice import Chalice, Cron, Rate
 
 from chalicelib.api import routes
-from chalicelib.events import stream
-from chalicelib import jobs
-from chalicelib.settings import get_settings
 
 app = Chalice(app_name="loyalty")
 app.experimental_feature_flags.update({"BLUEPRINTS"})
 routes.register(app)
 
 # Chalice needs a stream ARN at import; the packaged template replaces it with the table's
-# real stream (infra/merge_template.py), and the local stack feeds the handler itself.
+# real stream (infra/merge_template.py), and the local stack feeds the handlers itself.
 _STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/loyalty/stream/placeholder"
 
 
 @app.on_dynamodb_record(stream_arn=_STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
 def on_table_change(event):
+    """Reactions to table changes: tier upgrades, referrals, tasks, notification jobs."""
+    from chalicelib.events import stream
+
     return stream.handle_batch(event.to_dict())
+
+
+@app.on_dynamodb_record(stream_arn=_STREAM_ARN, batch_size=20, starting_position="TRIM_HORIZON")
+def send_notifications(event):
+    """New notification jobs out to WeChat."""
+    from chalicelib.services import notifications
+
+    return notifications.handle_send_batch(event.to_dict())
 
 
 @app.schedule(Cron(5, 16, "*", "*", "?", "*"))  # 00:05 in Asia/Shanghai, the programs' default day
 def run_daily_jobs(event):
+    from chalicelib import jobs
+    from chalicelib.settings import get_settings
+
     return jobs.run_scheduled(jobs.DAILY, get_settings(), event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def run_frequent_jobs(event):
+    from chalicelib import jobs
+    from chalicelib.settings import get_settings
+
     return jobs.run_scheduled(jobs.FREQUENT, get_settings(), event.context)

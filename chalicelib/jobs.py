@@ -69,10 +69,11 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job, from the modules that own them (imported here, when a job is about to run)."""
-    from chalicelib.services import lifecycle, reconcile, tiers
+    from chalicelib.services import lifecycle, notifications, reconcile, tiers
 
     # Order matters on a schedule day: expire before reconciling, review after both.
-    return {job.name: job for job in (*lifecycle.JOBS, reconcile.JOB, tiers.REVIEW_JOB)}
+    return {job.name: job for job in (*lifecycle.JOBS, notifications.CHECKIN_REMINDER_JOB, reconcile.JOB,
+                                      tiers.REVIEW_JOB)}
 
 
 def _now() -> dt.datetime:

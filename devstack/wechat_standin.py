@@ -405,6 +405,8 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
 
 class _StandinServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client connection must never keep the process alive
+    # socketserver's default backlog (5) resets clients when many senders connect at once.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], state: WechatState) -> None:
         super().__init__(address, _Handler)

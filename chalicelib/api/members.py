@@ -3,7 +3,7 @@
 from chalice import Blueprint
 
 from chalicelib.api.http import MEMBER, PUBLIC, STAFF, route
-from chalicelib.services import checkins, members, tiers
+from chalicelib.services import checkins, members, notifications, tiers
 
 bp = Blueprint(__name__)
 
@@ -58,3 +58,8 @@ def grant_tier(ctx, member_id):
 def member_tier_history(ctx, member_id):
     limit, cursor = ctx.page_limit()
     return tiers.history(ctx.staff.program_id, member_id, limit, cursor)
+
+
+@route(bp, "/v1/members/me/subscriptions", ["POST"], auth=MEMBER)
+def subscribe(ctx):
+    return notifications.subscribe(ctx.settings, ctx.member, ctx.body(notifications.SubscribeIn))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.domain.notifications import EVENTS, NotificationTemplate
 
 
 class Strict(BaseModel):
@@ -136,8 +138,30 @@ class ProgramConfig(Strict):
     checkin: CheckinPolicy = Field(default_factory=CheckinPolicy)
     # One-off tasks a member completes once ("complete_profile": nickname, birthday and phone).
     tasks: dict[str, TaskReward] = Field(default_factory=lambda: {"complete_profile": TaskReward(points=50, growth=10)})
-    # Notification event type -> subscribe template id.
-    templates: dict[str, str] = Field(default_factory=dict)
+    # Notification event type -> subscribe template (a template id alone uses default fields).
+    templates: dict[str, NotificationTemplate] = Field(default_factory=dict)
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _template_ids(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {event: {"template_id": spec} if isinstance(spec, str) else spec for event, spec in value.items()}
+        return value
+
+    @field_validator("templates")
+    @classmethod
+    def _known_events(cls, value: dict[str, NotificationTemplate]) -> dict[str, NotificationTemplate]:
+        unknown = set(value) - set(EVENTS)
+        if unknown:
+            raise ValueError(f"unknown notification events: {sorted(unknown)}; known: {list(EVENTS)}")
+        return value
+
+    def template_for(self, template_id: str) -> str | None:
+        """The event a template id is configured for."""
+        for event, template in self.templates.items():
+            if template.template_id == template_id:
+                return event
+        return None
 
     @field_validator("timezone")
     @classmethod

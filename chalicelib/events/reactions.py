@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 from chalicelib.events.stream import reacts_to
@@ -39,3 +41,79 @@ def reward_completed_profile(event_name: str, new: dict[str, Any], old: dict[str
     from chalicelib.settings import get_settings
 
     checkins.complete_task(get_settings(), new["program_id"], new["member_id"], "complete_profile")
+
+
+# --- notifications: table changes -> notification jobs (sent by the second stream function) --
+
+def _enqueue(new: dict[str, Any], event: str, dedupe_key: str, variables: dict[str, Any]) -> None:
+    from chalicelib.services import notifications
+    from chalicelib.settings import get_settings
+
+    notifications.enqueue(get_settings(), new["program_id"], new["member_id"], event, dedupe_key, variables)
+
+
+def _day(new: dict[str, Any], stamp_field: str = "created_at") -> str:
+    from chalicelib.services.members import program_config
+    from chalicelib.settings import get_settings
+
+    moment = dt.datetime.fromisoformat(new[stamp_field])
+    return program_config(get_settings(), new["program_id"]).local_day(moment).isoformat()
+
+
+@reacts_to("ledger")
+@reacts_to("order")
+def notify_points_changed(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    from chalicelib.domain import notifications as rules
+
+    if event_name == "INSERT" and new.get("type") in rules.NOTIFIED_LEDGER_TYPES and int(new.get("points", 0)):
+        _enqueue(new, rules.POINTS_CHANGED, f"points#{new['entry_id']}", {
+            "type": new["type"], "points": int(new["points"]), "balance": int(new["balance_after"]),
+            "reason": new["reason"], "date": _day(new)})
+    if new.get("type") == "redeem" and new.get("ref", "").startswith("rd-"):
+        detail = json.loads(new.get("detail") or "{}")
+        status = detail.get("status")
+        before = json.loads(old.get("detail") or "{}").get("status") if old else None
+        if status and status != before:
+            _enqueue(new, rules.REDEMPTION_STATUS, f"redemption#{new['ref']}#{status}", {
+                "reward": new["reason"], "status": {"redeemed": "已兑换", "cancelled": "已取消"}.get(status, status),
+                "points": -int(new["points"])})
+
+
+@reacts_to("tier_change")
+def notify_tier_changed(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    from chalicelib.domain import notifications as rules
+    from chalicelib.services.members import program_config
+    from chalicelib.settings import get_settings
+
+    if event_name != "INSERT" or new["from_tier"] == new["to_tier"]:
+        return
+    config = program_config(get_settings(), new["program_id"])
+    _enqueue(new, rules.TIER_CHANGED, f"tier#{new['sk']}", {
+        "tier_name": config.tier(new["to_tier"]).name, "from_tier_name": config.tier(new["from_tier"]).name,
+        "direction": new["direction"], "date": _day(new)})
+
+
+@reacts_to("expiry_reminder")
+def notify_points_expiring(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    from chalicelib.domain import notifications as rules
+
+    if event_name != "INSERT":
+        return
+    lots = json.loads(new["lots"])
+    soonest = min(lots, key=lambda lot: lot["date"])
+    _enqueue(new, rules.POINTS_EXPIRING, f"expiring#{new['day']}", {
+        "points": int(new["points"]), "expires_on": soonest["date"], "days_left": soonest["days_left"]})
+
+
+@reacts_to("winback")
+def notify_winback(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    from chalicelib.domain import notifications as rules
+    from chalicelib.store import keys
+    from chalicelib.store import ledger as store
+    from chalicelib.store.models import AccountItem
+
+    if event_name != "INSERT":
+        return
+    account = store.get_item(AccountItem, keys.account(new["program_id"], new["member_id"]))
+    _enqueue(new, rules.WINBACK, f"winback#{new['last_active']}", {
+        "days_idle": int(new["days_idle"]), "points": int(account.points) if account else 0})

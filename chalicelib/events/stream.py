@@ -38,5 +38,8 @@ def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
 
     from chalicelib.events import reactions  # noqa: F401  (registers the reactors)
 
+    if not event.get("Records"):
+        return {"batchItemFailures": []}
+
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
     return process_partial_response(event=event, record_handler=handle_record, processor=processor)

@@ -8,7 +8,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.auth.principals import StaffPrincipal
-from chalicelib.domain.program import EarningRules, ExpiryPolicy, HoldPolicy, ProgramConfig, Tier
+from chalicelib.domain.program import (
+    CheckinPolicy,
+    EarningRules,
+    ExpiryPolicy,
+    HoldPolicy,
+    ProgramConfig,
+    TaskReward,
+    Tier,
+    TierPolicy,
+)
 from chalicelib.errors import Conflict, InvalidRequest, NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import programs as store
@@ -25,7 +34,11 @@ class ProgramRulesIn(BaseModel):
     tiers: list[Tier]
     expiry: ExpiryPolicy
     holds: HoldPolicy
-    templates: dict[str, str] = Field(default_factory=dict)
+    tier_policy: TierPolicy = Field(default_factory=TierPolicy)
+    checkin: CheckinPolicy = Field(default_factory=CheckinPolicy)
+    tasks: dict[str, TaskReward] = Field(default_factory=dict)
+    # Event type -> template id, or {"template_id", "fields", "page"}; checked by ProgramConfig.
+    templates: dict[str, Any] = Field(default_factory=dict)
 
 
 def view(settings: Settings, program_id: str) -> dict[str, Any]:

@@ -229,3 +229,21 @@ def activity_queue_partition(program_id: str, day: str, shard: int) -> str:
 
 def winback(program_id: str, member_id: str, last_active: str) -> tuple[str, str]:
     return member_pk(program_id, member_id), f"WINBACK#{last_active}"
+
+
+def subscription(program_id: str, member_id: str, template_id: str) -> tuple[str, str]:
+    """A member's send credits for one subscribe template."""
+    return member_pk(program_id, member_id), f"SUB#{template_id}"
+
+
+def subscribers_queue(program_id: str, template_id: str, member_id: str) -> tuple[str, str]:
+    """GSI2 keys of a member holding credits for a template (opt-in reminders read these)."""
+    return f"P#{program_id}#SUBS#{template_id}#{_shard(member_id, MEMBER_SHARDS)}", member_id
+
+
+def subscribers_queue_partition(program_id: str, template_id: str, shard: int) -> str:
+    return f"P#{program_id}#SUBS#{template_id}#{shard}"
+
+
+def notification(program_id: str, member_id: str, dedupe_key: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"NOTIFY#{dedupe_key}"

@@ -262,3 +262,29 @@ class WinbackItem(TableItem, discriminator="winback"):
     last_active = UnicodeAttribute()
     days_idle = NumberAttribute()
     created_at = UnicodeAttribute()
+
+
+class SubscriptionItem(TableItem, discriminator="subscription"):
+    """Send credits for one template: each acceptance in wx.requestSubscribeMessage adds one,
+    each message sent takes one."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    credits = NumberAttribute(default=0)
+
+
+class NotificationItem(TableItem, discriminator="notification"):
+    """One message to send. Keyed by the event it comes from, so an event makes one job."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    event = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    data = JSONAttribute()
+    page = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()  # queued | sending | sent | dropped
+    reason = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute(null=True)

@@ -40,7 +40,7 @@ class WechatError(Exception):
         self.errmsg = errmsg
 
 
-def _make_client(settings: Settings, appid: str, secret: str) -> Any:
+def _make_client(settings: Settings, appid: str, secret: str, locked_refresh: Callable[[Callable[[], Any]], Any]) -> Any:
     from wechatpy import WeChatClient  # lazy: ~40 ms of imports
 
     base = settings.wechat_api_base.rstrip("/") + "/"
@@ -59,6 +59,10 @@ def _make_client(settings: Settings, appid: str, secret: str) -> Any:
             return super()._request(method, url_or_endpoint, **kwargs)
 
         def fetch_access_token(self) -> Any:
+            # wechatpy calls this itself when the session has no token: take the table lock too.
+            return locked_refresh(self.fetch_access_token_unlocked)
+
+        def fetch_access_token_unlocked(self) -> Any:
             return self._fetch_access_token(
                 url=base + "cgi-bin/token",
                 params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
@@ -88,7 +92,7 @@ class WechatGateway:
     def __init__(self, settings: Settings, appid: str, secret: str) -> None:
         self._settings = settings
         self._appid = appid
-        self._client = _make_client(settings, appid, secret)
+        self._client = _make_client(settings, appid, secret, lambda fetch: self.access_token(fetch))
 
     def code_to_session(self, code: str) -> WechatSession:
         result = self._call(lambda: self._client.wxa.code_to_session(code), needs_token=False)
@@ -106,8 +110,9 @@ class WechatGateway:
     def _base(self) -> str:
         return self._settings.wechat_api_base.rstrip("/") + "/"
 
-    def access_token(self) -> str:
+    def access_token(self, fetch: Callable[[], Any] | None = None) -> str:
         """The shared token; one caller refreshes it while the others wait for that refresh."""
+        fetch = fetch or self._client.fetch_access_token_unlocked
         deadline = time.monotonic() + _WAIT_FOR_TOKEN_SECONDS
         while True:
             token = wechat_tokens.read(self._appid)
@@ -119,7 +124,7 @@ class WechatGateway:
                     token = wechat_tokens.read(self._appid)  # somebody may have just refreshed it
                     if token:
                         return token
-                    self._raw(lambda: self._client.fetch_access_token())
+                    self._raw(fetch)
                     return wechat_tokens.read(self._appid) or ""
                 finally:
                     wechat_tokens.unlock(self._appid, holder)

@@ -38,8 +38,8 @@ def test_scheduled_entry_point_runs_every_program(api):
 
     result = jobs.run_scheduled(jobs.DAILY, get_settings())
     ran = [r["job"] for r in result["runs"]]
-    assert result["complete"] and ran[:5] == ["expire-points", "expiry-reminders", "birthday-gifts",
-                                              "dormant-members", "reconcile"]
-    assert ran[5:] in ([], ["tier-review"])  # the review runs on review days only
+    assert result["complete"] and ran[:6] == ["expire-points", "expiry-reminders", "birthday-gifts",
+                                              "dormant-members", "checkin-reminders", "reconcile"]
+    assert ran[6:] in ([], ["tier-review"])  # the review runs on review days only
     assert jobs.run_scheduled(jobs.DAILY, get_settings())["runs"] == []  # today is done
     assert jobs.run_scheduled(jobs.FREQUENT, get_settings())["runs"][0] == {"job": "release-holds", "released": 0}

@@ -16,8 +16,8 @@ def test_demo_program_matches_the_contract_defaults():
     assert (demo.program_id, demo.appid, demo.timezone) == ("demo", "wxdemo0000000000", "Asia/Shanghai")
     assert (demo.earning.points_per_yuan, demo.earning.growth_per_yuan, demo.earning.campaigns) == (1, 1, [])
     assert demo.expiry.months_after == 12
-    assert demo.templates == {"tier_changed": "tmpl-tier", "points_changed": "tmpl-points",
-                              "points_expiring": "tmpl-expiring"}
+    assert {event: t.template_id for event, t in demo.templates.items()} == {
+        "tier_changed": "tmpl-tier", "points_changed": "tmpl-points", "points_expiring": "tmpl-expiring"}
     assert demo.base_tier.code == "normal"
 
 
@@ -170,3 +170,29 @@ def test_config_is_frozen():
     demo = demo_program()
     with pytest.raises(ValidationError):
         demo.timezone = "UTC"
+
+
+def test_templates_accept_an_id_or_a_full_spec_and_only_known_events():
+    from pydantic import ValidationError
+
+    from tests.unit.builders import program
+
+    config = program(templates={"winback": "tmpl-w", "tier_changed": {"template_id": "t", "fields": {"thing1": "{tier_name}"},
+                                                                      "page": "p"}})
+    assert config.templates["winback"].template_id == "tmpl-w" and config.templates["tier_changed"].page == "p"
+    assert config.template_for("t") == "tier_changed" and config.template_for("x") is None
+    with pytest.raises(ValidationError, match="unknown notification events"):
+        program(templates={"birthday_party": "t"})
+
+
+def test_rendering_fills_fields_and_respects_wechat_lengths():
+    from chalicelib.domain import notifications as rules
+
+    template = rules.NotificationTemplate(template_id="t")
+    message = rules.render(rules.POINTS_CHANGED, template, {"reason": "一个很长很长很长很长很长很长很长的原因说明文字", "points": 5,
+                                                             "balance": 10, "date": "2026-11-23"})
+    assert message.data["number2"] == {"value": "5"} and message.data["date4"] == {"value": "2026-11-23"}
+    assert len(message.data["thing1"]["value"]) == 20 and message.data["thing1"]["value"].endswith("…")
+    assert message.page == "pages/member/index"
+    custom = rules.NotificationTemplate(template_id="t", fields={"thing9": "{missing}!"})
+    assert rules.render(rules.WINBACK, custom, {}).data == {"thing9": {"value": "!"}}

@@ -1,0 +1,71 @@
+"""Which member events become which WeChat subscribe messages, and what they say. Pure.
+
+A program maps event types to templates: the template id, how each template field is filled
+(a format string over the event's variables), and the mini-program page the message opens.
+A plain template id uses the event's default fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+POINTS_CHANGED = "points_changed"
+TIER_CHANGED = "tier_changed"
+POINTS_EXPIRING = "points_expiring"
+REDEMPTION_STATUS = "redemption_status"
+CHECKIN_REMINDER = "checkin_reminder"
+WINBACK = "winback"
+EVENTS = (POINTS_CHANGED, TIER_CHANGED, POINTS_EXPIRING, REDEMPTION_STATUS, CHECKIN_REMINDER, WINBACK)
+
+# Ledger row types a member hears about (holds and releases are part of a checkout they see).
+NOTIFIED_LEDGER_TYPES = {"earn", "redeem", "expire", "reverse", "adjust"}
+
+DEFAULT_FIELDS: dict[str, dict[str, str]] = {
+    POINTS_CHANGED: {"thing1": "{reason}", "number2": "{points}", "number3": "{balance}", "date4": "{date}"},
+    TIER_CHANGED: {"thing1": "{tier_name}", "thing2": "{from_tier_name}", "date3": "{date}"},
+    POINTS_EXPIRING: {"number1": "{points}", "date2": "{expires_on}", "thing3": "{days_left}天后到期"},
+    REDEMPTION_STATUS: {"thing1": "{reward}", "phrase2": "{status}", "number3": "{points}"},
+    CHECKIN_REMINDER: {"thing1": "今日签到可得{points}积分", "number2": "{streak}"},
+    WINBACK: {"thing1": "好久不见,{points}积分等你使用", "number2": "{days_idle}"},
+}
+DEFAULT_PAGES = {event: "pages/member/index" for event in EVENTS}
+
+# WeChat's limits on field values: `thing` 20 characters, `phrase` 5.
+_MAX_LENGTH = {"thing": 20, "phrase": 5}
+
+
+class NotificationTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    template_id: str = Field(min_length=1, max_length=128)
+    fields: dict[str, str] | None = None  # None: the event's default fields
+    page: str | None = Field(default=None, max_length=256)
+
+
+@dataclass(frozen=True)
+class Message:
+    template_id: str
+    data: dict[str, dict[str, str]]
+    page: str | None
+
+
+class _Variables(dict):
+    """Unknown variables render empty rather than failing the whole message."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(event: str, template: NotificationTemplate, variables: dict[str, Any]) -> Message:
+    fields = template.fields if template.fields is not None else DEFAULT_FIELDS[event]
+    values = _Variables({k: str(v) for k, v in variables.items()})
+    data = {}
+    for name, pattern in fields.items():
+        text = pattern.format_map(values)
+        for prefix, limit in _MAX_LENGTH.items():
+            if name.startswith(prefix) and len(text) > limit:
+                text = text[: limit - 1] + "…"
+        data[name] = {"value": text}
+    return Message(template.template_id, data, template.page or DEFAULT_PAGES.get(event))
