@@ -38,7 +38,7 @@ _MAX_LENGTH = {"thing": 20, "phrase": 5}
 
 
 class NotificationTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     template_id: str = Field(min_length=1, max_length=128)
     fields: dict[str, str] | None = None  # None: the event's default fields
     page: str | None = Field(default=None, max_length=256)

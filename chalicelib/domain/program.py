@@ -17,7 +17,7 @@ from chalicelib.domain.notifications import EVENTS, NotificationTemplate
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class Benefit(Strict):

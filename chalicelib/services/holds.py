@@ -32,7 +32,7 @@ _MAX_TTL_DAYS = 8  # HoldPolicy.ttl_minutes is at most 7 days
 
 
 class HoldIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     hold_id: str = Field(pattern=_ID)
     member_id: str = Field(pattern=_ID)
     order_id: str = Field(pattern=_ID)

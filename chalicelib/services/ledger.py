@@ -27,7 +27,7 @@ _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
 class Body(BaseModel):
     # strict: "100" is not 100, 1.0 is not 1, true is not 1.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
 
 class OrderLine(Body):

@@ -29,27 +29,27 @@ _INVITE_LENGTH = 8
 
 
 class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     appid: str = Field(min_length=1, max_length=64)
     code: str = Field(min_length=1, max_length=256)
 
 
 class EnrollIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     nickname: str | None = Field(default=None, min_length=1, max_length=32)
     birthday: dt.date | None = None
     invite_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{4,16}$")
 
 
 class ProfileIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     nickname: str | None = Field(default=None, min_length=1, max_length=32)
     # Set once: birthday gifts depend on it, so members cannot move it around.
     birthday: dt.date | None = None
 
 
 class PhoneIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     phone_code: str = Field(min_length=1, max_length=256)
 
 

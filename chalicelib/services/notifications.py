@@ -37,7 +37,7 @@ _KEEP_DAYS = 90
 
 
 class SubscribeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     template_ids: list[str] = Field(min_length=1, max_length=20)
     # Optional: the same request_id again adds nothing (a retried request after a timeout).
     request_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")

@@ -25,7 +25,7 @@ from chalicelib.store.tx import ConditionsFailed
 
 
 class ProgramRulesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     # The version the change was made against (from GET): a concurrent edit is a 409, not lost.
     version: int = Field(ge=1)
     name: str = Field(min_length=1, max_length=64)

@@ -28,7 +28,7 @@ from chalicelib.store.tx import ConditionsFailed, Transaction
 
 
 class RewardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=64)
     points_price: StrictInt = Field(ge=1, le=10**9)
     cash_fen: StrictInt = Field(default=0, ge=0, le=10**10)
@@ -38,7 +38,7 @@ class RewardIn(BaseModel):
 
 
 class RedemptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     reward_id: str = Field(pattern=_ID)
     quantity: StrictInt = Field(ge=1, le=100)
     request_id: str = Field(pattern=_ID)

@@ -32,7 +32,7 @@ _REVIEW_PAGE = 100
 
 
 class TierGrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
     tier: str = Field(min_length=1, max_length=32)
     until: dt.date
     reason: str = Field(min_length=1, max_length=200)
