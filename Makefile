@@ -26,6 +26,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests/unit tests/integration
 	$(PY) -m pytest -q tests/e2e
+	FUZZ_SEED=$${FUZZ_SEED:-20261123} $(PY) -m pytest -q tests/fuzz  # a fixed seed: CI is repeatable
 	$(MAKE) lint-template
 
 unit: $(STAMP)
@@ -53,6 +54,11 @@ lint-template: $(STAMP)
 	$(MAKE) package STAGE=dev
 	$(MAKE) package STAGE=prod
 	$(VENV)/bin/cfn-lint build/dev/package/sam.json build/prod/package/sam.json
+
+# Schemathesis against a fresh local stack, every operation of its OpenAPI document (tests/fuzz).
+# `make test` runs the same with FUZZ_EXAMPLES=25; FUZZ_SEED=<n> replays a run.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_COVERAGE=1 $(PY) -m pytest -v tests/fuzz
 
 bench: $(STAMP)
 	$(PY) -m bench.run --write

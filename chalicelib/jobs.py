@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 
-from chalicelib.errors import InvalidRequest, NotFound
+from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store.models import TableItem
@@ -120,15 +120,6 @@ def _merge(total: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-def parse_as_of(value: str | None, today: dt.date) -> dt.date:
-    if value is None:
-        return today
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest("as_of must be a date, YYYY-MM-DD") from None
 
 
 def run_scheduled(group: str, settings: Settings, lambda_context: Any = None) -> dict[str, Any]:

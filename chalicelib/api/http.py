@@ -1,10 +1,12 @@
 """How a route is declared, authenticated, parsed and answered, in one place.
 
-    @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201)
+    @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201, body=OrderIn, response=OrderAccrued,
+           summary="Report a paid order", errors=(404, 409))
     def post_order(ctx):
-        body = ctx.body(OrderIn)
-        return ledger.accrue_order(ctx.till, body)
+        return ledger.accrue_order(ctx.settings, ctx.till, ctx.body())
 
+What a route declares (its body, query and response models, statuses, summary) is both what this
+module enforces and what `openapi.py` publishes, so the document cannot drift from the code.
 Domain errors become the contract's error envelope here; the middleware stamps `X-Request-Id`
 on every answer (Chalice's own 404/405/415 included) and writes one access log line.
 """
@@ -13,15 +15,17 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
+import hmac
 import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 from chalice import Blueprint, Chalice, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from chalicelib.auth import staff, till, tokens
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
@@ -29,12 +33,21 @@ from chalicelib.errors import InvalidRequest, LoyaltyError, RetryLater, Unauthor
 from chalicelib.logs import logger
 from chalicelib.settings import Settings, get_settings
 
-M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T", bound=BaseModel)
 
 PUBLIC, MEMBER, TILL, STAFF = "public", "member", "till", "staff"
+JSON = "application/json"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-_PAGE_LIMIT_DEFAULT, _PAGE_LIMIT_MAX = 20, 100
+PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 20, 100
+# The largest real body (an order of 200 lines with long names) is about 100 KB. The program's
+# rules are stored as one item, where JSON escapes can double them: 128 KB keeps that item under
+# DynamoDB's 400 KB, so an oversized body is a 413 here instead of a failed write.
+MAX_BODY_BYTES = 128 * 1024
+
+
+class BodyTooLarge(LoyaltyError):
+    status, code = 413, "body_too_large"
 
 
 def current_request_id() -> str:
@@ -47,7 +60,146 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 def error_response(status: int, code: str, message: str) -> Response:
     return Response(body=error_body(code, message), status_code=status,
-                    headers={"Content-Type": "application/json"})
+                    headers={"Content-Type": JSON})
+
+
+# --- path parameters -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PathParameter:
+    """One kind of path parameter: checked before the view runs, published in the document."""
+
+    pattern: str
+    description: str
+    # Values the document lists (e.g. job names); computed when the document is built.
+    choices: Callable[[], list[str]] | None = None
+
+    def check(self, name: str, value: str) -> None:
+        # Anything else could never name a resource, and an overlong or odd value must not reach
+        # a DynamoDB key (2 KB partition / 1 KB sort key limits): 400, not a failed write.
+        if not re.fullmatch(self.pattern, value):
+            raise InvalidRequest(f"{name}: {self.description.rstrip('.')}")
+
+
+def _job_names() -> list[str]:
+    from chalicelib import jobs  # loads every job's module: only when the document is built
+
+    return sorted(jobs.registry())
+
+
+# Ids callers choose (order, hold, request ids) are 1-64 of these characters; a redemption id
+# adds "rd-" to one, so 128 leaves room without letting a path build an oversized key.
+_ID, _ID_TEXT = r"[A-Za-z0-9._:-]{1,128}", "1 to 128 of A-Z a-z 0-9 . _ : -"
+PATH_PARAMETERS: dict[str, PathParameter] = {
+    "member_id": PathParameter(_ID, f"A member id: {_ID_TEXT}"),
+    "order_id": PathParameter(_ID, f"The till's order id: {_ID_TEXT}"),
+    "hold_id": PathParameter(_ID, f"The till's hold id: {_ID_TEXT}"),
+    "redemption_id": PathParameter(_ID, f"A redemption id (`rd-` + the request_id): {_ID_TEXT}"),
+    "reward_id": PathParameter(_ID, f"A reward id: {_ID_TEXT}"),
+    "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
+}
+
+
+def path_parameter_names(path: str) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", path)
+
+
+# --- paged lists ---------------------------------------------------------------------------
+
+class PageQuery(BaseModel):
+    """`?limit=&cursor=` of every paged list. The cursor is sealed on the way out (see
+    `seal_cursor`), so one that was not issued by this service is a 400, never a bad query."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=PAGE_LIMIT_DEFAULT, ge=1, le=PAGE_LIMIT_MAX,
+                       description=f"Items per page, 1 to {PAGE_LIMIT_MAX}.")
+    cursor: str | None = Field(default=None, max_length=2048,
+                               description="`next_cursor` of the previous page, as given; absent or empty for the "
+                                           "first page.")
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _ascii_digits(cls, value: Any) -> Any:
+        # Query values are text; "1e2", " 5" or "５" are not the integer the document promises.
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
+            raise ValueError("must be an integer")
+        return value
+
+    @field_validator("cursor")
+    @classmethod
+    def _unseal(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:  # clients that always send `?cursor=` ask for the first page with an empty one
+            return None
+        return unseal_cursor(info.context["settings"], value)
+
+
+class Page(BaseModel, Generic[T]):
+    """The answer of every paged list (../shared/API.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last.")
+
+
+def _cursor_mac(settings: Settings, cursor: str) -> str:
+    key = settings.token_secret.get_secret_value().encode()
+    return hmac.new(key, b"page-cursor\n" + cursor.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def seal_cursor(settings: Settings, cursor: str | None) -> str | None:
+    """The services' cursor plus a MAC: callers may only hand back cursors we issued."""
+    return None if cursor is None else f"{cursor}.{_cursor_mac(settings, cursor)}"
+
+
+def unseal_cursor(settings: Settings, sealed: str) -> str:
+    cursor, _, mac = sealed.rpartition(".")
+    if not cursor or not hmac.compare_digest(mac.encode(), _cursor_mac(settings, cursor).encode()):
+        raise ValueError("not a cursor this service issued")
+    return cursor
+
+
+# --- the declaration -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Operation:
+    """Everything a route declares about itself; `openapi.py` publishes exactly this."""
+
+    method: str
+    path: str
+    name: str
+    auth: str
+    summary: str
+    status: int
+    response: type[BaseModel] | None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    # Other success statuses answered with the same model (enrolment: 201 new, 200 existing).
+    also: tuple[int, ...] = ()
+    # Error statuses (always in the envelope) besides those implied: 400 for a route with input,
+    # 413 for one with a body, 401 for one with credentials, 503 for one that reads the table.
+    errors: tuple[int, ...] = ()
+    media_type: str = JSON
+    # False only for routes that never read the table (health, the documentation).
+    uses_store: bool = True
+    description: str = ""
+    path_parameters: tuple[str, ...] = ()
+
+    @property
+    def paged(self) -> bool:
+        return self.query is PageQuery
+
+    @property
+    def error_statuses(self) -> list[int]:
+        implied = set(self.errors)
+        if self.body is not None or self.query is not None or self.path_parameters:
+            implied.add(400)
+        if self.body is not None:
+            implied.add(413)
+        if self.auth != PUBLIC:
+            implied.add(401)
+        if self.uses_store:
+            implied.add(503)
+        return sorted(implied)
 
 
 @dataclass
@@ -55,6 +207,8 @@ class RequestContext:
     request: Any
     settings: Settings
     principal: MemberPrincipal | TillPrincipal | StaffPrincipal | None
+    operation: Operation
+    app: Chalice
 
     @property
     def member(self) -> MemberPrincipal:
@@ -71,31 +225,31 @@ class RequestContext:
         assert isinstance(self.principal, StaffPrincipal)
         return self.principal
 
-    def body(self, model: type[M]) -> M:
-        """Parse the JSON body; anything off (bad JSON, unknown or missing fields, wrong types) is
-        a 400. JSON mode, so strict models still read dates and times from ISO strings."""
+    def body(self) -> Any:
+        """The JSON body as the route's declared model; anything off (bad JSON, unknown or missing
+        fields, wrong types: "100" is not 100, 1.0 is not 1) is a 400. Strict JSON mode still
+        reads dates and times from ISO strings."""
+        model = self.operation.body
+        if model is None:
+            raise TypeError(f"{self.operation.name} declares no body model")
         raw = self.request.raw_body or b"{}"
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"the body is larger than {MAX_BODY_BYTES // 1024} KB")
         try:
-            return model.model_validate_json(raw)
+            return model.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             raise InvalidRequest(_describe(exc)) from exc
 
-    def query(self, model: type[M]) -> M:
-        params = {k: v for k, v in (self.request.query_params or {}).items()}
+    def query(self) -> Any:
+        """The query string as the route's declared model (a paged list: `PageQuery`)."""
+        model = self.operation.query
+        if model is None:
+            raise TypeError(f"{self.operation.name} declares no query model")
+        params = dict(self.request.query_params or {})
         try:
-            return model.model_validate(params)
+            return model.model_validate(params, context={"settings": self.settings})
         except ValidationError as exc:
             raise InvalidRequest(_describe(exc)) from exc
-
-    def page_limit(self) -> tuple[int, str | None]:
-        params = self.request.query_params or {}
-        raw_limit = params.get("limit")
-        limit = _PAGE_LIMIT_DEFAULT
-        if raw_limit is not None:
-            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= _PAGE_LIMIT_MAX:
-                raise InvalidRequest(f"limit must be an integer from 1 to {_PAGE_LIMIT_MAX}")
-            limit = int(raw_limit)
-        return limit, params.get("cursor")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -107,7 +261,8 @@ def _describe(exc: ValidationError) -> str:
 
 
 def path_with_query(request: Any) -> str:
-    """The path the caller signed: the route with its parameters filled in, plus the query."""
+    """The path a till signs: the route with its parameters filled in, each percent-encoded
+    leaving only RFC 3986 unreserved characters, plus the query as form-encoded pairs."""
     path = request.path
     for name, value in (request.uri_params or {}).items():
         path = path.replace("{" + name + "}", quote(value, safe=""))
@@ -138,15 +293,46 @@ def authenticate(kind: str, request: Any, settings: Settings) -> Any:
     raise ValueError(f"unknown auth kind {kind}")
 
 
-def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: str, status: int = 200,
+def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: str, summary: str,
+          response: type[BaseModel] | None = None, page_of: type[BaseModel] | None = None,
+          status: int = 200, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+          also: tuple[int, ...] = (), errors: tuple[int, ...] = (), media_type: str = JSON,
+          uses_store: bool = True, description: str = "",
           **chalice_kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a route. `response` is the model of a success answer; `page_of=Item` declares a
+    paged list instead (query `PageQuery`, answer `Page[Item]`, cursors sealed). `media_type`
+    other than JSON means the view returns the body as text."""
+    if page_of is not None:
+        if response is not None or query is not None:
+            raise TypeError("page_of declares both the query and the response")
+        response, query = Page[page_of], PageQuery  # type: ignore[valid-type]
+    if response is None and media_type == JSON:
+        raise TypeError(f"{path}: a JSON route declares its response model")
+    names = path_parameter_names(path)
+    undeclared = [name for name in names if name not in PATH_PARAMETERS]
+    if undeclared:
+        raise TypeError(f"{path}: path parameters {undeclared} are not in PATH_PARAMETERS")
+
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        operations = {
+            method: Operation(method=method, path=path, name=view.__name__, auth=auth, summary=summary,
+                              status=status, response=response, body=body, query=query, also=also,
+                              errors=errors, media_type=media_type, uses_store=uses_store,
+                              description=description or (view.__doc__ or "").strip(),
+                              path_parameters=tuple(names))
+            for method in methods
+        }
+
         @functools.wraps(view)
         def handler(**path_params: str) -> Response:
             settings = get_settings()
             request = bp.current_request
+            operation = operations[request.method]
             try:
-                ctx = RequestContext(request, settings, authenticate(auth, request, settings))
+                ctx = RequestContext(request, settings, authenticate(auth, request, settings), operation,
+                                     _app_of(bp))
+                for name, value in path_params.items():
+                    PATH_PARAMETERS[name].check(name, value)
                 result = view(ctx, **path_params)
             except LoyaltyError as exc:
                 return error_response(exc.status, exc.code, exc.message)
@@ -156,20 +342,37 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: str, 
                     return error_response(err.status, err.code, err.message)
                 logger().exception("unhandled error", extra={"path": path})
                 return error_response(500, "internal_error", "internal error")
-            if isinstance(result, Response):
-                return result
             answer_status = status
             if isinstance(result, tuple):
                 result, answer_status = result
-            return Response(body=result, status_code=answer_status,
-                            headers={"Content-Type": "application/json"})
+            if operation.paged:
+                result = {**result, "next_cursor": seal_cursor(settings, result["next_cursor"])}
+            return Response(body=result, status_code=answer_status, headers={"Content-Type": media_type})
 
-        handler.auth_kind = auth  # type: ignore[attr-defined]  # read by the OpenAPI generator
+        handler.auth_kind = auth  # type: ignore[attr-defined]  # read by the auth matrix test
+        handler.operations = operations  # type: ignore[attr-defined]  # read by openapi.py
         bp.route(path, methods=methods, content_types=["application/json", "text/plain"],
                  **chalice_kwargs)(handler)
         return handler
 
     return decorate
+
+
+def _app_of(bp: Blueprint | Chalice) -> Chalice:
+    return bp if isinstance(bp, Chalice) else bp.current_app
+
+
+def operations_of(app: Chalice) -> list[Operation]:
+    """Every operation the app serves, in path and method order; a route not declared with
+    `route()` is a programming error here (and in the OpenAPI test)."""
+    found = []
+    for path, methods in sorted(app.routes.items()):
+        for method, entry in sorted(methods.items()):
+            declared = getattr(entry.view_function, "operations", None)
+            if declared is None or method not in declared:
+                raise LookupError(f"{method} {path} was not declared with route()")
+            found.append(declared[method])
+    return found
 
 
 _THROTTLE_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}

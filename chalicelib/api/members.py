@@ -3,63 +3,75 @@
 from chalice import Blueprint
 
 from chalicelib.api.http import MEMBER, PUBLIC, STAFF, route
+from chalicelib.api.schemas import CheckIn, Login, MemberCard, Subscriptions, TierChange, TierGrant
 from chalicelib.services import checkins, members, notifications, tiers
 
 bp = Blueprint(__name__)
 
 
-@route(bp, "/v1/auth/login", ["POST"], auth=PUBLIC)
+@route(bp, "/v1/auth/login", ["POST"], auth=PUBLIC, body=members.LoginIn, response=Login, errors=(401, 404),
+       summary="Exchange a wx.login code for a member token")
 def login(ctx):
-    return members.login(ctx.settings, ctx.body(members.LoginIn))
+    return members.login(ctx.settings, ctx.body())
 
 
-@route(bp, "/v1/members", ["POST"], auth=MEMBER)
+@route(bp, "/v1/members", ["POST"], auth=MEMBER, status=201, also=(200,), body=members.EnrollIn,
+       response=MemberCard, errors=(404,), summary="Enrol (201), or the existing card (200) if already a member")
 def enroll(ctx):
-    return members.enroll(ctx.settings, ctx.member, ctx.body(members.EnrollIn))
+    return members.enroll(ctx.settings, ctx.member, ctx.body())
 
 
-@route(bp, "/v1/members/me", ["GET"], auth=MEMBER)
+@route(bp, "/v1/members/me", ["GET"], auth=MEMBER, response=MemberCard, errors=(404,),
+       summary="The caller's member card")
 def my_card(ctx):
     return members.card(ctx.settings, ctx.member)
 
 
-@route(bp, "/v1/members/me/phone", ["POST"], auth=MEMBER)
+@route(bp, "/v1/members/me/phone", ["POST"], auth=MEMBER, body=members.PhoneIn, response=MemberCard,
+       errors=(404, 409), summary="Bind the phone number from getPhoneNumber (shown masked)")
 def bind_phone(ctx):
-    return members.bind_phone(ctx.settings, ctx.member, ctx.body(members.PhoneIn))
+    return members.bind_phone(ctx.settings, ctx.member, ctx.body())
 
 
-@route(bp, "/v1/members/me", ["PATCH"], auth=MEMBER)
+@route(bp, "/v1/members/me", ["PATCH"], auth=MEMBER, body=members.ProfileIn, response=MemberCard,
+       errors=(404, 409), summary="Change the nickname; set the birthday once")
 def update_profile(ctx):
-    return members.update_profile(ctx.settings, ctx.member, ctx.body(members.ProfileIn))
+    return members.update_profile(ctx.settings, ctx.member, ctx.body())
 
 
-@route(bp, "/v1/members/me/checkin", ["POST"], auth=MEMBER)
+@route(bp, "/v1/members/me/checkin", ["POST"], auth=MEMBER, response=CheckIn, errors=(404,),
+       summary="Check in for today (once a day)")
 def check_in(ctx):
     return checkins.check_in(ctx.settings, ctx.member)
 
 
-@route(bp, "/v1/members/me/tiers/history", ["GET"], auth=MEMBER)
+@route(bp, "/v1/members/me/tiers/history", ["GET"], auth=MEMBER, page_of=TierChange, errors=(404,),
+       summary="The caller's tier moves, newest first")
 def my_tier_history(ctx):
-    limit, cursor = ctx.page_limit()
-    return tiers.history(ctx.member.program_id, members.resolve_member_id(ctx.member), limit, cursor)
+    page = ctx.query()
+    return tiers.history(ctx.member.program_id, members.resolve_member_id(ctx.member), page.limit, page.cursor)
 
 
-@route(bp, "/v1/admin/members/{member_id}", ["GET"], auth=STAFF)
+@route(bp, "/v1/admin/members/{member_id}", ["GET"], auth=STAFF, response=MemberCard, errors=(404,),
+       summary="A member's card")
 def member_card(ctx, member_id):
     return members.card_of(ctx.settings, ctx.staff.program_id, member_id)
 
 
-@route(bp, "/v1/admin/members/{member_id}/tier", ["POST"], auth=STAFF)
+@route(bp, "/v1/admin/members/{member_id}/tier", ["POST"], auth=STAFF, body=tiers.TierGrantIn,
+       response=TierGrant, errors=(404,), summary="Grant a tier floor until a day")
 def grant_tier(ctx, member_id):
-    return tiers.grant(ctx.settings, ctx.staff, member_id, ctx.body(tiers.TierGrantIn))
+    return tiers.grant(ctx.settings, ctx.staff, member_id, ctx.body())
 
 
-@route(bp, "/v1/admin/members/{member_id}/tiers/history", ["GET"], auth=STAFF)
+@route(bp, "/v1/admin/members/{member_id}/tiers/history", ["GET"], auth=STAFF, page_of=TierChange,
+       errors=(404,), summary="A member's tier moves, newest first")
 def member_tier_history(ctx, member_id):
-    limit, cursor = ctx.page_limit()
-    return tiers.history(ctx.staff.program_id, member_id, limit, cursor)
+    page = ctx.query()
+    return tiers.history(ctx.staff.program_id, member_id, page.limit, page.cursor)
 
 
-@route(bp, "/v1/members/me/subscriptions", ["POST"], auth=MEMBER)
+@route(bp, "/v1/members/me/subscriptions", ["POST"], auth=MEMBER, body=notifications.SubscribeIn,
+       response=Subscriptions, errors=(404,), summary="Record the templates wx.requestSubscribeMessage accepted")
 def subscribe(ctx):
-    return notifications.subscribe(ctx.settings, ctx.member, ctx.body(notifications.SubscribeIn))
+    return notifications.subscribe(ctx.settings, ctx.member, ctx.body())

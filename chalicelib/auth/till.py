@@ -17,6 +17,7 @@ from chalicelib.store import programs
 DEV_TILL_KEY_ID = "dev-pos"
 _NONCE = re.compile(r"^[A-Za-z0-9]{16,64}$")
 _SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+_KEY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def string_to_sign(method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -43,10 +44,13 @@ def verify(
     signature = headers.get("x-loyalty-signature") or ""
     if not (key_id and timestamp and nonce and signature):
         raise Unauthorized("missing till signature headers")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > settings.hmac_skew_seconds:
+    # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,12}", timestamp) or abs(now - int(timestamp)) > settings.hmac_skew_seconds:
         raise Unauthorized("timestamp outside the allowed clock skew", code="stale_timestamp")
     if not _NONCE.match(nonce) or not _SIGNATURE.match(signature):
         raise Unauthorized("malformed nonce or signature")
+    if not _KEY_ID.match(key_id):  # it becomes part of a table key: never an oversized one
+        raise Unauthorized("unknown till key")
     if key_id == DEV_TILL_KEY_ID and not settings.is_local:
         raise Unauthorized("dev keys are refused outside the local stage")
     till_key = programs.get_till_key(settings, key_id)

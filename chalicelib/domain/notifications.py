@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import string
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 POINTS_CHANGED = "points_changed"
 TIER_CHANGED = "tier_changed"
@@ -40,8 +42,25 @@ _MAX_LENGTH = {"thing": 20, "phrase": 5}
 class NotificationTemplate(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     template_id: str = Field(min_length=1, max_length=128)
-    fields: dict[str, str] | None = None  # None: the event's default fields
+    fields: dict[str, str] | None = Field(default=None, max_length=20)  # None: the event's defaults
     page: str | None = Field(default=None, max_length=256)
+
+    @field_validator("fields")
+    @classmethod
+    def _plain_placeholders(cls, fields: dict[str, str] | None) -> dict[str, str] | None:
+        """Staff write these: only named `{variable}` placeholders, no format specs or
+        conversions (a width like {x:>999999999} would exhaust memory when rendered)."""
+        for pattern in (fields or {}).values():
+            if len(pattern) > 200:
+                raise ValueError("a field pattern is at most 200 characters")
+            try:
+                parts = list(string.Formatter().parse(pattern))
+            except ValueError as exc:
+                raise ValueError(f"bad field pattern {pattern!r}: {exc}") from None
+            for _, name, spec, conversion in parts:
+                if name is not None and (not name.isidentifier() or spec or conversion):
+                    raise ValueError(f"field patterns take plain {{name}} placeholders only: {pattern!r}")
+        return fields
 
 
 @dataclass(frozen=True)

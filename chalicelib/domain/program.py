@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -55,7 +55,7 @@ class Campaign(Strict):
     ends_on: dt.date
     multiplier_pct: int = Field(default=100, ge=100, le=1000)
     bonus_threshold_fen: int | None = Field(default=None, ge=1)
-    bonus_points: int = Field(default=0, ge=0)
+    bonus_points: int = Field(default=0, ge=0, le=10**6)
 
     @model_validator(mode="after")
     def _check(self) -> Campaign:
@@ -78,7 +78,8 @@ class EarningRules(Strict):
 class ExpiryPolicy(Strict):
     # Points earned in month M expire at the end of month M + months_after.
     months_after: int = Field(default=12, ge=1, le=120)
-    reminder_days: list[int] = Field(default_factory=lambda: [30, 15, 3])
+    # Days before expiry to remind on; bounded: the reminder job adds them to calendar days.
+    reminder_days: list[Annotated[int, Field(ge=0, le=366)]] = Field(default_factory=lambda: [30, 15, 3], max_length=12)
 
 
 class HoldPolicy(Strict):

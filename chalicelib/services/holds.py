@@ -50,7 +50,8 @@ def _view(row: LedgerItem) -> dict[str, Any]:
     detail = row.detail or {}
     return {"hold_id": detail["hold_id"], "member_id": row.member_id, "order_id": detail["order_id"],
             "points": detail["points"], "deduction_fen": detail["deduction_fen"],
-            "status": detail["status"], "expires_at": detail["expires_at"]}
+            "status": detail["status"], "expires_at": detail["expires_at"],
+            **({"points_balance": detail["points_balance"]} if "points_balance" in detail else {})}
 
 
 def place_hold(settings: Settings, till: TillPrincipal, body: HoldIn) -> tuple[dict[str, Any], int]:
@@ -78,6 +79,8 @@ def place_hold(settings: Settings, till: TillPrincipal, body: HoldIn) -> tuple[d
             change = balance.spend(store.balances_of(record.account), record.lot_values, config.today(now),
                                    body.points, to_held=True)
         except (balance.NotEnoughPoints, balance.InDebt):
+            if store.get_item(LedgerItem, hold_key) is not None:  # our duplicate landed since the first read
+                raise TryAgain from None
             raise InsufficientPoints() from None
         expires_at = now + dt.timedelta(minutes=policy.ttl_minutes)
         answer = {"hold_id": body.hold_id, "member_id": body.member_id, "order_id": body.order_id,
@@ -126,13 +129,15 @@ def settle(settings: Settings, program_id: str, hold_id: str, outcome: str, reas
         points = int(detail["points"])
         before = store.balances_of(record.account)
         if outcome == CAPTURED:
+            if before.held < points:  # held counts this hold while open: settled since we read it
+                raise TryAgain
             change = balance.capture(before, points)
             entry_type, entry_points = "redeem", 0
         else:
             draws = [Draw(dt.date.fromisoformat(day), int(n)) for day, n in detail["draws"]]
             change = balance.restore(before, draws, config.today(now), from_held=points)
             entry_type, entry_points = "release", change.after.points - before.points
-        settled = {**detail, "status": outcome, "settled_at": stamp(now)}
+        settled = {**detail, "status": outcome, "settled_at": stamp(now), "points_balance": change.after.points}
         ledger_row = store.LedgerRow(
             key=keys.program_operation(program_id, outcome, hold_id), type=entry_type, points=entry_points,
             reason=reason, ref=hold_id, request_hash=None, response=None,

@@ -41,7 +41,9 @@ class OrderIn(Body):
     order_id: str = Field(pattern=_ID)
     member_id: str = Field(pattern=_ID)
     amount_fen: StrictInt = Field(ge=0, le=10**12)
-    paid_at: AwareDatetime
+    # No real order is older; near year 1 a +14:00 time is not even a UTC instant (OverflowError).
+    paid_at: AwareDatetime = Field(gt=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+                                   description="With offset; after 2000-01-01T00:00:00Z, not in the future.")
     store_id: str | None = Field(default=None, pattern=_ID)
     items: list[OrderLine] | None = Field(default=None, max_length=200)
 
@@ -230,6 +232,8 @@ def adjust(settings: Settings, staff: StaffPrincipal, member_id: str, body: Adju
             try:
                 change = balance.spend(before, record.lot_values, today, -body.points)
             except (balance.NotEnoughPoints, balance.InDebt):
+                if store.get_item(LedgerItem, op_key) is not None:  # our duplicate landed since the first read
+                    raise TryAgain from None
                 raise InsufficientPoints("the member does not have that many points to remove") from None
         answer = {"member_id": member_id, "request_id": body.request_id, "points": body.points,
                   "points_balance": change.after.points, "points_debt": change.after.debt}
@@ -249,6 +253,13 @@ def adjust(settings: Settings, staff: StaffPrincipal, member_id: str, body: Adju
         return answer, 201
 
     return with_retries(settings, attempt)
+
+
+def require_member(program_id: str, member_id: str) -> None:
+    from chalicelib.store.models import AccountItem
+
+    if store.get_item(AccountItem, keys.account(program_id, member_id)) is None:
+        raise NotFound("no such member", code="member_not_found")
 
 
 def encode_cursor(key: dict[str, Any] | None) -> str | None:
@@ -274,6 +285,8 @@ def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> 
     if start is not None and start.get("gsi1pk", {}).get("S") != keys.points_history(program_id, member_id):
         raise InvalidRequest("invalid cursor")  # a cursor never opens another member's history
     rows, last = store.history(program_id, member_id, limit, start)
+    if not rows and start is None:
+        require_member(program_id, member_id)  # an unknown (or another program's) member is a 404
     return {
         "items": [
             {"id": row.entry_id, "type": row.type, "points": int(row.points),

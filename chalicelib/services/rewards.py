@@ -110,6 +110,8 @@ def redeem(settings: Settings, principal: MemberPrincipal, body: RedemptionIn) -
         except balance.InDebt:
             raise InsufficientPoints("points are owed from a refund; redemption is paused until repaid") from None
         except balance.NotEnoughPoints:
+            if store.get_item(LedgerItem, row_key) is not None:  # our duplicate landed since the first read
+                raise TryAgain from None
             raise InsufficientPoints() from None
         redemption_id = redemption_id_for(body.request_id)
         answer = {

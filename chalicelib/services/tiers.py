@@ -201,6 +201,10 @@ def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> 
     query = TableItem.gsi1.query(keys.tier_history(program_id, member_id), scan_index_forward=False, limit=limit,
                                  last_evaluated_key=start)
     rows = [row for row in query]
+    if not rows and start is None:
+        from chalicelib.services.ledger import require_member
+
+        require_member(program_id, member_id)  # an unknown (or another program's) member is a 404
     return {
         "items": [{"from": r.from_tier, "to": r.to_tier, "direction": r.direction, "reason": r.reason,
                    "growth": int(r.growth), "created_at": r.created_at} for r in rows],

@@ -196,3 +196,13 @@ def test_rendering_fills_fields_and_respects_wechat_lengths():
     assert message.page == "pages/member/index"
     custom = rules.NotificationTemplate(template_id="t", fields={"thing9": "{missing}!"})
     assert rules.render(rules.WINBACK, custom, {}).data == {"thing9": {"value": "!"}}
+
+
+@pytest.mark.parametrize("pattern", ["{x:>999999999}", "{0}", "{x!r}", "{", "{a.b}"])
+def test_template_fields_take_plain_placeholders_only(pattern):
+    from pydantic import ValidationError
+
+    from chalicelib.domain.notifications import NotificationTemplate
+
+    with pytest.raises(ValidationError):
+        NotificationTemplate(template_id="t", fields={"thing1": pattern})

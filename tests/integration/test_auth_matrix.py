@@ -1,0 +1,340 @@
+"""Who may call what: every endpoint of the app x every kind of caller (../shared/API.md).
+
+The endpoints come from the Chalice app itself (`app.routes`, and the `auth_kind` that
+`api/http.py::route` sets on each view), so a new route gets its cells without anyone
+remembering to add them. Each cell is one request by one caller, and its expectation follows from
+the route's auth kind and from whether the request addresses member A's resources:
+
+  open    the caller got past authentication: not 401/403, and no 5xx.
+  denied  401 in the contract's error envelope, and the table is exactly as it was.
+  hidden  the right kind of caller, but not entitled to A (member B; staff or a till of another
+          program) addressing A's resources: 404, nothing of A's in the answer, table unchanged.
+
+A route that takes a body or path parameters needs a row in ROWS (a minimal plausible request,
+and whether it addresses A's resources); `test_every_route_has_a_row_and_every_row_a_route` fails
+for one that has none.
+The world (members A and B, A's order, redemptions and holds, a second program) is built once for
+the module; the denied and hidden cells prove they changed nothing by comparing the whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from app import app
+from chalicelib.api.http import MEMBER, PUBLIC, STAFF, TILL
+from tests.support import calls, seeded
+
+OPEN, DENIED, HIDDEN = "open", "denied", "hidden"
+A_NICKNAME = "Alice Matrix"
+# Spending a nonce needs a correctly signed request; this one changes nothing (no such hold).
+NONCE_SPENDER = "/v1/points/holds/h-nonce-spender/capture"
+
+
+# --- the world -------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    client: Any
+    a_token: str = ""
+    b_token: str = ""
+    a_member: str = ""
+    b_member: str = ""
+    _seq: Any = field(default_factory=itertools.count)
+
+    def fresh(self, prefix: str) -> str:
+        """A new idempotency key, so an open cell really does the work instead of replaying."""
+        return f"{prefix}-{next(self._seq)}"
+
+    def send(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+        response = self.client.http.request(method, path, headers=headers, body=raw)
+        is_json = "json" in response.headers.get("Content-Type", "") and response.body
+        response.json = json.loads(response.body) if is_json else None  # (/docs answers HTML)
+        return response
+
+    def as_member(self, method: str, path: str, token: str, body: Any = None) -> Any:
+        return self.send(method, path, calls.bearer(token), calls.encode(body) if body is not None else b"")
+
+    def as_till(self, method: str, path: str, body: Any) -> Any:
+        raw = calls.encode(body)
+        return self.send(method, path, calls.till_headers(method, path, raw), raw)
+
+    def as_staff(self, method: str, path: str, body: Any = None) -> Any:
+        return self.send(method, path, calls.bearer(calls.ADMIN_KEY), calls.encode(body) if body is not None else b"")
+
+
+def _enrol(world: World, openid: str, nickname: str) -> tuple[str, str]:
+    raw = calls.encode({"appid": calls.DEMO_APPID, "code": f"dev-{openid}"})
+    token = world.send("POST", "/v1/auth/login", {"Content-Type": "application/json"}, raw).json["token"]
+    assert world.as_member("POST", "/v1/members", token, {"nickname": nickname}).status_code == 201
+    return token, world.as_member("GET", "/v1/members/me", token).json["member_id"]
+
+
+def _must(answer: Any, status: int) -> Any:
+    assert answer.status_code == status, answer.body
+    return answer.json
+
+
+@pytest.fixture(scope="module")
+def world(wechat):
+    with seeded.seeded_client() as client:
+        seeded.add_other_program()
+        w = World(client)
+        w.a_token, w.a_member = _enrol(w, "matrix-a", A_NICKNAME)
+        w.b_token, w.b_member = _enrol(w, "matrix-b", "Bob Matrix")
+        paid_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        for member_id, order_id in ((w.a_member, "o-a"), (w.b_member, "o-b")):
+            _must(w.as_till("POST", "/v1/orders", {"order_id": order_id, "member_id": member_id,
+                                                   "amount_fen": 100_000, "paid_at": paid_at}), 201)
+        # A's resources that the path-parameter routes address (see PARAMS and ROWS).
+        for request_id in ("a-member-cancels", "a-staff-cancels"):
+            _must(w.as_member("POST", "/v1/members/me/redemptions", w.a_token,
+                              {"reward_id": "demo-cup", "quantity": 1, "request_id": request_id}), 201)
+        for hold_id in ("h-a-capture", "h-a-release"):
+            _must(w.as_till("POST", "/v1/points/holds", {"hold_id": hold_id, "member_id": w.a_member,
+                                                         "order_id": "o-a", "order_amount_fen": 10_000,
+                                                         "points": 100}), 201)
+        yield w
+
+
+# --- the routes ------------------------------------------------------------------------------
+
+Body = Callable[[World], Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    """How to call one route plausibly. `body` builds the JSON body (None: no body); `params`
+    overrides PARAMS for this route's path parameters; `about_a`: the request addresses member
+    A's resources, so a caller of the right kind but not entitled to A must get 404."""
+
+    body: Body | None = None
+    params: dict[str, Callable[[World], str]] = field(default_factory=dict)
+    about_a: bool = False
+
+
+def _today_plus(days: int) -> str:
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+
+
+def _program_rules(w: World) -> dict[str, Any]:
+    current = _must(w.as_staff("GET", "/v1/admin/program"), 200)
+    return {k: v for k, v in current.items() if k not in ("program_id", "appid")}
+
+
+# Path parameters, unless a row says otherwise: A's resources, or harmless fixed names.
+PARAMS: dict[str, Callable[[World], str]] = {
+    "member_id": lambda w: w.a_member,
+    "order_id": lambda w: "o-a",
+    "redemption_id": lambda w: "rd-a-member-cancels",
+    "hold_id": lambda w: "h-a-capture",
+    "reward_id": lambda w: "matrix-prize",
+    "job": lambda w: "reconcile",
+}
+
+ROWS: dict[str, Row] = {
+    # public
+    "POST /v1/auth/login": Row(body=lambda w: {"appid": calls.DEMO_APPID, "code": "dev-matrix-newcomer"}),
+    # member: each acts on the caller's own membership, except a redemption named in the path
+    "POST /v1/members": Row(body=lambda w: {}),
+    "PATCH /v1/members/me": Row(body=lambda w: {}),
+    "POST /v1/members/me/phone": Row(body=lambda w: {"phone_code": f"phone-139{next(w._seq):08d}"}),
+    "POST /v1/members/me/checkin": Row(),
+    "POST /v1/members/me/subscriptions": Row(body=lambda w: {"template_ids": ["tmpl-points"]}),
+    "POST /v1/members/me/redemptions": Row(
+        body=lambda w: {"reward_id": "demo-cup", "quantity": 1, "request_id": w.fresh("rq")}),
+    "POST /v1/members/me/redemptions/{redemption_id}/cancel": Row(about_a=True),
+    # till: every request names A's member, order or hold
+    "POST /v1/orders": Row(about_a=True, body=lambda w: {
+        "order_id": w.fresh("o"), "member_id": w.a_member, "amount_fen": 1_000,
+        "paid_at": dt.datetime.now(dt.timezone.utc).isoformat()}),
+    "POST /v1/orders/{order_id}/refunds": Row(about_a=True, body=lambda w: {
+        "refund_id": w.fresh("rf"), "amount_fen": 1}),
+    "POST /v1/points/holds": Row(about_a=True, body=lambda w: {
+        "hold_id": w.fresh("h"), "member_id": w.a_member, "order_id": "o-a", "order_amount_fen": 10_000,
+        "points": 10}),
+    "POST /v1/points/holds/{hold_id}/capture": Row(about_a=True, params={"hold_id": lambda w: "h-a-capture"}),
+    "POST /v1/points/holds/{hold_id}/release": Row(about_a=True, params={"hold_id": lambda w: "h-a-release"}),
+    # staff: member routes address A; the others are the caller's own program
+    "GET /v1/admin/members/{member_id}": Row(about_a=True),
+    "GET /v1/admin/members/{member_id}/points/history": Row(about_a=True),
+    "GET /v1/admin/members/{member_id}/tiers/history": Row(about_a=True),
+    "POST /v1/admin/members/{member_id}/tier": Row(about_a=True, body=lambda w: {
+        "tier": "silver", "until": _today_plus(30), "reason": "matrix", "request_id": w.fresh("tg")}),
+    "POST /v1/admin/members/{member_id}/adjustments": Row(about_a=True, body=lambda w: {
+        "points": 1, "reason": "matrix", "request_id": w.fresh("adj")}),
+    "POST /v1/admin/members/{member_id}/redemptions/{redemption_id}/cancel": Row(
+        about_a=True, params={"redemption_id": lambda w: "rd-a-staff-cancels"}),
+    "PUT /v1/admin/rewards/{reward_id}": Row(body=lambda w: {"name": "Matrix prize", "points_price": 5,
+                                                             "stock": 10}),
+    "POST /v1/admin/jobs/{job}/runs": Row(body=lambda w: {}),
+    "PUT /v1/admin/program": Row(body=_program_rules),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    auth: str
+    params: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def needs_row(self) -> bool:
+        return bool(self.params) or self.method in ("POST", "PUT", "PATCH", "DELETE")
+
+    def row(self) -> Row:
+        if self.name not in ROWS:
+            assert not self.needs_row(), f"{self.name} takes a body or path parameters: add it to ROWS"
+            return Row()
+        return ROWS[self.name]
+
+
+def app_routes() -> list[Route]:
+    """Every (method, path) the app answers, with the auth kind its view was declared with."""
+    found = []
+    for path, methods in app.routes.items():
+        for method, entry in methods.items():
+            auth = getattr(entry.view_function, "auth_kind", None)
+            assert auth in (PUBLIC, MEMBER, TILL, STAFF), f"{method} {path} was not declared with route()"
+            found.append(Route(method, path, auth, tuple(entry.view_args)))
+    return sorted(found, key=lambda r: (r.path, r.method))
+
+
+# --- the callers -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Caller:
+    """`scheme`: the credentials it presents (None: none). `entitled`: it may reach A's
+    resources when the scheme fits. `forged`: its till signature must not be accepted."""
+
+    name: str
+    scheme: str | None
+    entitled: bool = True
+    forged: bool = False
+
+    def headers(self, w: World, method: str, path: str, raw: bytes) -> dict[str, str]:
+        if self.name == "anonymous":
+            return {"Content-Type": "application/json"}
+        if self.scheme == MEMBER:
+            return calls.bearer(w.a_token if self.entitled else w.b_token)
+        if self.scheme == STAFF:
+            return calls.bearer(calls.ADMIN_KEY if self.entitled else seeded.OTHER_ADMIN_KEY)
+        if self.name == "till_other_program":
+            return calls.till_headers(method, path, raw, key_id=seeded.OTHER_TILL_KEY_ID,
+                                      secret=seeded.OTHER_TILL_SECRET)
+        if self.name == "till_bad_signature":
+            return calls.till_headers(method, path, raw, secret="not-the-till-secret")
+        if self.name == "till_stale_timestamp":
+            return calls.till_headers(method, path, raw, timestamp=int(time.time()) - 600)
+        if self.name == "till_replayed_nonce":
+            # The nonce was spent by another correctly signed request; this one is signed
+            # correctly too, with a fresh timestamp: only the nonce is replayed.
+            spent = calls.till_headers("POST", NONCE_SPENDER, b"")
+            assert w.send("POST", NONCE_SPENDER, spent, b"").status_code == 404
+            return calls.till_headers(method, path, raw, nonce=spent["X-Loyalty-Nonce"])
+        assert self.name == "till"
+        return calls.till_headers(method, path, raw)
+
+
+CALLERS = [
+    Caller("anonymous", None),
+    Caller("member_a", MEMBER),
+    Caller("member_b", MEMBER, entitled=False),
+    Caller("till", TILL),
+    Caller("till_other_program", TILL, entitled=False),
+    Caller("till_bad_signature", TILL, forged=True),
+    Caller("till_stale_timestamp", TILL, forged=True),
+    Caller("till_replayed_nonce", TILL, forged=True),
+    Caller("staff", STAFF),
+    Caller("staff_other_program", STAFF, entitled=False),
+]
+
+
+def expected(route: Route, caller: Caller) -> str:
+    if route.auth == PUBLIC:
+        return OPEN
+    if caller.scheme != route.auth or caller.forged:
+        return DENIED  # no credentials, the wrong scheme, or a till request that fails its checks
+    if not caller.entitled and route.row().about_a:
+        return HIDDEN
+    return OPEN
+
+
+ROUTES = app_routes()
+CELLS = [pytest.param(route, caller, id=f"{route.name} | {caller.name}") for route in ROUTES for caller in CALLERS]
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+def test_every_route_has_a_row_and_every_row_a_route():
+    names = {route.name for route in ROUTES}
+    missing = sorted(route.name for route in ROUTES if route.needs_row() and route.name not in ROWS)
+    stale = sorted(set(ROWS) - names)
+    assert not missing, f"routes with a body or path parameters but no row in ROWS: {missing}"
+    assert not stale, f"rows for routes the app no longer has: {stale}"
+    assert len(CELLS) == len(ROUTES) * len(CALLERS)
+
+
+def test_the_contract_public_routes_are_the_only_public_ones():
+    public = {route.name for route in ROUTES if route.auth == PUBLIC}
+    assert {"GET /health", "POST /v1/auth/login"} <= public
+    # Anything else public must be documentation (the OpenAPI document and its viewer).
+    assert public - {"GET /health", "POST /v1/auth/login"} <= {"GET /openapi.json", "GET /docs"}, public
+
+
+@pytest.mark.parametrize(("route", "caller"), CELLS)
+def test_cell(world, route, caller):
+    row = route.row()
+    params = {name: (row.params.get(name) or PARAMS[name])(world) for name in route.params}
+    path = route.path.format(**params)
+    body = row.body(world) if row.body else None
+    raw = calls.encode(body) if body is not None else b""
+    headers = caller.headers(world, route.method, path, raw)
+    want = expected(route, caller)
+    before = seeded.table_items(skip_prefixes=("NONCE#",)) if want != OPEN else None
+
+    answer = world.send(route.method, path, headers, raw)
+
+    assert answer.headers.get("X-Request-Id"), "every answer carries X-Request-Id"
+    if want == OPEN:
+        assert answer.status_code not in (401, 403) and answer.status_code < 500, answer.body
+        if caller.entitled:
+            # The rightful caller's plausible request does the work: the row really exercises the route.
+            assert 200 <= answer.status_code < 300, answer.body
+        return
+    if want == DENIED:
+        assert answer.status_code == 401, answer.body
+        error = answer.json["error"]
+        assert set(error) == {"code", "message", "request_id"} and error["request_id"] == answer.headers["X-Request-Id"]
+    else:
+        assert answer.status_code == 404, answer.body
+    # Nothing of A's in the answer (A's member id only if the caller sent it), and nothing changed.
+    if world.a_member not in path + raw.decode():
+        assert world.a_member not in answer.body.decode()
+    assert A_NICKNAME not in answer.body.decode()
+    assert seeded.table_items(skip_prefixes=("NONCE#",)) == before
+
+
+@pytest.mark.parametrize(("path", "caller"), [
+    pytest.param("/v1/members/me/points/history", "member_b", id="member history | member_b"),
+    pytest.param("/v1/admin/members/{a}/points/history", "staff_other_program", id="admin history | staff_other"),
+])
+def test_a_cursor_into_a_history_never_opens_it_for_another_caller(world, path, caller):
+    first = _must(world.as_member("GET", "/v1/members/me/points/history?limit=1", world.a_token), 200)
+    assert first["next_cursor"], "A has more than one history row"
+    credentials = calls.bearer(world.b_token if caller == "member_b" else seeded.OTHER_ADMIN_KEY)
+    answer = world.send("GET", f"{path.format(a=world.a_member)}?limit=5&cursor={first['next_cursor']}",
+                        credentials, b"")
+    assert answer.status_code == 400 and answer.json["error"]["code"] == "invalid_request", answer.body
