@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance, checkin, lots
-from chalicelib.services.idempotency import TryAgain, with_retries
+from chalicelib.services.idempotency import reread_if_taken, with_retries
 from chalicelib.services.ledger import new_entry_id, now_utc, stamp
 from chalicelib.services.members import program_config, resolve_member_id
 from chalicelib.settings import Settings
@@ -61,14 +61,10 @@ def check_in(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
                      else CheckinStateItem.last_date == state.last_date)
             tx.put(item, guard, label="checkin")
 
-        try:
+        with reread_if_taken("ledger", "checkin"):  # checked in concurrently: the next read says new=false
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
                                new_entry_id(), extra=streak_state, activity_day=today.isoformat())
-        except ConditionsFailed as failed:
-            if failed.labels & {"ledger", "checkin"}:
-                raise TryAgain from None  # checked in concurrently: the next read says new=false
-            raise
         return answer
 
     return with_retries(settings, attempt)

@@ -18,14 +18,21 @@ from chalicelib.auth.principals import TillPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
-from chalicelib.services.idempotency import TryAgain, fingerprint, first_answer, replay, with_retries
+from chalicelib.services.idempotency import (
+    TryAgain,
+    fingerprint,
+    first_answer,
+    replay,
+    reread_if_taken,
+    with_retries,
+)
 from chalicelib.services.ledger import _ID, new_entry_id, now_utc, stamp
 from chalicelib.services.members import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store.models import LedgerItem, TableItem
-from chalicelib.store.tx import ConditionsFailed, Transaction
+from chalicelib.store.tx import Transaction
 
 HELD, CAPTURED, RELEASED = "held", "captured", "released"
 _MAX_TTL_DAYS = 8  # HoldPolicy.ttl_minutes is at most 7 days
@@ -95,14 +102,10 @@ def place_hold(settings: Settings, till: TillPrincipal, body: HoldIn) -> tuple[d
             extra={"gsi2pk": keys.holds_due(expires_at.date().isoformat()),
                    "gsi2sk": f"{stamp(expires_at)}#{program_id}#{body.hold_id}"},
         )
-        try:
+        with reread_if_taken("ledger"):
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
                                new_entry_id(), activity_day=config.today(now).isoformat())
-        except ConditionsFailed as failed:
-            if "ledger" in failed.labels:
-                raise TryAgain from None
-            raise
         return answer, 201
 
     return with_retries(settings, attempt)
@@ -149,14 +152,10 @@ def settle(settings: Settings, program_id: str, hold_id: str, outcome: str, reas
                       actions=[LedgerItem.detail.set(settled), LedgerItem.gsi2pk.remove(), LedgerItem.gsi2sk.remove()],
                       condition=LedgerItem.pk.exists(), label="hold")
 
-        try:
+        with reread_if_taken("ledger"):  # settled concurrently: re-read and answer from its status
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, ledger_row,
                                stamp(now), new_entry_id(), extra=mark)
-        except ConditionsFailed as failed:
-            if "ledger" in failed.labels:
-                raise TryAgain from None  # settled concurrently: re-read and answer from its status
-            raise
         row.detail = settled
         return {**_view(row), "points_balance": change.after.points}
 

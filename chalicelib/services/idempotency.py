@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from pydantic import BaseModel
 
@@ -45,6 +46,19 @@ def replay(row: LedgerItem, request_hash: str, key_name: str) -> tuple[dict[str,
 def first_answer(answer: dict[str, Any], status: int = 201) -> dict[str, Any]:
     """What the ledger row stores to answer replays with."""
     return {**answer, "_status": status}
+
+
+@contextlib.contextmanager
+def reread_if_taken(*labels: str) -> Iterator[None]:
+    """Around a write: if one of these guards failed (the caller's key was taken, a stock or an
+    order total moved), another delivery got there first. Read again: the next attempt answers as
+    a replay, or gives the now-final refusal."""
+    try:
+        yield
+    except ConditionsFailed as failed:
+        if failed.labels & set(labels):
+            raise TryAgain from None
+        raise
 
 
 def with_retries(settings: Settings, attempt: Callable[[], T]) -> T:

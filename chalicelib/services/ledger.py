@@ -14,13 +14,20 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, fie
 from chalicelib.auth.principals import StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance, earning, lots, refunds
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
-from chalicelib.services.idempotency import TryAgain, fingerprint, first_answer, replay, with_retries
+from chalicelib.services.idempotency import (
+    TryAgain,
+    fingerprint,
+    first_answer,
+    replay,
+    reread_if_taken,
+    with_retries,
+)
 from chalicelib.services.members import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store.models import LedgerItem, OrderItem
-from chalicelib.store.tx import ConditionsFailed, Transaction
+from chalicelib.store.tx import Transaction
 
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -128,13 +135,9 @@ def accrue_order(settings: Settings, till: TillPrincipal, body: OrderIn) -> tupl
                 "bonus_points": award.bonus_points, "campaigns": list(award.campaigns),
             },
         )
-        try:
+        with reread_if_taken("ledger"):  # the same order_id landed concurrently: answer as a replay
             store.apply_change(program_id, account, change, None, row, stamp(now), new_entry_id(),
                                activity_day=today.isoformat())
-        except ConditionsFailed as failed:
-            if "ledger" in failed.labels:
-                raise TryAgain from None  # the same order_id landed concurrently: answer as a replay
-            raise
         return answer, 201
 
     return with_retries(settings, attempt)
@@ -194,13 +197,9 @@ def refund_order(settings: Settings, till: TillPrincipal, order_id: str, body: R
                 label="order",
             )
 
-        try:
+        with reread_if_taken("ledger", "order"):
             store.apply_change(program_id, record.account, change, _lots_before(record), row, stamp(now),
                                new_entry_id(), extra=order_totals)
-        except ConditionsFailed as failed:
-            if failed.labels & {"ledger", "order"}:
-                raise TryAgain from None
-            raise
         return answer, 201
 
     return with_retries(settings, attempt)
@@ -243,13 +242,9 @@ def adjust(settings: Settings, staff: StaffPrincipal, member_id: str, body: Adju
             detail={"staff": staff.key_name, "staff_key": staff.key_ref,
                     "expires_on": body.expires_on.isoformat() if body.expires_on else None},
         )
-        try:
+        with reread_if_taken("ledger"):
             store.apply_change(program_id, record.account, change, _lots_before(record), row, stamp(now),
                                new_entry_id())
-        except ConditionsFailed as failed:
-            if "ledger" in failed.labels:
-                raise TryAgain from None
-            raise
         return answer, 201
 
     return with_retries(settings, attempt)

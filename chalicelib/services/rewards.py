@@ -17,14 +17,21 @@ from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
 from chalicelib.errors import Conflict, InsufficientPoints, NotFound
-from chalicelib.services.idempotency import TryAgain, fingerprint, first_answer, replay, with_retries
+from chalicelib.services.idempotency import (
+    TryAgain,
+    fingerprint,
+    first_answer,
+    replay,
+    reread_if_taken,
+    with_retries,
+)
 from chalicelib.services.ledger import _ID, new_entry_id, now_utc, stamp
 from chalicelib.services.members import program_config, resolve_member_id
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store.models import LedgerItem, RewardItem, RewardLimitItem, TableItem
-from chalicelib.store.tx import ConditionsFailed, Transaction
+from chalicelib.store.tx import Transaction
 
 
 class RewardIn(BaseModel):
@@ -133,15 +140,11 @@ def redeem(settings: Settings, principal: MemberPrincipal, body: RedemptionIn) -
             if limit is not None:
                 _limit_update(tx, limit_key, body.quantity, int(limit))
 
-        try:
+        with reread_if_taken("ledger", "stock", "limit"):  # re-read: a replay, or the stock/limit answer is now final
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
                                new_entry_id(), extra=stock_and_limit,
                                activity_day=config.today(now).isoformat())
-        except ConditionsFailed as failed:
-            if failed.labels & {"ledger", "stock", "limit"}:
-                raise TryAgain from None  # re-read: a replay, or the stock/limit answer is now final
-            raise
         return answer, 201
 
     return with_retries(settings, attempt)
@@ -193,14 +196,10 @@ def cancel_redemption(settings: Settings, program_id: str, member_id: str, redem
                 _limit_update(tx, keys.reward_limit(program_id, member_id, detail["reward_id"]), -quantity, None)
 
         # The cancel row (keyed by the redemption) is what makes a cancel happen once.
-        try:
+        with reread_if_taken("ledger", "redemption"):
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, ledger_row,
                                stamp(now), new_entry_id(), extra=restock)
-        except ConditionsFailed as failed:
-            if failed.labels & {"ledger", "redemption"}:
-                raise TryAgain from None
-            raise
         return answer
 
     return with_retries(settings, attempt)
