@@ -263,22 +263,22 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
+    """The GSI1 position a cursor names; it must lie in `partition`, so a cursor never opens
+    another member's (or program's) list."""
     if not cursor:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, binascii.Error):
         raise InvalidRequest("invalid cursor") from None
-    if not isinstance(key, dict):
+    if not isinstance(key, dict) or not isinstance(key.get("gsi1pk"), dict) or key["gsi1pk"].get("S") != partition:
         raise InvalidRequest("invalid cursor")
     return key
 
 
 def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    start = decode_cursor(cursor)
-    if start is not None and start.get("gsi1pk", {}).get("S") != keys.points_history(program_id, member_id):
-        raise InvalidRequest("invalid cursor")  # a cursor never opens another member's history
+    start = decode_cursor(cursor, keys.points_history(program_id, member_id))
     rows, last = store.history(program_id, member_id, limit, start)
     if not rows and start is None:
         require_member(program_id, member_id)  # an unknown (or another program's) member is a 404

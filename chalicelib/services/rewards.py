@@ -74,11 +74,7 @@ def put_reward(program_id: str, reward_id: str, body: RewardIn) -> dict[str, Any
 def list_rewards(program_id: str, limit: int, cursor: str | None, include_inactive: bool = False) -> dict[str, Any]:
     from chalicelib.services.ledger import decode_cursor, encode_cursor
 
-    start = decode_cursor(cursor)
-    if start is not None and start.get("gsi1pk", {}).get("S") != keys.rewards_list(program_id):
-        from chalicelib.errors import InvalidRequest
-
-        raise InvalidRequest("invalid cursor")
+    start = decode_cursor(cursor, keys.rewards_list(program_id))
     query = TableItem.gsi1.query(keys.rewards_list(program_id), limit=limit, last_evaluated_key=start)
     items = [reward_view(item) for item in query if isinstance(item, RewardItem)]
     visible = [r for r in items if include_inactive or r["active"]]

@@ -195,9 +195,7 @@ def grant(settings: Settings, staff: StaffPrincipal, member_id: str, body: TierG
 def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
     from chalicelib.services.ledger import decode_cursor, encode_cursor
 
-    start = decode_cursor(cursor)
-    if start is not None and start.get("gsi1pk", {}).get("S") != keys.tier_history(program_id, member_id):
-        raise InvalidRequest("invalid cursor")
+    start = decode_cursor(cursor, keys.tier_history(program_id, member_id))
     query = TableItem.gsi1.query(keys.tier_history(program_id, member_id), scan_index_forward=False, limit=limit,
                                  last_evaluated_key=start)
     rows = [row for row in query]
