@@ -1,7 +1,9 @@
 """Wiring only: the Chalice app, its blueprints, and the stream and schedule triggers.
 
 Every route and trigger calls one function in `chalicelib`; nothing here holds business logic.
-Trigger modules are imported inside their handlers, so the API function never loads them.
+`chalicelib/wiring.py` lists the jobs and stream reactions; the handlers below hand those tables
+to the runners. Trigger modules are imported inside the handlers, so the API function (which
+imports this module too) loads none of them until a trigger runs.
 """
 
 from chalice import Chalice, Cron, Rate
@@ -20,9 +22,10 @@ _STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/loyalty/stream/plac
 @app.on_dynamodb_record(stream_arn=_STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
 def on_table_change(event):
     """Reactions to table changes: tier upgrades, referrals, tasks, notification jobs."""
+    from chalicelib import wiring
     from chalicelib.events import stream
 
-    return stream.handle_batch(event.to_dict())
+    return stream.handle_batch(event.to_dict(), wiring.table_reactions())
 
 
 @app.on_dynamodb_record(stream_arn=_STREAM_ARN, batch_size=20, starting_position="TRIM_HORIZON")
@@ -35,15 +38,15 @@ def send_notifications(event):
 
 @app.schedule(Cron(5, 16, "*", "*", "?", "*"))  # 00:05 in Asia/Shanghai, the programs' default day
 def run_daily_jobs(event):
-    from chalicelib import jobs
+    from chalicelib import jobs, wiring
     from chalicelib.settings import get_settings
 
-    return jobs.run_scheduled(jobs.DAILY, get_settings(), event.context)
+    return jobs.run_daily(get_settings(), wiring.daily_jobs(), event.context)
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def run_frequent_jobs(event):
-    from chalicelib import jobs
+    from chalicelib import jobs, wiring
     from chalicelib.settings import get_settings
 
-    return jobs.run_scheduled(jobs.FREQUENT, get_settings(), event.context)
+    return jobs.run_frequent(get_settings(), wiring.frequent_jobs(), event.context)

@@ -86,7 +86,7 @@ def import_figures() -> dict[str, Any]:
 
 
 def expiry_figures(meter: Any, settings: Any) -> dict[str, Any]:
-    from chalicelib import jobs
+    from chalicelib import jobs, wiring
     from chalicelib.store import keys, programs
     from chalicelib.store.models import AccountItem, LotItem
 
@@ -106,7 +106,7 @@ def expiry_figures(meter: Any, settings: Any) -> dict[str, Any]:
     programs.clear_cache()
     programs.get_program(settings, "demo")
     with meter.measure() as tally:
-        report = jobs.run_job(settings, "demo", "expire-points", day + dt.timedelta(days=1))
+        report = jobs.run_job(settings, wiring.daily_jobs(), "demo", "expire-points", day + dt.timedelta(days=1))
     lots = report["lots_expired"]
     return {"lots_expired": lots, "items_read": tally.items_read, "requests": tally.requests,
             "expiry_ratio": round(tally.items_read / lots, 3) if lots else None}

@@ -1,12 +1,16 @@
-"""Scheduled jobs: one registry, one runner.
+"""The job runner. It knows how to run jobs, not which jobs exist: `wiring.py` lists them and
+`app.py` hands that table to the runner.
 
-A job runs for one program "as of" a calendar day. Each (program, job, as_of) has a run record:
-a finished run answers with its stored summary (runs are idempotent), an unfinished one resumes
-from the state it saved after its last page (so a crash or a Lambda timeout loses nothing), and
-the daily schedule catches up every day missed since the last finished run.
+A daily job runs for one program "as of" a calendar day. Each (program, job, as_of) has a run
+record: a finished run answers with its stored summary (runs are idempotent), an unfinished one
+resumes from the state it saved after its last page (so a crash or a Lambda timeout loses
+nothing), and the daily schedule catches up every day missed since the last finished run.
 
 A job is a function `step(ctx) -> Step`; it does a bounded page of work and says whether it is
 done. The runner calls it until done or until the deadline, saving state in between.
+
+A frequent job (every few minutes) is a plain function `(settings, now) -> summary` over every
+program at once: its work is found through its own due queue, and running it twice is harmless.
 """
 
 from __future__ import annotations
@@ -14,29 +18,17 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
-
+from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import keys
-from chalicelib.store.models import TableItem
+from chalicelib.store.models import JobRunItem
 
-DAILY = "daily"
-FREQUENT = "frequent"
 _CATCH_UP_DAYS = 31
 # Leave this much of Lambda's time limit for saving state and answering.
 _SAFETY_SECONDS = 20.0
-
-
-class JobRunItem(TableItem, discriminator="job_run"):
-    status = UnicodeAttribute()  # running | done
-    state = JSONAttribute(default=dict)
-    summary = JSONAttribute(default=dict)
-    started_at = UnicodeAttribute()
-    finished_at = UnicodeAttribute(null=True)
-    invocations = NumberAttribute(default=0)
 
 
 @dataclass
@@ -58,31 +50,26 @@ class Step:
     error: BaseException | None = None
 
 
+def _every_day(config: Any, day: dt.date) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
-    group: str
     step: Callable[[JobContext], Step]
     # Which days the schedule runs it on (staff may run any job for any day).
-    due: Callable[[Any, dt.date], bool] = lambda config, day: True
+    due: Callable[[Any, dt.date], bool] = _every_day
 
 
-def registry() -> dict[str, Job]:
-    """Every job, from the modules that own them (imported here, when a job is about to run)."""
-    from chalicelib.services import lifecycle, notifications, reconcile, tiers
-
-    # Order matters on a schedule day: expire before reconciling, review after both.
-    return {job.name: job for job in (*lifecycle.JOBS, notifications.CHECKIN_REMINDER_JOB, reconcile.JOB,
-                                      tiers.REVIEW_JOB)}
+@dataclass(frozen=True)
+class FrequentJob:
+    name: str
+    run: Callable[[Settings, dt.datetime], dict[str, Any]]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def run_job(settings: Settings, program_id: str, name: str, as_of: dt.date,
+def run_job(settings: Settings, jobs: Mapping[str, Job], program_id: str, name: str, as_of: dt.date,
             deadline: float | None = None) -> dict[str, Any]:
-    jobs = registry()
     job = jobs.get(name)
     if job is None:
         raise NotFound(f"unknown job {name!r}; jobs: {', '.join(sorted(jobs))}", code="unknown_job")
@@ -90,7 +77,7 @@ def run_job(settings: Settings, program_id: str, name: str, as_of: dt.date,
     try:
         run = JobRunItem.get(*key, consistent_read=True)
     except JobRunItem.DoesNotExist:
-        run = JobRunItem(*key, status="running", state={}, summary={}, started_at=_now().isoformat())
+        run = JobRunItem(*key, status="running", state={}, summary={}, started_at=clock.now().isoformat())
     if run.status == "done":
         return {"job": name, "as_of": as_of.isoformat(), "complete": True, "replayed": True, **run.summary}
     run.invocations = int(run.invocations or 0) + 1
@@ -101,7 +88,7 @@ def run_job(settings: Settings, program_id: str, name: str, as_of: dt.date,
         ctx.summary = _merge(ctx.summary, step.summary)
         run.state, run.summary = ctx.state, ctx.summary
         if step.done:
-            run.status, run.finished_at = "done", _now().isoformat()
+            run.status, run.finished_at = "done", clock.now().isoformat()
         run.save()  # after every page: an interrupted run resumes from here
         if step.error is not None:
             raise step.error
@@ -122,41 +109,51 @@ def _merge(total: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def run_scheduled(group: str, settings: Settings, lambda_context: Any = None) -> dict[str, Any]:
-    """The schedule's entry point: every program, every job of the group, each missed day."""
-    from chalicelib.services.members import program_config
+def _deadline(lambda_context: Any) -> float | None:
+    if lambda_context is None:
+        return None
+    remaining = lambda_context.get_remaining_time_in_millis() / 1000
+    return time.monotonic() + max(1.0, remaining - _SAFETY_SECONDS)
+
+
+def run_frequent(settings: Settings, jobs: Mapping[str, FrequentJob], lambda_context: Any = None) -> dict[str, Any]:
+    """The frequent schedule's entry point: each job once, over every program."""
+    now = clock.now()
+    return {"group": "frequent", "complete": True,
+            "runs": [{"job": name, **job.run(settings, now)} for name, job in jobs.items()]}
+
+
+def run_daily(settings: Settings, jobs: Mapping[str, Job], lambda_context: Any = None) -> dict[str, Any]:
+    """The daily schedule's entry point: every program, every job in the table's order, each
+    missed day."""
     from chalicelib.store import programs
 
-    deadline = None
-    if lambda_context is not None:
-        remaining = lambda_context.get_remaining_time_in_millis() / 1000
-        deadline = time.monotonic() + max(1.0, remaining - _SAFETY_SECONDS)
+    deadline = _deadline(lambda_context)
     runs = []
-    if group == FREQUENT:
-        from chalicelib.services.holds import release_due_holds
-
-        runs.append({"job": "release-holds", **release_due_holds(settings, _now())})
     for program_id in programs.program_ids():
-        config = program_config(settings, program_id)
-        today = config.today(_now())
-        for job in (j for j in registry().values() if j.group == group):
+        program = programs.get_program(settings, program_id)
+        if program is None:
+            continue
+        config = program.config
+        today = config.today(clock.now())
+        for job in jobs.values():
             for day in _days_to_run(program_id, job.name, today):
                 if not job.due(config, day):
                     continue
-                result = run_job(settings, program_id, job.name, day, deadline)
+                result = run_job(settings, jobs, program_id, job.name, day, deadline)
                 runs.append({"program_id": program_id, **result})
                 if not result["complete"]:
-                    return {"group": group, "runs": runs, "complete": False}
-    return {"group": group, "runs": runs, "complete": True}
+                    return {"group": "daily", "runs": runs, "complete": False}
+    return {"group": "daily", "runs": runs, "complete": True}
 
 
 def _days_to_run(program_id: str, name: str, today: dt.date) -> list[dt.date]:
     """Today, plus every earlier day not yet finished since the last finished run (bounded)."""
     first = today - dt.timedelta(days=_CATCH_UP_DAYS - 1)
     done = {
-        item.sk.removeprefix("RUN#")
-        for item in JobRunItem.query(f"P#{program_id}#JOB#{name}",
-                                     JobRunItem.sk >= f"RUN#{first.isoformat()}")
+        item.sk.removeprefix(keys.job_run_sort(""))
+        for item in JobRunItem.query(keys.job_runs(program_id, name),
+                                     JobRunItem.sk >= keys.job_run_sort(first.isoformat()))
         if item.status == "done"
     }
     if not done:

@@ -5,12 +5,11 @@ import datetime as dt
 from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chalicelib import jobs
+from chalicelib import clock, jobs, wiring
 from chalicelib.api.http import STAFF, route
 from chalicelib.api.schemas import JobRun, ProgramView
 from chalicelib.services import programs
-from chalicelib.services.ledger import now_utc
-from chalicelib.services.members import program_config
+from chalicelib.services.programs import program_config
 
 bp = Blueprint(__name__)
 
@@ -32,21 +31,21 @@ class JobRunIn(BaseModel):
         return value
 
 
-@route(bp, "/v1/admin/jobs/{job}/runs", ["POST"], auth=STAFF, body=JobRunIn, response=JobRun, errors=(404,),
+@route(bp, "/v1/admin/jobs/{job}/runs", ["POST"], auth=STAFF.require("jobs:run"), body=JobRunIn, response=JobRun, errors=(404,),
        summary="Run a job for a day (idempotent per job and day)")
 def run_job(ctx, job):
     body = ctx.body()
-    as_of = body.as_of or program_config(ctx.settings, ctx.staff.program_id).today(now_utc())
-    return jobs.run_job(ctx.settings, ctx.staff.program_id, job, as_of)
+    as_of = body.as_of or program_config(ctx.settings, ctx.staff.program_id).today(clock.now())
+    return jobs.run_job(ctx.settings, wiring.daily_jobs(), ctx.staff.program_id, job, as_of)
 
 
-@route(bp, "/v1/admin/program", ["GET"], auth=STAFF, response=ProgramView, errors=(404,),
+@route(bp, "/v1/admin/program", ["GET"], auth=STAFF.require("program:read"), response=ProgramView, errors=(404,),
        summary="Read the program's rules")
 def get_program(ctx):
     return programs.view(ctx.settings, ctx.staff.program_id)
 
 
-@route(bp, "/v1/admin/program", ["PUT"], auth=STAFF, body=programs.ProgramRulesIn, response=ProgramView,
+@route(bp, "/v1/admin/program", ["PUT"], auth=STAFF.require("program:write"), body=programs.ProgramRulesIn, response=ProgramView,
        errors=(404, 409), summary="Replace the program's rules (409 version_conflict if they changed since read)")
 def put_program(ctx):
     return programs.update(ctx.settings, ctx.staff, ctx.body())

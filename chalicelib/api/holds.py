@@ -18,10 +18,12 @@ def place_hold(ctx):
 @route(bp, "/v1/points/holds/{hold_id}/capture", ["POST"], auth=TILL, response=HoldSettled, errors=(404, 409),
        summary="Spend a hold's points (the order was paid)")
 def capture_hold(ctx, hold_id):
-    return holds.settle(ctx.settings, ctx.till.program_id, hold_id, holds.CAPTURED, "checkout deduction captured")
+    return holds.settle(ctx.settings, ctx.till.program_id, hold_id, holds.CAPTURED, "checkout deduction captured",
+                        ctx.till)
 
 
 @route(bp, "/v1/points/holds/{hold_id}/release", ["POST"], auth=TILL, response=HoldSettled, errors=(404, 409),
        summary="Give a hold's points back (the checkout was abandoned)")
 def release_hold(ctx, hold_id):
-    return holds.settle(ctx.settings, ctx.till.program_id, hold_id, holds.RELEASED, "checkout deduction released")
+    return holds.settle(ctx.settings, ctx.till.program_id, hold_id, holds.RELEASED, "checkout deduction released",
+                        ctx.till)

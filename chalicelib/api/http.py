@@ -2,6 +2,10 @@
 
     @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201, body=OrderIn, response=OrderAccrued,
            summary="Report a paid order", errors=(404, 409))
+
+`auth` is an authenticator object (`chalicelib/auth/schemes.py`): PUBLIC, MEMBER, TILL, or
+STAFF.require("<permission>"). It authenticates before the view and finishes after it (the
+till's nonce), so a new scheme needs no change here.
     def post_order(ctx):
         return ledger.accrue_order(ctx.settings, ctx.till, ctx.body())
 
@@ -22,20 +26,19 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
-from urllib.parse import quote, urlencode
 
 from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from chalicelib.auth import staff, till, tokens
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
-from chalicelib.errors import InvalidRequest, LoyaltyError, RetryLater, Unauthorized
+from chalicelib.auth.schemes import MEMBER, PUBLIC, STAFF, TILL, Authenticator
+from chalicelib.errors import InvalidRequest, LoyaltyError, RetryLater
 from chalicelib.logs import logger
 from chalicelib.settings import Settings, get_settings
 
 T = TypeVar("T", bound=BaseModel)
 
-PUBLIC, MEMBER, TILL, STAFF = "public", "member", "till", "staff"
+__all__ = ["MEMBER", "PUBLIC", "STAFF", "TILL", "route", "operations_of", "error_response"]
 JSON = "application/json"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -82,9 +85,9 @@ class PathParameter:
 
 
 def _job_names() -> list[str]:
-    from chalicelib import jobs  # loads every job's module: only when the document is built
+    from chalicelib import wiring  # loads every job's module: only when the document is built
 
-    return sorted(jobs.registry())
+    return sorted(wiring.daily_jobs())
 
 
 # Ids callers choose (order, hold, request ids) are 1-64 of these characters; a redemption id
@@ -167,7 +170,7 @@ class Operation:
     method: str
     path: str
     name: str
-    auth: str
+    auth: Authenticator
     summary: str
     status: int
     response: type[BaseModel] | None
@@ -195,8 +198,10 @@ class Operation:
             implied.add(400)
         if self.body is not None:
             implied.add(413)
-        if self.auth != PUBLIC:
+        if self.auth.kind != PUBLIC.kind:
             implied.add(401)
+        if self.auth.permission is not None:
+            implied.add(403)
         if self.uses_store:
             implied.add(503)
         return sorted(implied)
@@ -260,40 +265,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def path_with_query(request: Any) -> str:
-    """The path a till signs: the route with its parameters filled in, each percent-encoded
-    leaving only RFC 3986 unreserved characters, plus the query as form-encoded pairs."""
-    path = request.path
-    for name, value in (request.uri_params or {}).items():
-        path = path.replace("{" + name + "}", quote(value, safe=""))
-    if request.query_params:
-        pairs = [(k, v) for k in request.query_params for v in request.query_params.getlist(k)]
-        path += "?" + urlencode(pairs)
-    return path
-
-
-def _bearer(request: Any) -> str:
-    header = request.headers.get("authorization") or ""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthorized("missing bearer credentials")
-    return value.strip()
-
-
-def authenticate(kind: str, request: Any, settings: Settings) -> Any:
-    if kind == PUBLIC:
-        return None
-    if kind == MEMBER:
-        return tokens.verify(settings, _bearer(request))
-    if kind == STAFF:
-        return staff.verify(settings, _bearer(request))
-    if kind == TILL:
-        return till.verify(settings, request.headers, request.method, path_with_query(request),
-                           request.raw_body or b"")
-    raise ValueError(f"unknown auth kind {kind}")
-
-
-def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: str, summary: str,
+def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authenticator, summary: str,
           response: type[BaseModel] | None = None, page_of: type[BaseModel] | None = None,
           status: int = 200, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
           also: tuple[int, ...] = (), errors: tuple[int, ...] = (), media_type: str = JSON,
@@ -329,11 +301,18 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: str, 
             request = bp.current_request
             operation = operations[request.method]
             try:
-                ctx = RequestContext(request, settings, authenticate(auth, request, settings), operation,
-                                     _app_of(bp))
-                for name, value in path_params.items():
-                    PATH_PARAMETERS[name].check(name, value)
-                result = view(ctx, **path_params)
+                principal = auth.authenticate(request, settings)
+                try:
+                    ctx = RequestContext(request, settings, principal, operation, _app_of(bp))
+                    for name, value in path_params.items():
+                        PATH_PARAMETERS[name].check(name, value)
+                    result = view(ctx, **path_params)
+                except LoyaltyError:
+                    auth.finish(principal, settings)  # a refusal is an answer too (and may become a 401)
+                    raise
+                # An unexpected failure is not finished: whether its write landed is unknown, and
+                # the caller's retry must see the 5xx, not a 401 for a nonce its own write spent.
+                auth.finish(principal, settings)
             except LoyaltyError as exc:
                 return error_response(exc.status, exc.code, exc.message)
             except Exception as exc:  # noqa: BLE001 - the one place unknown failures are mapped
@@ -349,7 +328,7 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: str, 
                 result = {**result, "next_cursor": seal_cursor(settings, result["next_cursor"])}
             return Response(body=result, status_code=answer_status, headers={"Content-Type": media_type})
 
-        handler.auth_kind = auth  # type: ignore[attr-defined]  # read by the auth matrix test
+        handler.auth = auth  # type: ignore[attr-defined]  # read by the auth matrix test
         handler.operations = operations  # type: ignore[attr-defined]  # read by openapi.py
         bp.route(path, methods=methods, content_types=["application/json", "text/plain"],
                  **chalice_kwargs)(handler)

@@ -52,19 +52,19 @@ def my_tier_history(ctx):
     return tiers.history(ctx.member.program_id, members.resolve_member_id(ctx.member), page.limit, page.cursor)
 
 
-@route(bp, "/v1/admin/members/{member_id}", ["GET"], auth=STAFF, response=MemberCard, errors=(404,),
+@route(bp, "/v1/admin/members/{member_id}", ["GET"], auth=STAFF.require("members:read"), response=MemberCard, errors=(404,),
        summary="A member's card")
 def member_card(ctx, member_id):
     return members.card_of(ctx.settings, ctx.staff.program_id, member_id)
 
 
-@route(bp, "/v1/admin/members/{member_id}/tier", ["POST"], auth=STAFF, body=tiers.TierGrantIn,
+@route(bp, "/v1/admin/members/{member_id}/tier", ["POST"], auth=STAFF.require("tiers:grant"), body=tiers.TierGrantIn,
        response=TierGrant, errors=(404,), summary="Grant a tier floor until a day")
 def grant_tier(ctx, member_id):
     return tiers.grant(ctx.settings, ctx.staff, member_id, ctx.body())
 
 
-@route(bp, "/v1/admin/members/{member_id}/tiers/history", ["GET"], auth=STAFF, page_of=TierChange,
+@route(bp, "/v1/admin/members/{member_id}/tiers/history", ["GET"], auth=STAFF.require("members:read"), page_of=TierChange,
        errors=(404,), summary="A member's tier moves, newest first")
 def member_tier_history(ctx, member_id):
     page = ctx.query()

@@ -81,13 +81,12 @@ _SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
                       "description": _TILL_SIGNING},
 }
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    PUBLIC: [],
-    MEMBER: [{"memberToken": []}],
-    STAFF: [{"staffKey": []}],
+    PUBLIC.kind: [],
+    MEMBER.kind: [{"memberToken": []}],
+    STAFF.kind: [{"staffKey": []}],
     # One requirement naming all four: every header must be present (and the signature right).
-    TILL: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}],
+    TILL.kind: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}],
 }
-_CALLERS = {PUBLIC: "public", MEMBER: "member", TILL: "till", STAFF: "staff"}
 _TAGS = [
     {"name": "public", "description": "No credentials."},
     {"name": "member", "description": "The mini-program, with a member token."},
@@ -101,6 +100,7 @@ _ERRORS = {
          "`invalid_phone_code`, `wechat_app_rejected`.",
     401: "`unauthorized`, or why the credentials were refused: `token_expired`, `bad_signature`, "
          "`stale_timestamp`, `replayed_nonce`, `unknown_appid`, `invalid_code`, `login_required`.",
+    403: "`forbidden`: the staff credential lacks the permission the operation requires.",
     404: "What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, "
          "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`. Another "
          "member's or program's resources are 404 too.",
@@ -179,12 +179,16 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], dict[str, 
     document: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,
-        "tags": [_CALLERS[op.auth]],
-        "security": _SECURITY[op.auth],
+        "tags": [op.auth.kind],
+        "security": _SECURITY[op.auth.kind],
         "responses": responses,
     }
     if op.description:
         document["description"] = op.description
+    if op.auth.permission is not None:
+        document["x-permission"] = op.auth.permission
+        document["description"] = (document.get("description", "") +
+                                   f"\n\nStaff permission: `{op.auth.permission}`.").strip()
     parameters = _parameters(op)
     if parameters:
         document["parameters"] = parameters

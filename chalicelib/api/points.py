@@ -23,7 +23,7 @@ def post_refund(ctx, order_id):
     return ledger.refund_order(ctx.settings, ctx.till, order_id, ctx.body())
 
 
-@route(bp, "/v1/admin/members/{member_id}/adjustments", ["POST"], auth=STAFF, status=201,
+@route(bp, "/v1/admin/members/{member_id}/adjustments", ["POST"], auth=STAFF.require("points:adjust"), status=201,
        body=ledger.AdjustmentIn, response=AdjustmentApplied, errors=(404, 409),
        summary="Add or remove points with a reason, once per request_id")
 def post_adjustment(ctx, member_id):
@@ -37,7 +37,7 @@ def my_history(ctx):
     return ledger.history(ctx.member.program_id, resolve_member_id(ctx.member), page.limit, page.cursor)
 
 
-@route(bp, "/v1/admin/members/{member_id}/points/history", ["GET"], auth=STAFF, page_of=HistoryEntry,
+@route(bp, "/v1/admin/members/{member_id}/points/history", ["GET"], auth=STAFF.require("members:read"), page_of=HistoryEntry,
        errors=(404,), summary="A member's points changes, newest first")
 def member_history(ctx, member_id):
     page = ctx.query()

@@ -27,19 +27,19 @@ def cancel_my_redemption(ctx, redemption_id):
     return rewards.cancel_my_redemption(ctx.settings, ctx.member, redemption_id)
 
 
-@route(bp, "/v1/admin/rewards", ["GET"], auth=STAFF, page_of=Reward, summary="Every reward, inactive ones too")
+@route(bp, "/v1/admin/rewards", ["GET"], auth=STAFF.require("rewards:read"), page_of=Reward, summary="Every reward, inactive ones too")
 def admin_list_rewards(ctx):
     page = ctx.query()
     return rewards.list_rewards(ctx.staff.program_id, page.limit, page.cursor, include_inactive=True)
 
 
-@route(bp, "/v1/admin/rewards/{reward_id}", ["PUT"], auth=STAFF, body=rewards.RewardIn, response=Reward,
+@route(bp, "/v1/admin/rewards/{reward_id}", ["PUT"], auth=STAFF.require("rewards:write"), body=rewards.RewardIn, response=Reward,
        summary="Create or replace a reward")
 def put_reward(ctx, reward_id):
     return rewards.put_reward(ctx.staff.program_id, reward_id, ctx.body())
 
 
-@route(bp, "/v1/admin/members/{member_id}/redemptions/{redemption_id}/cancel", ["POST"], auth=STAFF,
+@route(bp, "/v1/admin/members/{member_id}/redemptions/{redemption_id}/cancel", ["POST"], auth=STAFF.require("redemptions:cancel"),
        response=RedemptionCancelled, errors=(404,), summary="Cancel a member's redemption")
 def cancel_redemption(ctx, member_id, redemption_id):
     return rewards.cancel_redemption(ctx.settings, ctx.staff.program_id, member_id, redemption_id)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from chalicelib.auth.permissions import Permission
+from chalicelib.store import programs
+from chalicelib.store.tx import Transaction
 
 
 @dataclass(frozen=True)
@@ -13,11 +17,41 @@ class MemberPrincipal:
     member_id: str | None
 
 
+@dataclass
+class NonceClaim:
+    """A till request's nonce, not yet spent. A write the request makes carries it in its own
+    transaction (`add_to`), so a first accrual is one read and one write; if no write did, the
+    authenticator spends it on its own after the view (a replay, a refusal)."""
+
+    key_id: str
+    nonce: str
+    seen_at: float
+    window: int
+    spent: bool = False
+
+    def add_to(self, tx: Transaction) -> None:
+        if self.spent:
+            return
+        programs.put_nonce(tx, self.key_id, self.nonce, self.seen_at, self.window)
+        tx.after_commit(self._mark_spent)
+
+    def spend_alone(self) -> bool:
+        """Spend it with a write of its own: False if it was seen within the window."""
+        if self.spent:
+            return True
+        self.spent = programs.record_nonce(self.key_id, self.nonce, self.seen_at, self.window)
+        return self.spent
+
+    def _mark_spent(self) -> None:
+        self.spent = True
+
+
 @dataclass(frozen=True)
 class TillPrincipal:
     program_id: str
     key_id: str
     store_id: str | None
+    nonce: NonceClaim | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -26,6 +60,7 @@ class StaffPrincipal:
     key_name: str
     # First characters of the key's fingerprint: names the key in audit rows, reveals nothing.
     key_ref: str
+    permissions: frozenset[Permission] = field(default=frozenset())
 
-
-Principal = MemberPrincipal | TillPrincipal | StaffPrincipal
+    def may(self, permission: Permission) -> bool:
+        return permission in self.permissions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib.auth.permissions import ALL
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.errors import Unauthorized
 from chalicelib.settings import Settings
@@ -16,4 +17,5 @@ def verify(settings: Settings, bearer: str) -> StaffPrincipal:
     key = programs.get_admin_key(settings, bearer)
     if key is None:
         raise Unauthorized("unknown admin key")
-    return StaffPrincipal(key.program_id, key.name, key.fingerprint[:12])
+    # An admin key is machine access for the whole program: every permission.
+    return StaffPrincipal(key.program_id, key.name, key.fingerprint[:12], ALL)

@@ -29,10 +29,6 @@ class ReviewOutcome:
     reason: str
 
 
-def month_key(day: dt.date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def window_months(as_of: dt.date, window: int) -> list[str]:
     """The `window` calendar months ending with as_of's month, oldest first."""
     index = as_of.year * 12 + as_of.month - 1

@@ -1,4 +1,5 @@
-"""What the service does when the table changes (registered with `stream.reacts_to`)."""
+"""What the service does when the table changes. `wiring.py` says which item kinds each
+reaction sees."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from chalicelib.events.stream import reacts_to
 from chalicelib.store import members as member_store
 
 
-@reacts_to("profile")
 def credit_inviter(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     """A member who enrolled with an invite code counts once for the member who invited them."""
     if event_name != "INSERT" or not new.get("invited_by"):
@@ -18,7 +17,6 @@ def credit_inviter(event_name: str, new: dict[str, Any], old: dict[str, Any]) ->
     member_store.record_referral(new["program_id"], new["invited_by"], new["member_id"], new["enrolled_at"])
 
 
-@reacts_to("account")
 def promote_on_growth(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     """Growth changed: move the member up at once if a threshold was crossed."""
     if event_name == "REMOVE" or new.get("growth_months") == old.get("growth_months"):
@@ -29,7 +27,6 @@ def promote_on_growth(event_name: str, new: dict[str, Any], old: dict[str, Any])
     tiers.promote_if_due(get_settings(), new["program_id"], new["member_id"])
 
 
-@reacts_to("profile")
 def reward_completed_profile(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     """Nickname, birthday and phone all present for the first time: the profile task pays once."""
     def complete(image: dict[str, Any]) -> bool:
@@ -53,15 +50,13 @@ def _enqueue(new: dict[str, Any], event: str, dedupe_key: str, variables: dict[s
 
 
 def _day(new: dict[str, Any], stamp_field: str = "created_at") -> str:
-    from chalicelib.services.members import program_config
+    from chalicelib.services.programs import program_config
     from chalicelib.settings import get_settings
 
     moment = dt.datetime.fromisoformat(new[stamp_field])
     return program_config(get_settings(), new["program_id"]).local_day(moment).isoformat()
 
 
-@reacts_to("ledger")
-@reacts_to("order")
 def notify_points_changed(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     from chalicelib.domain import notifications as rules
 
@@ -69,20 +64,25 @@ def notify_points_changed(event_name: str, new: dict[str, Any], old: dict[str, A
         _enqueue(new, rules.POINTS_CHANGED, f"points#{new['entry_id']}", {
             "type": new["type"], "points": int(new["points"]), "balance": int(new["balance_after"]),
             "reason": new["reason"], "date": _day(new)})
-    if new.get("type") == "redeem" and new.get("ref", "").startswith("rd-"):
-        detail = json.loads(new.get("detail") or "{}")
-        status = detail.get("status")
-        before = json.loads(old.get("detail") or "{}").get("status") if old else None
-        if status and status != before:
-            _enqueue(new, rules.REDEMPTION_STATUS, f"redemption#{new['ref']}#{status}", {
-                "reward": new["reason"], "status": {"redeemed": "已兑换", "cancelled": "已取消"}.get(status, status),
-                "points": -int(new["points"])})
 
 
-@reacts_to("tier_change")
+def notify_redemption_status(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A redemption made or cancelled: one message per status it reaches."""
+    from chalicelib.domain import notifications as rules
+
+    if event_name == "REMOVE":
+        return
+    status, before = new.get("status"), (old or {}).get("status")
+    if status and status != before:
+        _enqueue(new, rules.REDEMPTION_STATUS, f"redemption#{new['redemption_id']}#{status}", {
+            "reward": f"redeemed {int(new['quantity'])} x {new['reward_name']}",
+            "status": {"redeemed": "已兑换", "cancelled": "已取消"}.get(status, status),
+            "points": int(new["points_spent"])})
+
+
 def notify_tier_changed(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     from chalicelib.domain import notifications as rules
-    from chalicelib.services.members import program_config
+    from chalicelib.services.programs import program_config
     from chalicelib.settings import get_settings
 
     if event_name != "INSERT" or new["from_tier"] == new["to_tier"]:
@@ -93,7 +93,6 @@ def notify_tier_changed(event_name: str, new: dict[str, Any], old: dict[str, Any
         "direction": new["direction"], "date": _day(new)})
 
 
-@reacts_to("expiry_reminder")
 def notify_points_expiring(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     from chalicelib.domain import notifications as rules
 
@@ -105,7 +104,6 @@ def notify_points_expiring(event_name: str, new: dict[str, Any], old: dict[str, 
         "points": int(new["points"]), "expires_on": soonest["date"], "days_left": soonest["days_left"]})
 
 
-@reacts_to("winback")
 def notify_winback(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     from chalicelib.domain import notifications as rules
     from chalicelib.store import keys

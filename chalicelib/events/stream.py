@@ -1,45 +1,34 @@
 """Table changes in, reactions out.
 
-The stream handler hands each record to the reactors registered for the changed item's kind.
-Powertools' BatchProcessor isolates failures: a record whose reactor raises is reported in
-`batchItemFailures`, so Lambda retries from it (bisecting) and finally sends it to the on-failure
-queue, while the records before it are not redone. Reactors must be idempotent: records can be
-delivered more than once.
+The stream handler hands each record to the reactions listed for the changed item's kind (the
+table comes from `wiring.py`; this module imports none of them). Powertools' BatchProcessor
+isolates failures: a record whose reaction raises is reported in `batchItemFailures`, so Lambda
+retries from it (bisecting) and finally sends it to the on-failure queue, while the records
+before it are not redone. Reactions must be idempotent: records can be delivered more than once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
-Reactor = Callable[[str, dict[str, Any], dict[str, Any]], None]
-_REACTORS: dict[str, list[Reactor]] = defaultdict(list)
-
-
-def reacts_to(kind: str) -> Callable[[Reactor], Reactor]:
-    """Register `reactor(event_name, new_image, old_image)` for items of `kind`."""
-
-    def register(reactor: Reactor) -> Reactor:
-        _REACTORS[kind].append(reactor)
-        return reactor
-
-    return register
+# reaction(event_name, new_image, old_image); event_name is INSERT | MODIFY | REMOVE
+Reaction = Callable[[str, dict[str, Any], dict[str, Any]], None]
+Reactions = Mapping[str, Sequence[Reaction]]
 
 
-def handle_record(record: Any) -> None:
+def handle_record(record: Any, reactions: Reactions) -> None:
     new, old = record.dynamodb.new_image or {}, record.dynamodb.old_image or {}
     kind = (new or old).get("kind")
-    for reactor in _REACTORS.get(kind, ()):
-        reactor(record.event_name.name, new, old)  # INSERT | MODIFY | REMOVE
+    for reaction in reactions.get(kind, ()):
+        reaction(record.event_name.name, new, old)
 
 
-def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
+def handle_batch(event: dict[str, Any], reactions: Reactions) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    from chalicelib.events import reactions  # noqa: F401  (registers the reactors)
 
     if not event.get("Records"):
         return {"batchItemFailures": []}
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor)
+    return process_partial_response(event=event, record_handler=lambda record: handle_record(record, reactions),
+                                    processor=processor)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from chalicelib import clock, ids
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance, checkin, lots
 from chalicelib.services.idempotency import reread_if_taken, with_retries
-from chalicelib.services.ledger import new_entry_id, now_utc, stamp
-from chalicelib.services.members import program_config, resolve_member_id
+from chalicelib.services.members import resolve_member_id
+from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
@@ -28,7 +29,7 @@ def check_in(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
     config = program_config(settings, program_id)
 
     def attempt() -> dict[str, Any]:
-        now = now_utc()
+        now = clock.now()
         today = config.today(now)
         row_key = keys.member_operation(program_id, member_id, "checkin", today.isoformat())
         record = store.member(program_id, member_id)
@@ -63,8 +64,8 @@ def check_in(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
 
         with reread_if_taken("ledger", "checkin"):  # checked in concurrently: the next read says new=false
             store.apply_change(program_id, record.account, change,
-                               {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
-                               new_entry_id(), extra=streak_state, activity_day=today.isoformat())
+                               {lot.expires_on: lot.remaining for lot in record.lot_values}, row, clock.stamp(now),
+                               ids.new_entry_id(), extra=streak_state, activity_day=today.isoformat())
         return answer
 
     return with_retries(settings, attempt)
@@ -84,14 +85,14 @@ def complete_task(settings: Settings, program_id: str, member_id: str, task: str
         record = store.member(program_id, member_id)
         if record is None:
             return False
-        now = now_utc()
+        now = clock.now()
         today = config.today(now)
         change = balance.earn(store.balances_of(record.account), rule.points, lots.expiry_day(config.expiry, today),
                               rule.growth, today.strftime("%Y-%m"))
         row = store.LedgerRow(key=row_key, type="earn", points=rule.points, growth=rule.growth,
                               reason=f"task {task} completed", ref=f"task:{task}", request_hash=None, response=None)
         try:
-            store.apply_change(program_id, record.account, change, None, row, stamp(now), new_entry_id())
+            store.apply_change(program_id, record.account, change, None, row, clock.stamp(now), ids.new_entry_id())
         except ConditionsFailed as failed:
             if "ledger" in failed.labels:
                 return False

@@ -1,10 +1,12 @@
 """Checkout deduction: freeze points against an order, then capture or release them.
 
-A hold takes points out of the member's lots into `held` (ledger row `hold`, negative). Capture
-spends them (ledger row `redeem`, 0 points: they already left the balance at hold time).
-Release puts them back into the lots they came from (ledger row `release`). A hold not settled
-within the program's `holds.ttl_minutes` is released by the frequent job, found through a
-due-time queue on GSI2, so the job reads only holds that are due.
+A hold is its own item (`HoldItem`, status held -> captured | released), written in the same
+transaction as its ledger row `hold` (negative: the points leave the balance into `held`).
+Capture spends them (ledger row `redeem`, 0 points: they already left the balance at hold
+time). Release puts them back into the lots they came from (ledger row `release`). The hold sits
+in two queues through two index slots: gsi1 lists the member's holds (reconciliation), gsi2 is
+the due queue the frequent job reads while the hold is open, so a hold not settled within the
+program's `holds.ttl_minutes` releases itself whatever else the member did that day.
 """
 
 from __future__ import annotations
@@ -14,24 +16,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from chalicelib import clock, ids
 from chalicelib.auth.principals import TillPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
-from chalicelib.services.idempotency import (
-    TryAgain,
-    fingerprint,
-    first_answer,
-    replay,
-    reread_if_taken,
-    with_retries,
-)
-from chalicelib.services.ledger import _ID, new_entry_id, now_utc, stamp
-from chalicelib.services.members import program_config
+from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
+from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
-from chalicelib.store.models import LedgerItem, TableItem
+from chalicelib.store.models import HoldItem, TableItem
 from chalicelib.store.tx import Transaction
 
 HELD, CAPTURED, RELEASED = "held", "captured", "released"
@@ -40,9 +35,9 @@ _MAX_TTL_DAYS = 8  # HoldPolicy.ttl_minutes is at most 7 days
 
 class HoldIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
-    hold_id: str = Field(pattern=_ID)
-    member_id: str = Field(pattern=_ID)
-    order_id: str = Field(pattern=_ID)
+    hold_id: str = Field(pattern=ids.ID_PATTERN)
+    member_id: str = Field(pattern=ids.ID_PATTERN)
+    order_id: str = Field(pattern=ids.ID_PATTERN)
     # The order's amount: the deduction may pay at most the program's share of it.
     order_amount_fen: StrictInt = Field(ge=1, le=10**12)
     points: StrictInt = Field(ge=1, le=10**9)
@@ -53,12 +48,15 @@ def max_points_for(order_amount_fen: int, points_per_yuan: int, max_share_pct: i
     return order_amount_fen * max_share_pct // 100 * points_per_yuan // 100
 
 
-def _view(row: LedgerItem) -> dict[str, Any]:
-    detail = row.detail or {}
-    return {"hold_id": detail["hold_id"], "member_id": row.member_id, "order_id": detail["order_id"],
-            "points": detail["points"], "deduction_fen": detail["deduction_fen"],
-            "status": detail["status"], "expires_at": detail["expires_at"],
-            **({"points_balance": detail["points_balance"]} if "points_balance" in detail else {})}
+def _view(hold: HoldItem) -> dict[str, Any]:
+    return {"hold_id": hold.hold_id, "member_id": hold.member_id, "order_id": hold.order_id,
+            "points": int(hold.points), "deduction_fen": int(hold.deduction_fen), "status": hold.status,
+            "expires_at": hold.expires_at,
+            **({"points_balance": int(hold.settled_balance)} if hold.settled_balance is not None else {})}
+
+
+def _due_slot(program_id: str, hold_id: str, expires_at: dt.datetime) -> tuple[str, str]:
+    return keys.holds_due(expires_at.date().isoformat()), f"{clock.stamp(expires_at)}#{program_id}#{hold_id}"
 
 
 def place_hold(settings: Settings, till: TillPrincipal, body: HoldIn) -> tuple[dict[str, Any], int]:
@@ -71,65 +69,80 @@ def place_hold(settings: Settings, till: TillPrincipal, body: HoldIn) -> tuple[d
     # Deduct whole fen only: points must convert exactly (10 points = 1 yuan = 100 fen by default).
     if body.points * 100 % policy.points_per_yuan:
         raise InvalidRequest("these points do not convert to a whole number of fen")
-    request_hash = fingerprint(body)
-    hold_key = keys.hold(program_id, body.hold_id)
+    caller_key = CallerKey("hold_id", keys.hold(program_id, body.hold_id), fingerprint(body))
 
     def attempt() -> tuple[dict[str, Any], int]:
-        previous = store.get_item(LedgerItem, hold_key)
-        if previous is not None:
-            return replay(previous, request_hash, "hold_id")
+        replayed = caller_key.lookup(HoldItem)
+        if replayed:
+            return replayed
         record = store.member(program_id, body.member_id)
         if record is None:
             raise NotFound("no such member", code="member_not_found")
-        now = now_utc()
+        now = clock.now()
         try:
             change = balance.spend(store.balances_of(record.account), record.lot_values, config.today(now),
                                    body.points, to_held=True)
         except (balance.NotEnoughPoints, balance.InDebt):
-            if store.get_item(LedgerItem, hold_key) is not None:  # our duplicate landed since the first read
+            if caller_key.lookup(HoldItem) is not None:  # our duplicate landed since the first read
                 raise TryAgain from None
             raise InsufficientPoints() from None
         expires_at = now + dt.timedelta(minutes=policy.ttl_minutes)
+        deduction = body.points * 100 // policy.points_per_yuan
         answer = {"hold_id": body.hold_id, "member_id": body.member_id, "order_id": body.order_id,
-                  "points": body.points, "deduction_fen": body.points * 100 // policy.points_per_yuan,
-                  "status": HELD, "expires_at": stamp(expires_at), "points_balance": change.after.points}
-        row = store.LedgerRow(
-            key=hold_key, type="hold", points=-body.points, reason=f"frozen for order {body.order_id}",
-            ref=body.hold_id, request_hash=request_hash, response=first_answer(answer),
-            detail={**{k: answer[k] for k in ("hold_id", "order_id", "points", "deduction_fen", "status",
-                                               "expires_at")},
-                    "draws": [[d.expires_on.isoformat(), d.points] for d in change.draws]},
-            extra={"gsi2pk": keys.holds_due(expires_at.date().isoformat()),
-                   "gsi2sk": f"{stamp(expires_at)}#{program_id}#{body.hold_id}"},
+                  "points": body.points, "deduction_fen": deduction, "status": HELD,
+                  "expires_at": clock.stamp(expires_at), "points_balance": change.after.points}
+        due_pk, due_sk = _due_slot(program_id, body.hold_id, expires_at)
+        hold = HoldItem(
+            *caller_key.item_key, program_id=program_id, member_id=body.member_id, hold_id=body.hold_id,
+            order_id=body.order_id, points=body.points, deduction_fen=deduction, status=HELD,
+            expires_at=clock.stamp(expires_at), created_at=clock.stamp(now),
+            draws=[[d.expires_on.isoformat(), d.points] for d in change.draws],
+            request_hash=caller_key.request_hash, response=caller_key.answer(answer),
+            gsi1pk=keys.member_holds(program_id, body.member_id), gsi1sk=f"{clock.stamp(now)}#{body.hold_id}",
+            gsi2pk=due_pk, gsi2sk=due_sk,
         )
-        with reread_if_taken("ledger"):
-            store.apply_change(program_id, record.account, change,
-                               {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
-                               new_entry_id(), activity_day=config.today(now).isoformat())
+        row = store.LedgerRow(
+            key=keys.member_operation(program_id, body.member_id, "hold", body.hold_id), type="hold",
+            points=-body.points, reason=f"frozen for order {body.order_id}", ref=body.hold_id,
+            request_hash=None, response=None, detail={"hold_id": body.hold_id, "order_id": body.order_id},
+        )
+
+        def hold_item(tx: Transaction) -> None:
+            tx.put(hold, HoldItem.pk.does_not_exist(), label="hold")
+            if till.nonce is not None:
+                till.nonce.add_to(tx)
+
+        with reread_if_taken("ledger", "hold"):
+            store.apply_change(program_id, record.account, change, _lots(record), row, clock.stamp(now),
+                               ids.new_entry_id(), extra=hold_item, activity_day=config.today(now).isoformat())
         return answer, 201
 
     return with_retries(settings, attempt)
 
 
-def settle(settings: Settings, program_id: str, hold_id: str, outcome: str, reason: str) -> dict[str, Any]:
+def _lots(record: Any) -> dict[dt.date, int]:
+    return {lot.expires_on: lot.remaining for lot in record.lot_values}
+
+
+def settle(settings: Settings, program_id: str, hold_id: str, outcome: str, reason: str,
+           till: TillPrincipal | None = None) -> dict[str, Any]:
     """Capture or release a hold, once. Settling it again the same way answers the same."""
     config = program_config(settings, program_id)
     hold_key = keys.hold(program_id, hold_id)
 
     def attempt() -> dict[str, Any]:
-        row = store.get_item(LedgerItem, hold_key)
-        if row is None or row.type != "hold":
+        hold = store.get_item(HoldItem, hold_key)
+        if not isinstance(hold, HoldItem):
             raise NotFound("no such hold", code="hold_not_found")
-        detail = dict(row.detail or {})
-        if detail["status"] == outcome:
-            return _view(row)
-        if detail["status"] != HELD:
-            raise Conflict(f"the hold was already {detail['status']}", code="hold_settled")
-        record = store.member(program_id, row.member_id)
+        if hold.status == outcome:
+            return _view(hold)
+        if hold.status != HELD:
+            raise Conflict(f"the hold was already {hold.status}", code="hold_settled")
+        record = store.member(program_id, hold.member_id)
         if record is None:
             raise NotFound("no such member", code="member_not_found")
-        now = now_utc()
-        points = int(detail["points"])
+        now = clock.now()
+        points = int(hold.points)
         before = store.balances_of(record.account)
         if outcome == CAPTURED:
             if before.held < points:  # held counts this hold while open: settled since we read it
@@ -137,42 +150,52 @@ def settle(settings: Settings, program_id: str, hold_id: str, outcome: str, reas
             change = balance.capture(before, points)
             entry_type, entry_points = "redeem", 0
         else:
-            draws = [Draw(dt.date.fromisoformat(day), int(n)) for day, n in detail["draws"]]
+            draws = [Draw(dt.date.fromisoformat(day), int(n)) for day, n in hold.draws]
             change = balance.restore(before, draws, config.today(now), from_held=points)
             entry_type, entry_points = "release", change.after.points - before.points
-        settled = {**detail, "status": outcome, "settled_at": stamp(now), "points_balance": change.after.points}
-        ledger_row = store.LedgerRow(
-            key=keys.program_operation(program_id, outcome, hold_id), type=entry_type, points=entry_points,
-            reason=reason, ref=hold_id, request_hash=None, response=None,
-            detail={"hold_id": hold_id, "order_id": detail["order_id"], "held_points": points},
+        row = store.LedgerRow(
+            key=keys.member_operation(program_id, hold.member_id, outcome, hold_id), type=entry_type,
+            points=entry_points, reason=reason, ref=hold_id, request_hash=None, response=None,
+            detail={"hold_id": hold_id, "order_id": hold.order_id, "held_points": points},
         )
 
         def mark(tx: Transaction) -> None:
-            tx.update(LedgerItem(*hold_key),
-                      actions=[LedgerItem.detail.set(settled), LedgerItem.gsi2pk.remove(), LedgerItem.gsi2sk.remove()],
-                      condition=LedgerItem.pk.exists(), label="hold")
+            # Out of the due queue for good; the member's list (gsi1) keeps it.
+            tx.update(HoldItem(*hold_key),
+                      actions=[HoldItem.status.set(outcome), HoldItem.settled_at.set(clock.stamp(now)),
+                               HoldItem.settled_balance.set(change.after.points),
+                               HoldItem.gsi2pk.remove(), HoldItem.gsi2sk.remove()],
+                      condition=HoldItem.status == HELD, label="hold")
+            if till is not None and till.nonce is not None:
+                till.nonce.add_to(tx)
 
-        with reread_if_taken("ledger"):  # settled concurrently: re-read and answer from its status
-            store.apply_change(program_id, record.account, change,
-                               {lot.expires_on: lot.remaining for lot in record.lot_values}, ledger_row,
-                               stamp(now), new_entry_id(), extra=mark)
-        row.detail = settled
-        return {**_view(row), "points_balance": change.after.points}
+        with reread_if_taken("ledger", "hold"):  # settled concurrently: re-read and answer from its status
+            store.apply_change(program_id, record.account, change, _lots(record), row, clock.stamp(now),
+                               ids.new_entry_id(), extra=mark)
+        hold.status, hold.settled_balance = outcome, change.after.points
+        return _view(hold)
 
     return with_retries(settings, attempt)
+
+
+def open_holds(program_id: str, member_id: str) -> list[HoldItem]:
+    """The member's holds still frozen (what `held` must add up to)."""
+    return [item for item in TableItem.gsi1.query(keys.member_holds(program_id, member_id))
+            if isinstance(item, HoldItem) and item.status == HELD]
 
 
 def release_due_holds(settings: Settings, now: dt.datetime, limit: int = 500) -> dict[str, int]:
     """Release every unsettled hold whose time ran out (the frequent job). Reads only due holds."""
     released = 0
-    cutoff = stamp(now)
+    cutoff = clock.stamp(now)
     # Every day a due hold can sit on: a missed week of runs still catches up.
     for days_back in range(_MAX_TTL_DAYS, -1, -1):
         day = (now - dt.timedelta(days=days_back)).date().isoformat()
         for item in TableItem.gsi2.query(keys.holds_due(day), TableItem.gsi2sk <= cutoff, limit=limit):
-            _, program_id, hold_id = item.gsi2sk.split("#", 2)
+            if not isinstance(item, HoldItem):
+                continue
             try:
-                settle(settings, program_id, hold_id, RELEASED, "hold expired unsettled")
+                settle(settings, item.program_id, item.hold_id, RELEASED, "hold expired unsettled")
                 released += 1
             except Conflict:
                 pass

@@ -13,12 +13,12 @@ from typing import Any
 
 from pynamodb.exceptions import PutError
 
+from chalicelib import clock, ids
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Lot
-from chalicelib.jobs import DAILY, Job, JobContext, Step
+from chalicelib.jobs import JobContext, Step
 from chalicelib.services.idempotency import TryAgain, with_retries
-from chalicelib.services.ledger import new_entry_id, now_utc, stamp
-from chalicelib.services.members import program_config
+from chalicelib.services.programs import program_config
 from chalicelib.store import keys, programs
 from chalicelib.store import ledger as store
 from chalicelib.store.models import (
@@ -64,7 +64,7 @@ def expire_lot(ctx: JobContext, member_id: str, expires_on: str, seen_remaining:
             request_hash=None, response=None, detail={"expires_on": expires_on},
         )
         store.apply_change(program_id, account, change, {dt.date.fromisoformat(expires_on): remaining}, row,
-                           stamp(now_utc()), new_entry_id())
+                           clock.stamp(clock.now()), ids.new_entry_id())
         return remaining
 
     state = {"remaining": seen_remaining}
@@ -138,7 +138,7 @@ def remind_step(ctx: JobContext) -> Step:
     for member_id, lots in due.items():
         item = ReminderItem(*keys.reminder(ctx.program_id, member_id, ctx.as_of.isoformat()),
                             program_id=ctx.program_id, member_id=member_id, day=ctx.as_of.isoformat(), lots=lots,
-                            points=sum(lot["points"] for lot in lots), created_at=stamp(now_utc()))
+                            points=sum(lot["points"] for lot in lots), created_at=clock.stamp(clock.now()))
         sent += _put_once(item)
     counts = {"reminders": sent, "lots_reminded": sum(len(v) for v in due.values())}
     return Step(shard + 1 >= keys.EXPIRY_SHARDS, {"shard": shard + 1}, counts)
@@ -197,7 +197,7 @@ def _birthday_gift(ctx: JobContext, config: Any, member_id: str) -> int:
                               reason=f"birthday gift ({tier.name})", ref=f"birthday:{ctx.as_of.year}",
                               request_hash=None, response=None)
         try:
-            store.apply_change(program_id, account, change, None, row, stamp(now_utc()), new_entry_id())
+            store.apply_change(program_id, account, change, None, row, clock.stamp(clock.now()), ids.new_entry_id())
         except ConditionsFailed as failed:
             if "ledger" in failed.labels:
                 return 0
@@ -224,15 +224,8 @@ def dormant_step(ctx: JobContext) -> Step:
             continue  # active again since
         queued += _put_once(WinbackItem(*keys.winback(ctx.program_id, row.member_id, last_active),
                                         program_id=ctx.program_id, member_id=row.member_id, last_active=last_active,
-                                        days_idle=DORMANT_DAYS, created_at=stamp(now_utc())))
+                                        days_idle=DORMANT_DAYS, created_at=clock.stamp(clock.now())))
     counts = {"winbacks": queued}
     if query.last_evaluated_key:
         return Step(False, {"shard": shard, "last_key": query.last_evaluated_key}, counts)
     return Step(shard + 1 >= keys.MEMBER_SHARDS, {"shard": shard + 1}, counts)
-
-
-EXPIRE_JOB = Job("expire-points", DAILY, expire_step)
-REMIND_JOB = Job("expiry-reminders", DAILY, remind_step)
-BIRTHDAY_JOB = Job("birthday-gifts", DAILY, birthday_step)
-DORMANT_JOB = Job("dormant-members", DAILY, dormant_step)
-JOBS = (EXPIRE_JOB, REMIND_JOB, BIRTHDAY_JOB, DORMANT_JOB)

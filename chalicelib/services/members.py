@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import crypto
+from chalicelib import clock, crypto, ids
 from chalicelib.auth import tokens
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import tiers as tier_rules
@@ -18,6 +17,7 @@ from chalicelib.domain.program import ProgramConfig
 from chalicelib.errors import Conflict, InvalidRequest, NotFound, RetryLater, Unauthorized
 from chalicelib.settings import Settings
 from chalicelib.store import keys, members as store
+from chalicelib.services.programs import program_config
 from chalicelib.store import programs
 from chalicelib.store.models import AccountItem, ProfileItem
 from chalicelib.store.tx import ConditionsFailed
@@ -53,24 +53,10 @@ class PhoneIn(BaseModel):
     phone_code: str = Field(min_length=1, max_length=256)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def program_config(settings: Settings, program_id: str) -> ProgramConfig:
-    program = programs.get_program(settings, program_id)
-    if program is None:
-        raise NotFound("unknown program")
-    return program.config
-
-
 def _gateway(settings: Settings, program_id: str) -> Any:
-    from chalicelib.wechat.gateway import WechatGateway  # lazy: keeps wechatpy off read paths
+    from chalicelib.wechat import gateway  # lazy: keeps wechatpy off read paths
 
-    program = programs.get_program(settings, program_id)
-    if program is None:
-        raise NotFound("unknown program")
-    return WechatGateway(settings, program.config.appid, program.wechat_secret)
+    return gateway.for_program(settings, program_id)
 
 
 def login(settings: Settings, body: LoginIn) -> dict[str, Any]:
@@ -83,7 +69,7 @@ def login(settings: Settings, body: LoginIn) -> dict[str, Any]:
     user_pk, _ = keys.wechat_user(program_id, session.openid)
     member_id = store.record_login(
         program_id, session.openid, session.unionid,
-        crypto.encrypt(settings, session.session_key, context=user_pk), _now().isoformat(),
+        crypto.encrypt(settings, session.session_key, context=user_pk), clock.now().isoformat(),
     )
     token, expires_in = tokens.issue(settings, program_id, session.openid, member_id)
     return {"token": token, "expires_in": expires_in, "enrolled": member_id is not None, "member_id": member_id}
@@ -108,7 +94,7 @@ def card_of(settings: Settings, program_id: str, member_id: str) -> dict[str, An
     if record is None:
         raise NotFound("no such member", code="member_not_found")
     config = program_config(settings, program_id)
-    today = config.today(_now())
+    today = config.today(clock.now())
     return build_card(config, facts_of(config, record, today), today)
 
 
@@ -152,8 +138,8 @@ def enroll(settings: Settings, principal: MemberPrincipal, body: EnrollIn) -> tu
             raise InvalidRequest("unknown invite code", code="unknown_invite_code")
 
     for _attempt in range(5):
-        member_id = "m" + uuid.uuid4().hex[:20]
-        now = _now().isoformat()
+        member_id = ids.new_member_id()
+        now = clock.now().isoformat()
         profile = ProfileItem(
             *keys.profile(program_id, member_id),
             program_id=program_id, member_id=member_id, openid=principal.openid, unionid=user.unionid,

@@ -18,12 +18,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import PutError
 
+from chalicelib import clock
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import notifications as rules
 from chalicelib.errors import InvalidRequest
 from chalicelib.logs import logger
-from chalicelib.services.ledger import now_utc, stamp
-from chalicelib.services.members import program_config, resolve_member_id
+from chalicelib.services.members import resolve_member_id
+from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
@@ -64,7 +65,7 @@ def subscribe(settings: Settings, principal: MemberPrincipal, body: SubscribeIn)
         ], label=f"sub:{template_id}")
     if body.request_id:
         # A marker row: the same request_id again cancels the whole transaction, adding nothing.
-        marker = SubscriptionItem(*keys.member_operation(program_id, member_id, "subscribe", body.request_id),
+        marker = SubscriptionItem(*keys.subscription_request(program_id, member_id, body.request_id),
                                   program_id=program_id, member_id=member_id, template_id="*", credits=0)
         tx.put(marker, SubscriptionItem.pk.does_not_exist(), label="request")
     try:
@@ -90,11 +91,11 @@ def enqueue(settings: Settings, program_id: str, member_id: str, event: str, ded
     if template is None:
         return False
     message = rules.render(event, template, variables)
-    now = now_utc()
+    now = clock.now()
     job = NotificationItem(
         *keys.notification(program_id, member_id, dedupe_key), program_id=program_id, member_id=member_id,
         event=event, template_id=message.template_id, data=message.data, page=message.page, status="queued",
-        created_at=stamp(now), ttl=dt.timedelta(days=_KEEP_DAYS),
+        created_at=clock.stamp(now), ttl=dt.timedelta(days=_KEEP_DAYS),
     )
     try:
         job.save(condition=NotificationItem.pk.does_not_exist())
@@ -112,7 +113,7 @@ def _openid(program_id: str, member_id: str) -> str | None:
 
 def _set_status(job: NotificationItem, status: str, reason: str | None, expected: str) -> None:
     job.update(actions=[NotificationItem.status.set(status), NotificationItem.reason.set(reason),
-                        NotificationItem.updated_at.set(stamp(now_utc()))],
+                        NotificationItem.updated_at.set(clock.stamp(clock.now()))],
                condition=NotificationItem.status == expected)
 
 
@@ -126,7 +127,7 @@ def send(settings: Settings, program_id: str, member_id: str, sk: str) -> str:
     tx.update(SubscriptionItem(*credit_key), actions=[SubscriptionItem.credits.add(-1)],
               condition=SubscriptionItem.credits >= 1, label="credit")
     tx.update(job, actions=[NotificationItem.status.set("sending"), NotificationItem.attempts.add(1),
-                            NotificationItem.updated_at.set(stamp(now_utc()))],
+                            NotificationItem.updated_at.set(clock.stamp(clock.now()))],
               condition=NotificationItem.status == "queued", label="job")
     try:
         tx.commit()
@@ -139,12 +140,11 @@ def send(settings: Settings, program_id: str, member_id: str, sk: str) -> str:
     if openid is None:
         _set_status(job, "dropped", "member_gone", "sending")
         return "dropped"
-    from chalicelib.services.members import _gateway
-    from chalicelib.wechat.gateway import WechatError
+    from chalicelib.wechat import gateway
 
     try:
-        _gateway(settings, program_id).send_subscribe_message(openid, job.template_id, job.data, job.page)
-    except WechatError as exc:
+        gateway.for_program(settings, program_id).send_subscribe_message(openid, job.template_id, job.data, job.page)
+    except gateway.WechatError as exc:
         reason = _DROP_CODES.get(exc.errcode)
         if reason is not None:
             _set_status(job, "dropped", reason, "sending")
@@ -215,11 +215,3 @@ def checkin_reminder_step(ctx: Any) -> Any:
                           f"checkin#{ctx.as_of.isoformat()}", {"points": reward.points, "streak": streak - 1})
     return Step(shard + 1 >= keys.MEMBER_SHARDS, {"shard": shard + 1}, {"reminders": queued})
 
-
-def _job() -> Any:
-    from chalicelib.jobs import DAILY, Job
-
-    return Job("checkin-reminders", DAILY, checkin_reminder_step)
-
-
-CHECKIN_REMINDER_JOB = _job()

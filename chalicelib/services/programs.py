@@ -41,6 +41,14 @@ class ProgramRulesIn(BaseModel):
     templates: dict[str, Any] = Field(default_factory=dict)
 
 
+def program_config(settings: Settings, program_id: str) -> ProgramConfig:
+    """The program's rules as cached for this container (see store/programs.py)."""
+    program = store.get_program(settings, program_id)
+    if program is None:
+        raise NotFound("unknown program")
+    return program.config
+
+
 def view(settings: Settings, program_id: str) -> dict[str, Any]:
     program = store.get_program(settings, program_id, fresh=True)
     if program is None:

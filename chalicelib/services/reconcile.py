@@ -11,6 +11,7 @@ import sys
 from typing import Any, Iterator
 
 from chalicelib.domain.reconcile import MemberTotals, differences
+from chalicelib.services import holds
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store.models import ProfileItem, TableItem
@@ -28,8 +29,7 @@ def totals(program_id: str, member_id: str) -> MemberTotals | None:
     if record is None:
         return None
     rows = store.all_ledger_rows(program_id, member_id)
-    open_holds = sum(int((row.detail or {}).get("points", 0)) for row in rows
-                     if row.type == "hold" and (row.detail or {}).get("status") == "held")
+    open_holds = sum(int(hold.points) for hold in holds.open_holds(program_id, member_id))
     account = record.account
     return MemberTotals(
         member_id=member_id, points=int(account.points), held=int(account.held), debt=int(account.debt),
@@ -54,16 +54,10 @@ def reconcile_program(program_id: str) -> dict[str, Any]:
             "differences": problems[:100], "clean": not problems}
 
 
-def _step(ctx: Any) -> Any:
+def reconcile_step(ctx: Any) -> Any:
     from chalicelib.jobs import Step
 
     return Step(done=True, summary=reconcile_program(ctx.program_id))
-
-
-def _job() -> Any:
-    from chalicelib.jobs import DAILY, Job
-
-    return Job("reconcile", DAILY, _step)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,5 +74,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-JOB = _job()

@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import tiers as rules
 from chalicelib.domain.program import ProgramConfig, Tier
 from chalicelib.errors import InvalidRequest, NotFound
-from chalicelib.jobs import DAILY, Job, JobContext, Step
+from chalicelib.jobs import JobContext, Step
 from chalicelib.services.idempotency import TryAgain, with_retries
-from chalicelib.services.ledger import _ID, new_entry_id, now_utc, stamp
-from chalicelib.services.members import program_config
+from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
@@ -36,7 +36,7 @@ class TierGrantIn(BaseModel):
     tier: str = Field(min_length=1, max_length=32)
     until: dt.date
     reason: str = Field(min_length=1, max_length=200)
-    request_id: str = Field(pattern=_ID)
+    request_id: str = Field(pattern=ids.ID_PATTERN)
 
 
 def _window_growth(config: ProgramConfig, account: AccountItem, day: dt.date) -> int:
@@ -48,13 +48,13 @@ def _move(program_id: str, account: AccountItem, config: ProgramConfig, to: Tier
     """Write a tier move; raises ConditionsFailed("account") if the account moved, ("change")
     if this exact move was already written."""
     member_id = account.member_id
-    now = stamp(now_utc())
+    now = clock.stamp(clock.now())
     tx = Transaction()
     actions = [AccountItem.tier.set(to.code), AccountItem.tier_since.set(now),
                AccountItem.version.set(int(account.version) + 1), AccountItem.updated_at.set(now)]
     tx.update(account, actions=actions + (extra_actions or []), condition=AccountItem.version == account.version,
               label="account")
-    entry_id = new_entry_id()
+    entry_id = ids.new_entry_id()
     tx.put(TierChangeItem(
         *keys.tier_change(program_id, member_id, change_key),
         program_id=program_id, member_id=member_id, from_tier=account.tier, to_tier=to.code, direction=direction,
@@ -78,7 +78,7 @@ def promote_if_due(settings: Settings, program_id: str, member_id: str) -> dict[
         account = store.get_item(AccountItem, keys.account(program_id, member_id))
         if account is None:
             return None
-        today = config.today(now_utc())
+        today = config.today(clock.now())
         growth = _window_growth(config, account, today)
         current = config.tier(account.tier)
         target = rules.upgrade_to(config, current, growth)
@@ -168,7 +168,7 @@ def grant(settings: Settings, staff: StaffPrincipal, member_id: str, body: TierG
     if body.tier not in {t.code for t in config.tiers}:
         raise InvalidRequest("unknown tier", code="unknown_tier")
     granted = config.tier(body.tier)
-    if body.until < config.today(now_utc()):
+    if body.until < config.today(clock.now()):
         raise InvalidRequest("until is in the past")
 
     def attempt() -> dict[str, Any]:
@@ -193,21 +193,12 @@ def grant(settings: Settings, staff: StaffPrincipal, member_id: str, body: TierG
 
 
 def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    from chalicelib.services.ledger import decode_cursor, encode_cursor
+    from chalicelib.services.ledger import member_page
 
-    start = decode_cursor(cursor, keys.tier_history(program_id, member_id))
-    query = TableItem.gsi1.query(keys.tier_history(program_id, member_id), scan_index_forward=False, limit=limit,
-                                 last_evaluated_key=start)
-    rows = [row for row in query]
-    if not rows and start is None:
-        from chalicelib.services.ledger import require_member
-
-        require_member(program_id, member_id)  # an unknown (or another program's) member is a 404
+    page = member_page(program_id, member_id, keys.tier_history(program_id, member_id), limit, cursor)
     return {
         "items": [{"from": r.from_tier, "to": r.to_tier, "direction": r.direction, "reason": r.reason,
-                   "growth": int(r.growth), "created_at": r.created_at} for r in rows],
-        "next_cursor": encode_cursor(query.last_evaluated_key) if len(rows) == limit else None,
+                   "growth": int(r.growth), "created_at": r.created_at}
+                  for r in page.items if isinstance(r, TierChangeItem)],
+        "next_cursor": page.next_cursor,
     }
-
-
-REVIEW_JOB = Job("tier-review", DAILY, review_step, due=rules.is_review_day)

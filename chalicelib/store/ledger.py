@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib.domain.balance import Balances, Change
 from chalicelib.store import keys
 from chalicelib.store.members import MemberRecord, read_member
-from chalicelib.store.models import AccountItem, LedgerItem, LotItem, OrderItem, TableItem
+from chalicelib.store.models import AccountItem, LedgerItem, LotItem, TableItem
 from chalicelib.store.tx import Transaction
 
 
@@ -154,19 +154,5 @@ def apply_change(
     tx.commit()
 
 
-def history(program_id: str, member_id: str, limit: int, cursor: dict[str, Any] | None) -> tuple[list[LedgerItem], dict[str, Any] | None]:
-    query = TableItem.gsi1.query(
-        keys.points_history(program_id, member_id),
-        scan_index_forward=False,
-        limit=limit,
-        last_evaluated_key=cursor,
-    )
-    items = [item for item in query]
-    return items, query.last_evaluated_key
-
-
 def all_ledger_rows(program_id: str, member_id: str) -> list[LedgerItem]:
     return list(TableItem.gsi1.query(keys.points_history(program_id, member_id)))
-
-
-__all__ = ["LedgerRow", "OrderItem", "apply_change", "balances_of", "history", "read_items", "get_item"]

@@ -169,7 +169,9 @@ class ReferralItem(TableItem, discriminator="referral"):
 
 
 class LedgerItem(TableItem, discriminator="ledger"):
-    """One change of a member's points; the item's key is the caller's idempotency key."""
+    """One change of a member's points: immutable history, written once and never updated.
+    Its key is the caller's idempotency key where there is one, so it also carries that key's
+    record (`request_hash`, `response`: see services/idempotency.py)."""
 
     program_id = UnicodeAttribute()
     member_id = UnicodeAttribute()
@@ -183,17 +185,90 @@ class LedgerItem(TableItem, discriminator="ledger"):
     created_at = UnicodeAttribute()
     # A fingerprint of the request that made this row: same key + other body = 409.
     request_hash = UnicodeAttribute(null=True)
-    # The first answer, returned again on replay; and kind-specific state (draws, amounts).
+    # The first answer, returned again on replay; and kind-specific facts (draws, amounts).
     response = JSONAttribute(null=True)
     detail = JSONAttribute(null=True)
 
 
 class OrderItem(LedgerItem, discriminator="order"):
+    """A paid order: the ledger row of its accrual (immutable). What was refunded of it lives
+    on its own item (`OrderTotalsItem`)."""
+
     amount_fen = NumberAttribute()
+
+
+class OrderTotalsItem(TableItem, discriminator="order_totals"):
+    """What has been refunded of one order so far; every refund moves it under a condition on
+    what was read, so refunds of one order never add up past it."""
+
     refunded_fen = NumberAttribute(default=0)
     points_reversed = NumberAttribute(default=0)
     growth_reversed = NumberAttribute(default=0)
     refund_count = NumberAttribute(default=0)
+
+
+class IdempotencyItem(TableItem, discriminator="idempotency"):
+    """The record of a caller's key for an operation whose own items are not keyed by it:
+    the request's fingerprint and the first answer. Written in the same transaction as the
+    effect, guarded by not existing."""
+
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+    created_at = UnicodeAttribute()
+
+
+class HoldItem(TableItem, discriminator="hold"):
+    """A checkout hold: points frozen against an order until captured or released.
+
+    Two index slots, two queues: gsi1 lists the member's holds (reconciliation sums the open
+    ones), gsi2 is the due queue the frequent job reads while the hold is open."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    hold_id = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    points = NumberAttribute()
+    deduction_fen = NumberAttribute()
+    status = UnicodeAttribute()  # held | captured | released
+    expires_at = UnicodeAttribute()
+    draws = JSONAttribute()  # [[expires_on, points]]: the lots a release gives back to
+    created_at = UnicodeAttribute()
+    settled_at = UnicodeAttribute(null=True)
+    settled_balance = NumberAttribute(null=True)  # the member's points after settling
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+
+
+class RedemptionItem(TableItem, discriminator="redemption"):
+    """A member's redemption of a reward; cancelling it changes its status (and writes a ledger
+    row of its own)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    redemption_id = UnicodeAttribute()
+    reward_id = UnicodeAttribute()
+    reward_name = UnicodeAttribute()
+    quantity = NumberAttribute()
+    points_spent = NumberAttribute()
+    cash_fen = NumberAttribute(default=0)
+    limited = NumberAttribute(default=0)  # 1: counts against the reward's per-member limit
+    status = UnicodeAttribute()  # redeemed | cancelled
+    draws = JSONAttribute()  # [[expires_on, points]]: the lots a cancellation gives back to
+    created_at = UnicodeAttribute()
+    cancelled_at = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+
+
+class JobRunItem(TableItem, discriminator="job_run"):
+    """One run of a job for (program, job, as_of): its saved progress and summary."""
+
+    status = UnicodeAttribute()  # running | done
+    state = JSONAttribute(default=dict)
+    summary = JSONAttribute(default=dict)
+    started_at = UnicodeAttribute()
+    finished_at = UnicodeAttribute(null=True)
+    invocations = NumberAttribute(default=0)
 
 
 class RewardItem(TableItem, discriminator="reward"):

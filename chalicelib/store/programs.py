@@ -17,7 +17,7 @@ from chalicelib import crypto
 from chalicelib.domain.program import ProgramConfig
 from chalicelib.settings import Settings
 from chalicelib.store import keys
-from chalicelib.store.tx import ConditionsFailed
+from chalicelib.store.tx import ConditionsFailed, Transaction
 from chalicelib.store.models import (
     AdminKeyItem,
     AppIdItem,
@@ -138,16 +138,24 @@ def get_till_key(settings: Settings, key_id: str) -> TillKey | None:
     return _cache.get("till", key_id, settings.config_cache_seconds, load)
 
 
-def record_nonce(settings: Settings, key_id: str, nonce: str, now: float) -> bool:
-    """True if the nonce is fresh; False if this key used it within the replay window.
+def _nonce(key_id: str, nonce: str, now: float, window: int) -> tuple[NonceItem, Any]:
+    """The nonce's item and its guard: unseen, or seen longer ago than the window (TTL deletion is
+    lazy, and never happens in moto)."""
+    item = NonceItem(*keys.nonce(key_id, nonce), seen_at=int(now), ttl=dt.timedelta(seconds=window * 2))
+    return item, NonceItem.pk.does_not_exist() | (NonceItem.seen_at < int(now) - window)
 
-    One conditional put. The condition also accepts a row older than the window, because TTL
-    deletion is lazy (and never happens in moto)."""
-    pk, sk = keys.nonce(key_id, nonce)
-    window = settings.nonce_window_seconds
-    item = NonceItem(pk, sk, seen_at=int(now), ttl=dt.timedelta(seconds=window * 2))
+
+def put_nonce(tx: Transaction, key_id: str, nonce: str, now: float, window: int) -> None:
+    """Spend the nonce inside a transaction (label `nonce` fails if it was seen in the window)."""
+    item, condition = _nonce(key_id, nonce, now, window)
+    tx.put(item, condition, label="nonce")
+
+
+def record_nonce(key_id: str, nonce: str, now: float, window: int) -> bool:
+    """Spend the nonce on its own: True if it was fresh, False if seen within the window."""
+    item, condition = _nonce(key_id, nonce, now, window)
     try:
-        item.save(condition=NonceItem.pk.does_not_exist() | (NonceItem.seen_at < int(now) - window))
+        item.save(condition=condition)
     except PutError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False

@@ -8,7 +8,7 @@ that callers can tell "this order was already recorded" from "the balance moved 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
@@ -40,6 +40,7 @@ class Transaction:
     def __init__(self) -> None:
         self._tx = TransactWrite(connection=connection())
         self._labels: dict[str, list[str]] = {group: [] for group in _GROUP_ORDER}
+        self._committed: list[Callable[[], None]] = []
 
     def put(self, item: Model, condition: Condition | None = None, *, label: str) -> Transaction:
         self._tx.save(item, condition=condition)
@@ -57,10 +58,9 @@ class Transaction:
         self._labels["delete"].append(label)
         return self
 
-    def check(self, model: type[Model], key: tuple[str, str], condition: Condition, *,
-              label: str) -> Transaction:
-        self._tx.condition_check(model, key[0], key[1], condition=condition)
-        self._labels["check"].append(label)
+    def after_commit(self, callback: Callable[[], None]) -> Transaction:
+        """Run `callback` once the transaction has committed (never if it fails)."""
+        self._committed.append(callback)
         return self
 
     def __len__(self) -> int:
@@ -82,3 +82,5 @@ class Transaction:
             if codes & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"} or not codes:
                 raise TransactionConflict(str(codes)) from exc
             raise
+        for callback in self._committed:
+            callback()

@@ -163,3 +163,14 @@ class WechatGateway:
             raise WechatError(int(errcode), str(exc.errmsg)) from None
         except RequestException:
             raise WechatUnavailable("WeChat could not be reached") from None
+
+
+def for_program(settings: Settings, program_id: str) -> WechatGateway:
+    """The gateway for one program's mini-program (its appid and WeChat secret)."""
+    from chalicelib.errors import NotFound
+    from chalicelib.store import programs
+
+    program = programs.get_program(settings, program_id)
+    if program is None:
+        raise NotFound("unknown program")
+    return WechatGateway(settings, program.config.appid, program.wechat_secret)

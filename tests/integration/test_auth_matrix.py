@@ -1,6 +1,6 @@
 """Who may call what: every endpoint of the app x every kind of caller (../shared/API.md).
 
-The endpoints come from the Chalice app itself (`app.routes`, and the `auth_kind` that
+The endpoints come from the Chalice app itself (`app.routes`, and the `auth` that
 `api/http.py::route` sets on each view), so a new route gets its cells without anyone
 remembering to add them. Each cell is one request by one caller, and its expectation follows from
 the route's auth kind and from whether the request addresses member A's resources:
@@ -30,7 +30,10 @@ from typing import Any
 import pytest
 
 from app import app
-from chalicelib.api.http import MEMBER, PUBLIC, STAFF, TILL
+from chalicelib.auth import schemes
+
+PUBLIC, MEMBER, TILL, STAFF = (scheme.kind for scheme in (schemes.PUBLIC, schemes.MEMBER, schemes.TILL,
+                                                           schemes.STAFF))
 from tests.support import calls, seeded
 
 OPEN, DENIED, HIDDEN = "open", "denied", "hidden"
@@ -114,11 +117,13 @@ Body = Callable[[World], Any]
 class Row:
     """How to call one route plausibly. `body` builds the JSON body (None: no body); `params`
     overrides PARAMS for this route's path parameters; `about_a`: the request addresses member
-    A's resources, so a caller of the right kind but not entitled to A must get 404."""
+    A's resources, so a caller of the right kind but not entitled to A must get 404; False: it
+    is about the caller's own membership or program. Every route with credentials must say which:
+    there is no default that would silently skip the cross-member check."""
 
+    about_a: bool | None = None
     body: Body | None = None
     params: dict[str, Callable[[World], str]] = field(default_factory=dict)
-    about_a: bool = False
 
 
 def _today_plus(days: int) -> str:
@@ -144,12 +149,12 @@ ROWS: dict[str, Row] = {
     # public
     "POST /v1/auth/login": Row(body=lambda w: {"appid": calls.DEMO_APPID, "code": "dev-matrix-newcomer"}),
     # member: each acts on the caller's own membership, except a redemption named in the path
-    "POST /v1/members": Row(body=lambda w: {}),
-    "PATCH /v1/members/me": Row(body=lambda w: {}),
-    "POST /v1/members/me/phone": Row(body=lambda w: {"phone_code": f"phone-139{next(w._seq):08d}"}),
-    "POST /v1/members/me/checkin": Row(),
-    "POST /v1/members/me/subscriptions": Row(body=lambda w: {"template_ids": ["tmpl-points"]}),
-    "POST /v1/members/me/redemptions": Row(
+    "POST /v1/members": Row(about_a=False, body=lambda w: {}),
+    "PATCH /v1/members/me": Row(about_a=False, body=lambda w: {}),
+    "POST /v1/members/me/phone": Row(about_a=False, body=lambda w: {"phone_code": f"phone-139{next(w._seq):08d}"}),
+    "POST /v1/members/me/checkin": Row(about_a=False),
+    "POST /v1/members/me/subscriptions": Row(about_a=False, body=lambda w: {"template_ids": ["tmpl-points"]}),
+    "POST /v1/members/me/redemptions": Row(about_a=False,
         body=lambda w: {"reward_id": "demo-cup", "quantity": 1, "request_id": w.fresh("rq")}),
     "POST /v1/members/me/redemptions/{redemption_id}/cancel": Row(about_a=True),
     # till: every request names A's member, order or hold
@@ -173,10 +178,17 @@ ROWS: dict[str, Row] = {
         "points": 1, "reason": "matrix", "request_id": w.fresh("adj")}),
     "POST /v1/admin/members/{member_id}/redemptions/{redemption_id}/cancel": Row(
         about_a=True, params={"redemption_id": lambda w: "rd-a-staff-cancels"}),
-    "PUT /v1/admin/rewards/{reward_id}": Row(body=lambda w: {"name": "Matrix prize", "points_price": 5,
+    "PUT /v1/admin/rewards/{reward_id}": Row(about_a=False, body=lambda w: {"name": "Matrix prize", "points_price": 5,
                                                              "stock": 10}),
-    "POST /v1/admin/jobs/{job}/runs": Row(body=lambda w: {}),
-    "PUT /v1/admin/program": Row(body=_program_rules),
+    "POST /v1/admin/jobs/{job}/runs": Row(about_a=False, body=lambda w: {}),
+    "PUT /v1/admin/program": Row(about_a=False, body=_program_rules),
+    # reads about the caller's own membership or program
+    "GET /v1/members/me": Row(about_a=False),
+    "GET /v1/members/me/points/history": Row(about_a=False),
+    "GET /v1/members/me/tiers/history": Row(about_a=False),
+    "GET /v1/rewards": Row(about_a=False),
+    "GET /v1/admin/rewards": Row(about_a=False),
+    "GET /v1/admin/program": Row(about_a=False),
 }
 
 
@@ -192,13 +204,15 @@ class Route:
         return f"{self.method} {self.path}"
 
     def needs_row(self) -> bool:
-        return bool(self.params) or self.method in ("POST", "PUT", "PATCH", "DELETE")
+        return self.auth != PUBLIC or bool(self.params) or self.method in ("POST", "PUT", "PATCH", "DELETE")
 
     def row(self) -> Row:
         if self.name not in ROWS:
-            assert not self.needs_row(), f"{self.name} takes a body or path parameters: add it to ROWS"
+            assert not self.needs_row(), f"{self.name}: add it to ROWS (and say whether it is about a member)"
             return Row()
-        return ROWS[self.name]
+        row = ROWS[self.name]
+        assert self.auth == PUBLIC or row.about_a is not None, f"{self.name}: say whether it is about a member"
+        return row
 
 
 def app_routes() -> list[Route]:
@@ -206,9 +220,9 @@ def app_routes() -> list[Route]:
     found = []
     for path, methods in app.routes.items():
         for method, entry in methods.items():
-            auth = getattr(entry.view_function, "auth_kind", None)
-            assert auth in (PUBLIC, MEMBER, TILL, STAFF), f"{method} {path} was not declared with route()"
-            found.append(Route(method, path, auth, tuple(entry.view_args)))
+            authenticator = getattr(entry.view_function, "auth", None)
+            assert authenticator is not None, f"{method} {path} was not declared with route()"
+            found.append(Route(method, path, authenticator.kind, tuple(entry.view_args)))
     return sorted(found, key=lambda r: (r.path, r.method))
 
 
@@ -282,7 +296,9 @@ def test_every_route_has_a_row_and_every_row_a_route():
     names = {route.name for route in ROUTES}
     missing = sorted(route.name for route in ROUTES if route.needs_row() and route.name not in ROWS)
     stale = sorted(set(ROWS) - names)
-    assert not missing, f"routes with a body or path parameters but no row in ROWS: {missing}"
+    assert not missing, f"routes with credentials, a body or path parameters but no row in ROWS: {missing}"
+    undeclared = sorted(r.name for r in ROUTES if r.auth != PUBLIC and ROWS[r.name].about_a is None)
+    assert not undeclared, f"rows that do not say whether they are about a member: {undeclared}"
     assert not stale, f"rows for routes the app no longer has: {stale}"
     assert len(CELLS) == len(ROUTES) * len(CALLERS)
 

@@ -35,6 +35,7 @@ from unittest import mock
 
 import pytest
 
+from chalicelib import clock
 from chalicelib.store import keys
 from tests.support.faults import DynamoFaults, Rates
 
@@ -184,7 +185,7 @@ class Model:
             return 409, {"code": "insufficient_points"}
         account.held += points
         self.holds[hold_id] = Hold(member, points)
-        self.rows[(member, *keys.hold(PROGRAM, hold_id), "hold")] += 1
+        self.rows[(member, *keys.member_operation(PROGRAM, member, "hold", hold_id), "hold")] += 1
         return 201, {"hold_id": hold_id, "member_id": member, "points": points, "status": "held",
                      "points_balance": account.points}
 
@@ -199,7 +200,7 @@ class Model:
         account.held -= hold.points
         if outcome == "released":  # the points go back to their lot; a capture spends them
             self._credit(account, hold.points)
-        self.rows[(hold.member, *keys.program_operation(PROGRAM, outcome, hold_id),
+        self.rows[(hold.member, *keys.member_operation(PROGRAM, hold.member, outcome, hold_id),
                    "release" if outcome == "released" else "redeem")] += 1
         hold.settled = {"hold_id": hold_id, "points": hold.points, "status": outcome, "points_balance": account.points}
         return 200, hold.settled
@@ -263,9 +264,8 @@ def _keys_read(request: dict[str, Any]) -> set[tuple[str, str]]:
 class Scenario:
     def __init__(self, api: Any, seed: int) -> None:
         from chalicelib.domain.lots import expiry_day
-        from chalicelib.services import members as member_service
-        from chalicelib.services.ledger import now_utc
-        from chalicelib.services.members import program_config
+        from chalicelib import ids as id_maker
+        from chalicelib.services.programs import program_config
         from chalicelib.settings import get_settings
         from chalicelib.store import tx
 
@@ -276,7 +276,7 @@ class Scenario:
         # the job meets them and its faults. Random ids would make the run differ from run to run.
         ids = random.Random(seed - 1)
         seeded_uuid = SimpleNamespace(uuid4=lambda: uuid.UUID(int=ids.getrandbits(128)))
-        with mock.patch.object(member_service, "uuid", seeded_uuid):
+        with mock.patch.object(id_maker, "uuid", seeded_uuid):
             for n in range(MEMBERS):
                 token = api.enrolled(f"chaos-{seed}-{n}")
                 self.tokens[api.member("GET", "/v1/members/me", token).json["member_id"]] = token
@@ -285,7 +285,7 @@ class Scenario:
         config = program_config(get_settings(), PROGRAM)
         # Every lot of the run expires on this day (a run spanning midnight at a month's end
         # would earn into two lots; the run takes seconds).
-        self.lot_day = expiry_day(config.expiry, config.today(now_utc()))
+        self.lot_day = expiry_day(config.expiry, config.today(clock.now()))
         self.faults = DynamoFaults(tx.connection().client, random.Random(seed + 1), RATES, interfere=self._interfere)
         self.problems: list[str] = []
         self.done: list[Op] = []
@@ -415,7 +415,7 @@ class Scenario:
         body = {"reward_id": REWARD, "quantity": quantity, "request_id": request_id}
         return Op("redeem", "POST", "/v1/members/me/redemptions", body, self.tokens[member],
                   lambda m: m.redeem(member, request_id, quantity), member=member,
-                  key=keys.member_operation(PROGRAM, member, "redeem", request_id))
+                  key=keys.redemption(PROGRAM, member, f"rd-{request_id}"))
 
     def _cancel_op(self, open_only: bool = False) -> Op | None:
         candidates = sorted(rid for rid, r in self.model.redemptions.items() if not (open_only and r.cancelled))
@@ -425,7 +425,7 @@ class Scenario:
         member = self.model.redemptions[redemption_id].member
         return Op("cancel", "POST", f"/v1/members/me/redemptions/{redemption_id}/cancel", {}, self.tokens[member],
                   lambda m: m.cancel(redemption_id), member=member,
-                  key=keys.member_operation(PROGRAM, member, "redeem", redemption_id[3:]))
+                  key=keys.redemption(PROGRAM, member, redemption_id))
 
     def _hold_op(self, member: str | None = None, points: int | None = None) -> Op:
         member = member or self.rng.choice(self.members)
@@ -589,7 +589,7 @@ class Scenario:
         from chalicelib.domain.reconcile import differences
         from chalicelib.services import reconcile
         from chalicelib.store import ledger as store
-        from chalicelib.store.models import OrderItem, RewardItem
+        from chalicelib.store.models import OrderItem, OrderTotalsItem, RewardItem
 
         problems = []
         for member in self.members:
@@ -605,7 +605,9 @@ class Scenario:
                 problems.append(f"rows: {member}: unexpected {dict(rows - expected)}, missing {dict(expected - rows)}")
         for order_id, order in self.model.orders.items():
             item = store.get_item(OrderItem, keys.order(PROGRAM, order_id))
-            got_totals = (int(item.refunded_fen), int(item.points_reversed)) if item else None
+            refunds = store.get_item(OrderTotalsItem, keys.order_totals(PROGRAM, order_id))
+            got_totals = None if item is None else (
+                (int(refunds.refunded_fen), int(refunds.points_reversed)) if refunds else (0, 0))
             if got_totals != (order.refunded, order.points_reversed):
                 problems.append(f"order: {order_id}: refunded/reversed {got_totals}, "
                                 f"a fault-free run gives {(order.refunded, order.points_reversed)}")
@@ -655,30 +657,43 @@ def test_chaos_every_effect_once_and_every_member_reconciles(api):
     print(f"\nchaos: {len(scenario.done)} requests, faults injected {dict(injected)}")
 
 
-def _ledger_row_without_guard(real: Callable[..., Any]) -> Callable[..., Any]:
+_OPERATION_GUARDS = ("ledger", "hold", "redemption", "caller_key", "order")
+
+
+def _operations_without_guards(monkeypatch: Any, transaction: Any) -> None:
+    """Every item that records a caller's key (a ledger row, a hold, a redemption) written without
+    `attribute_not_exists`, and every operation's status or total moved without its condition."""
+    real_put, real_update = transaction.put, transaction.update
+
     def put(self: Any, item: Any, condition: Any = None, *, label: str) -> Any:
-        return real(self, item, None if label == "ledger" else condition, label=label)
+        return real_put(self, item, None if label in _OPERATION_GUARDS else condition, label=label)
 
-    return put
+    def update(self: Any, item: Any, actions: Any, condition: Any = None, *, label: str) -> Any:
+        return real_update(self, item, actions, None if label in _OPERATION_GUARDS else condition, label=label)
+
+    monkeypatch.setattr(transaction, "put", put)
+    monkeypatch.setattr(transaction, "update", update)
 
 
-def _account_without_version_guard(real: Callable[..., Any]) -> Callable[..., Any]:
+def _account_without_version_guard(monkeypatch: Any, transaction: Any) -> None:
+    real = transaction.update
+
     def update(self: Any, item: Any, actions: Any, condition: Any = None, *, label: str) -> Any:
         return real(self, item, actions, None if label == "account" else condition, label=label)
 
-    return update
+    monkeypatch.setattr(transaction, "update", update)
 
 
-@pytest.mark.parametrize(("method", "breaks"), [
-    pytest.param("put", _ledger_row_without_guard, id="ledger row without attribute_not_exists"),
-    pytest.param("update", _account_without_version_guard, id="account without its version guard"),
+@pytest.mark.parametrize("breaks", [
+    pytest.param(_operations_without_guards, id="operations without their key and status guards"),
+    pytest.param(_account_without_version_guard, id="account without its version guard"),
 ])
-def test_the_chaos_checks_catch_a_missing_guard(api, monkeypatch, method, breaks):
-    """The same scenario against a deliberately broken `apply_change`: one guard of its
-    transaction dropped (every points change writes through `Transaction.put`/`update` with these
-    labels). The checks above must find the damage: they have teeth."""
+def test_the_chaos_checks_catch_a_missing_guard(api, monkeypatch, breaks):
+    """The same scenario against a deliberately broken `apply_change`: guards of its transaction
+    dropped (every points change writes through `Transaction.put`/`update` with these labels).
+    The checks above must find the damage: they have teeth."""
     from chalicelib.store.tx import Transaction
 
-    monkeypatch.setattr(Transaction, method, breaks(getattr(Transaction, method)))
+    breaks(monkeypatch, Transaction)
     problems = Scenario(api, SEED).run()
     assert any(p.startswith(("reconcile:", "balance:")) for p in problems), _report(problems)

@@ -33,13 +33,13 @@ def test_unknown_job_and_bad_dates(api):
 
 
 def test_scheduled_entry_point_runs_every_program(api):
-    from chalicelib import jobs
+    from chalicelib import jobs, wiring
     from chalicelib.settings import get_settings
 
-    result = jobs.run_scheduled(jobs.DAILY, get_settings())
+    result = jobs.run_daily(get_settings(), wiring.daily_jobs())
     ran = [r["job"] for r in result["runs"]]
     assert result["complete"] and ran[:6] == ["expire-points", "expiry-reminders", "birthday-gifts",
                                               "dormant-members", "checkin-reminders", "reconcile"]
     assert ran[6:] in ([], ["tier-review"])  # the review runs on review days only
-    assert jobs.run_scheduled(jobs.DAILY, get_settings())["runs"] == []  # today is done
-    assert jobs.run_scheduled(jobs.FREQUENT, get_settings())["runs"][0] == {"job": "release-holds", "released": 0}
+    assert jobs.run_daily(get_settings(), wiring.daily_jobs())["runs"] == []  # today is done
+    assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][0] == {"job": "release-holds", "released": 0}

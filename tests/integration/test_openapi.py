@@ -18,8 +18,8 @@ from chalicelib.api.http import MEMBER, PUBLIC, STAFF, TILL
 from tests.support import calls
 
 DOCUMENT = openapi.build_document(app)
-SCHEMES = {PUBLIC: [], MEMBER: [{"memberToken": []}], STAFF: [{"staffKey": []}],
-           TILL: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}]}
+SCHEMES = {PUBLIC.kind: [], MEMBER.kind: [{"memberToken": []}], STAFF.kind: [{"staffKey": []}],
+           TILL.kind: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}]}
 PAID_AT = "2026-11-20T12:00:00+08:00"
 
 
@@ -65,11 +65,11 @@ def test_every_route_of_the_app_is_in_the_document_with_its_methods_and_credenti
     assert documented == set(routes)
     for (path, method), entry in routes.items():
         op = DOCUMENT["paths"][path][method]
-        assert op["security"] == SCHEMES[entry.view_function.auth_kind], f"{method} {path}"
+        assert op["security"] == SCHEMES[entry.view_function.auth.kind], f"{method} {path}"
         assert op["summary"] and op["operationId"] == entry.view_name
         assert {p["name"] for p in op.get("parameters", []) if p["in"] == "path"} == set(entry.view_args)
         assert any(status.startswith("2") for status in op["responses"])
-        if entry.view_function.auth_kind != PUBLIC:
+        if entry.view_function.auth.kind != PUBLIC.kind:
             assert {"401", "503"} <= set(op["responses"]), f"{method} {path}"
     operation_ids = [op["operationId"] for methods in DOCUMENT["paths"].values() for op in methods.values()]
     assert len(operation_ids) == len(set(operation_ids))

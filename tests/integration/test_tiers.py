@@ -7,6 +7,8 @@ import datetime as dt
 
 import pytest
 
+from chalicelib import clock
+
 from tests.support.stream import StreamFeeder
 
 
@@ -50,6 +52,13 @@ def test_crossing_1000_growth_upgrades_via_the_stream_and_the_next_order_earns_x
     assert api.member("GET", "/v1/members/me", token).json["tier"]["code"] == "silver"
 
 
+def program_today() -> dt.date:
+    """The program's day (Asia/Shanghai): the machine's differs for 8 hours a day."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
 def _run_review(api, as_of):
     answer = api.staff("POST", "/v1/admin/jobs/tier-review/runs", {"as_of": as_of})
     assert answer.status_code == 200, answer.body
@@ -71,7 +80,7 @@ def test_review_a_year_later_drops_the_idle_keeps_the_active_and_runs_once(api):
     from chalicelib.store import keys
     from chalicelib.store.models import AccountItem
 
-    year_later = dt.date.today() + dt.timedelta(days=365)
+    year_later = program_today() + dt.timedelta(days=365)
     month = f"{year_later.year:04d}-{year_later.month:02d}"
     account = AccountItem.get(*keys.account("demo", active))
     account.update(actions=[AccountItem.growth_months.set({**account.growth_months, month: 1000}),
@@ -85,7 +94,7 @@ def test_review_a_year_later_drops_the_idle_keeps_the_active_and_runs_once(api):
     again = _run_review(api, year_later.isoformat())
     assert again["replayed"] is True
     from chalicelib.services import tiers
-    from chalicelib.services.members import program_config
+    from chalicelib.services.programs import program_config
     from chalicelib.settings import get_settings
 
     config = program_config(get_settings(), "demo")
@@ -96,15 +105,15 @@ def test_review_a_year_later_drops_the_idle_keeps_the_active_and_runs_once(api):
 
 def test_a_staff_grant_lifts_at_once_and_floors_the_review(api, member):
     token, member_id = member
-    until = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    until = (program_today() + dt.timedelta(days=400)).isoformat()
     body = {"tier": "gold", "until": until, "reason": "VIP guest", "request_id": "g-1"}
     granted = api.staff("POST", f"/v1/admin/members/{member_id}/tier", body)
     assert granted.status_code == 200 and granted.json["tier"] == "gold"
     assert api.staff("POST", f"/v1/admin/members/{member_id}/tier", body).json["tier"] == "gold"
-    report = _run_review(api, (dt.date.today() + dt.timedelta(days=200)).isoformat())
+    report = _run_review(api, (program_today() + dt.timedelta(days=200)).isoformat())
     assert report["kept"] == 1
     assert api.member("GET", "/v1/members/me", token).json["tier"]["code"] == "gold"
-    after = _run_review(api, (dt.date.today() + dt.timedelta(days=401)).isoformat())
+    after = _run_review(api, (program_today() + dt.timedelta(days=401)).isoformat())
     assert after["dropped"] == 1
     assert api.member("GET", "/v1/members/me", token).json["tier"]["code"] == "silver"
 
@@ -116,13 +125,13 @@ def test_check_in_once_a_day_with_streaks_and_the_day_7_bonus(api, member, monke
     start = dt.datetime(2026, 11, 1, 4, 0, tzinfo=dt.timezone.utc)
     answers = []
     for day in range(8):
-        monkeypatch.setattr(checkins, "now_utc", lambda d=day: start + dt.timedelta(days=d))
+        monkeypatch.setattr(clock, "now", lambda d=day: start + dt.timedelta(days=d))
         answers.append(api.member("POST", "/v1/members/me/checkin", token).json)
         repeat = api.member("POST", "/v1/members/me/checkin", token).json
         assert repeat["new"] is False and repeat["points_awarded"] == 0
     assert [a["streak"] for a in answers] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [a["points_awarded"] for a in answers] == [1, 1, 1, 1, 1, 1, 11, 1]
-    monkeypatch.setattr(checkins, "now_utc", lambda: start + dt.timedelta(days=10))
+    monkeypatch.setattr(clock, "now", lambda: start + dt.timedelta(days=10))
     assert api.member("POST", "/v1/members/me/checkin", token).json["streak"] == 1
 
 

@@ -1,0 +1,20 @@
+"""What staff may do. Routes require one permission each (`STAFF.require(...)`); a staff
+credential carries the set it was granted (an admin key: all of them)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Permission = Literal[
+    "members:read",
+    "points:adjust",
+    "tiers:grant",
+    "redemptions:cancel",
+    "rewards:read",
+    "rewards:write",
+    "program:read",
+    "program:write",
+    "jobs:run",
+]
+
+ALL: frozenset[Permission] = frozenset(get_args(Permission))

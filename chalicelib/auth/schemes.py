@@ -1,0 +1,88 @@
+"""The ways a caller proves itself, as objects a route declares (`auth=TILL`,
+`auth=STAFF.require("points:adjust")`).
+
+An authenticator turns a request into a principal (or refuses it with 401/403) and may finish
+the request after the view ran: the till scheme spends the request's nonce there unless the
+view's own transaction already carried it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chalicelib.auth import staff, till, tokens
+from chalicelib.auth.permissions import Permission
+from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
+from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.settings import Settings
+
+
+def bearer(request: Any) -> str:
+    header = request.headers.get("authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("missing bearer credentials")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """`kind` names the scheme (the OpenAPI security scheme, the auth matrix's caller kind)."""
+
+    kind: str
+    permission: Permission | None = None
+
+    def authenticate(self, request: Any, settings: Settings) -> Any:
+        return None
+
+    def finish(self, principal: Any, settings: Settings) -> None:
+        """After the view (whatever it answered); may still refuse the request."""
+
+
+@dataclass(frozen=True)
+class Public(Authenticator):
+    kind: str = "public"
+
+
+@dataclass(frozen=True)
+class Member(Authenticator):
+    kind: str = "member"
+
+    def authenticate(self, request: Any, settings: Settings) -> MemberPrincipal:
+        return tokens.verify(settings, bearer(request))
+
+
+@dataclass(frozen=True)
+class Till(Authenticator):
+    kind: str = "till"
+
+    def authenticate(self, request: Any, settings: Settings) -> TillPrincipal:
+        return till.verify(settings, request.headers, request.method, till.path_with_query(request),
+                           request.raw_body or b"")
+
+    def finish(self, principal: TillPrincipal, settings: Settings) -> None:
+        if principal.nonce is not None and not principal.nonce.spend_alone():
+            raise Unauthorized("nonce already used", code="replayed_nonce")
+
+
+@dataclass(frozen=True)
+class Staff(Authenticator):
+    kind: str = "staff"
+
+    def require(self, permission: Permission) -> Staff:
+        return replace(self, permission=permission)
+
+    def authenticate(self, request: Any, settings: Settings) -> StaffPrincipal:
+        principal = staff.verify(settings, bearer(request))
+        if self.permission is not None and not principal.may(self.permission):
+            raise Forbidden(f"this staff credential may not {self.permission}")
+        return principal
+
+
+PUBLIC = Public()
+MEMBER = Member()
+TILL = Till()
+STAFF = Staff()
+
+__all__ = ["Authenticator", "MEMBER", "PUBLIC", "STAFF", "TILL", "bearer"]

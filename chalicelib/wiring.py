@@ -1,0 +1,57 @@
+"""What runs when: every scheduled job and every stream reaction, listed here and nowhere else.
+
+`app.py` hands these tables to the runners (`jobs.py`, `events/stream.py`), which import none of
+the things they run. Each table is built on first use, so a function loads only what it runs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from chalicelib.events.stream import Reactions
+from chalicelib.jobs import FrequentJob, Job
+
+
+@functools.cache
+def daily_jobs() -> dict[str, Job]:
+    """The daily schedule runs these in this order (expire before reconciling, review last);
+    staff may run any of them for a day through the admin API."""
+    from chalicelib.domain.tiers import is_review_day
+    from chalicelib.services import lifecycle, notifications, reconcile, tiers
+
+    table = (
+        Job("expire-points", lifecycle.expire_step),
+        Job("expiry-reminders", lifecycle.remind_step),
+        Job("birthday-gifts", lifecycle.birthday_step),
+        Job("dormant-members", lifecycle.dormant_step),
+        Job("checkin-reminders", notifications.checkin_reminder_step),
+        Job("reconcile", reconcile.reconcile_step),
+        Job("tier-review", tiers.review_step, due=is_review_day),
+    )
+    return {job.name: job for job in table}
+
+
+@functools.cache
+def frequent_jobs() -> dict[str, FrequentJob]:
+    """Every few minutes, over every program."""
+    from chalicelib.services import holds
+
+    table = (FrequentJob("release-holds", holds.release_due_holds),)
+    return {job.name: job for job in table}
+
+
+@functools.cache
+def table_reactions() -> Reactions:
+    """The first stream function: item kind -> what happens when such an item changes."""
+    from chalicelib.events import reactions as r
+
+    return {
+        "profile": (r.credit_inviter, r.reward_completed_profile),
+        "account": (r.promote_on_growth,),
+        "ledger": (r.notify_points_changed,),
+        "order": (r.notify_points_changed,),
+        "redemption": (r.notify_redemption_status,),
+        "tier_change": (r.notify_tier_changed,),
+        "expiry_reminder": (r.notify_points_expiring,),
+        "winback": (r.notify_winback,),
+    }
