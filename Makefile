@@ -10,7 +10,7 @@ WECHAT_PORT ?= 8001
 DYNAMODB_PORT ?= 8002
 export PORT WECHAT_PORT DYNAMODB_PORT
 
-.PHONY: run test unit integration e2e package lint-template fuzz bench reconcile clean
+.PHONY: run test unit integration e2e lint-code package lint-template fuzz bench reconcile clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,17 @@ run: $(STAMP)
 	$(PY) -m devstack
 
 test: $(STAMP)
+	$(MAKE) lint-code
 	$(PY) -m pytest -q -n 2 tests/unit tests/integration
 	$(PY) -m pytest -q tests/e2e
 	FUZZ_SEED=$${FUZZ_SEED:-20261123} $(PY) -m pytest -q tests/fuzz  # a fixed seed: CI is repeatable
 	$(MAKE) lint-template
+
+# The import contracts (.importlinter: layers, a pure domain, no dev code in the service) and the
+# type checker (mypy.ini: strict on domain/ and store/).
+lint-code: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

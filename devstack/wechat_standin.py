@@ -96,6 +96,7 @@ class WechatState:
         self._stable_token: dict[str, str] = {}  # appid -> its current stable token
         self._sent: list[JsonDict] = []
         self._refused: set[str] = set()
+        self.session_keys: list[str] = []  # every session_key handed out
         self._stats: dict[str, int] = {
             "token_issued": 0,  # every successful token answer, from either token endpoint
             "token_minted": 0,  # distinct tokens created (a stable token re-served is not new)
@@ -105,6 +106,10 @@ class WechatState:
             "subscribe_sent": 0,
             "subscribe_refused": 0,
         }
+
+    def issued_access_tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._tokens)
 
     # --- registry -------------------------------------------------------------------------
 
@@ -195,6 +200,7 @@ class WechatState:
             self._stats["jscode2session"] += 1
             openid = match.group(1)
             session_key = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+            self.session_keys.append(session_key)  # tests look for them where they must never be
             return {"openid": openid, "session_key": session_key, "unionid": f"u-{openid}"}
 
     def phone_number(self, access_token: str | None, body: JsonDict) -> JsonDict:

@@ -133,7 +133,7 @@ class PageQuery(BaseModel):
     def _unseal(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:  # clients that always send `?cursor=` ask for the first page with an empty one
             return None
-        return unseal_cursor(info.context["settings"], value)
+        return unseal_cursor((info.context or {})["settings"], value)
 
 
 class Page(BaseModel, Generic[T]):
@@ -299,6 +299,7 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
         def handler(**path_params: str) -> Response:
             settings = get_settings()
             request = bp.current_request
+            assert request is not None  # Chalice sets it before calling a view
             operation = operations[request.method]
             try:
                 principal = auth.authenticate(request, settings)

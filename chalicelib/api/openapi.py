@@ -15,7 +15,7 @@ from typing import Any
 
 from chalice import Chalice
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api.http import (
     JSON,
@@ -119,9 +119,9 @@ def _bare_media_type(media_type: str) -> str:
     return media_type.split(";", 1)[0].strip()
 
 
-def _models(operations: list[Operation]) -> list[tuple[type[BaseModel], str]]:
+def _models(operations: list[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Every model the document names, once, with the mode it is published in."""
-    wanted: dict[tuple[type[BaseModel], str], None] = {(ErrorEnvelope, "serialization"): None}
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorEnvelope, "serialization"): None}
     for op in operations:
         if op.body is not None:
             wanted[(op.body, "validation")] = None
@@ -164,7 +164,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     return parameters
 
 
-def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> dict[str, Any]:
+def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     content_type = _bare_media_type(op.media_type)
     success_schema = refs[(op.response, "serialization")] if op.response is not None else {"type": "string"}
     responses: dict[str, Any] = {}
@@ -284,14 +284,14 @@ def _operation_html(path: str, method: str, op: dict[str, Any], doc: dict[str, A
         body = op["requestBody"]
         schema = next(iter(body["content"].values()))["schema"]
         parts.append(f"<p>Body ({'required' if body['required'] else 'optional'}): {_ref_link(schema)}</p>")
-    rows = []
+    answer_rows = []
     for status, answer in op["responses"].items():
         if "$ref" in answer:
             answer = doc["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]]
         media_type, content = next(iter(answer["content"].items()))
-        rows.append(f"<tr><td>{_e(status)}</td><td>{_e(media_type)}</td><td>{_ref_link(content['schema'])}</td>"
+        answer_rows.append(f"<tr><td>{_e(status)}</td><td>{_e(media_type)}</td><td>{_ref_link(content['schema'])}</td>"
                     f"<td>{_e(answer['description'])}</td></tr>")
-    parts.append(f"<table><tr><th>status</th><th>type</th><th>schema</th><th></th></tr>{''.join(rows)}</table>")
+    parts.append(f"<table><tr><th>status</th><th>type</th><th>schema</th><th></th></tr>{''.join(answer_rows)}</table>")
     return "".join(parts)
 
 

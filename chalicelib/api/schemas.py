@@ -233,7 +233,7 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 class HoldSettled(Hold):
     # Present when this call settled the hold; a repeat may answer without it.
-    points_balance: int | SkipJsonSchema[None] = Field(
+    points_balance: int | SkipJsonSchema[None] = Field(  # type: ignore[assignment]  # optional here
         default=None, description="The balance after the settlement; may be absent when the hold had "
         "already been settled this way.", json_schema_extra=_no_default)
 

@@ -70,7 +70,7 @@ class Message:
     page: str | None
 
 
-class _Variables(dict):
+class _Variables(dict[str, str]):
     """Unknown variables render empty rather than failing the whole message."""
 
     def __missing__(self, key: str) -> str:

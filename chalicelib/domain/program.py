@@ -229,8 +229,8 @@ def demo_program() -> ProgramConfig:
                            Benefit(code="birthday_gift", description="生日礼")]),
         ],
         templates={
-            "tier_changed": "tmpl-tier",
-            "points_changed": "tmpl-points",
-            "points_expiring": "tmpl-expiring",
+            "tier_changed": NotificationTemplate(template_id="tmpl-tier"),
+            "points_changed": NotificationTemplate(template_id="tmpl-points"),
+            "points_expiring": NotificationTemplate(template_id="tmpl-expiring"),
         },
     )

@@ -18,7 +18,7 @@ Reactions = Mapping[str, Sequence[Reaction]]
 
 def handle_record(record: Any, reactions: Reactions) -> None:
     new, old = record.dynamodb.new_image or {}, record.dynamodb.old_image or {}
-    kind = (new or old).get("kind")
+    kind = str((new or old).get("kind") or "")
     for reaction in reactions.get(kind, ()):
         reaction(record.event_name.name, new, old)
 
@@ -30,5 +30,5 @@ def handle_batch(event: dict[str, Any], reactions: Reactions) -> dict[str, Any]:
         return {"batchItemFailures": []}
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return process_partial_response(event=event, record_handler=lambda record: handle_record(record, reactions),
-                                    processor=processor)
+    return dict(process_partial_response(event=event, record_handler=lambda record: handle_record(record, reactions),
+                                         processor=processor))

@@ -39,7 +39,7 @@ def check_in(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
             raise NotFound("no such member", code="member_not_found")
         state = record.checkin
         last_day = dt.date.fromisoformat(state.last_date) if state else None
-        if last_day == today:
+        if state is not None and last_day == today:
             return {"date": today.isoformat(), "streak": int(state.streak), "points_awarded": 0,
                     "growth_awarded": 0, "new": False}
         streak = checkin.next_streak(last_day, int(state.streak) if state else 0, today)

@@ -97,6 +97,8 @@ def expire_step(ctx: JobContext) -> Step:
     expired = points = 0
     resume_after = ctx.state.get("last_key")
     for lot in query:
+        if not isinstance(lot, LotItem):  # the expiry queue holds lots only
+            continue
         try:
             gone = expire_lot(ctx, lot.member_id, lot.expires_on, int(lot.remaining))
         except Exception as exc:  # noqa: BLE001 - saved progress, then re-raised by the runner

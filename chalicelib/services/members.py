@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pynamodb.expressions.update import Action
 
 from chalicelib import clock, crypto, ids
 from chalicelib.auth import tokens
@@ -200,7 +201,7 @@ def bind_phone(settings: Settings, principal: MemberPrincipal, body: PhoneIn) ->
 def update_profile(settings: Settings, principal: MemberPrincipal, body: ProfileIn) -> dict[str, Any]:
     program_id = principal.program_id
     member_id = resolve_member_id(principal)
-    actions = []
+    actions: list[Action] = []
     condition = ProfileItem.pk.exists()
     if body.nickname is not None:
         actions.append(ProfileItem.nickname.set(body.nickname))

@@ -112,7 +112,8 @@ def _openid(program_id: str, member_id: str) -> str | None:
 
 
 def _set_status(job: NotificationItem, status: str, reason: str | None, expected: str) -> None:
-    job.update(actions=[NotificationItem.status.set(status), NotificationItem.reason.set(reason),
+    job.update(actions=[NotificationItem.status.set(status),
+                        NotificationItem.reason.set(reason) if reason else NotificationItem.reason.remove(),
                         NotificationItem.updated_at.set(clock.stamp(clock.now()))],
                condition=NotificationItem.status == expected)
 
@@ -187,7 +188,7 @@ def handle_send_batch(event: dict[str, Any]) -> dict[str, Any]:
         send(settings, new["program_id"], new["member_id"], new["sk"])
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return process_partial_response(event=event, record_handler=handle, processor=processor)
+    return dict(process_partial_response(event=event, record_handler=handle, processor=processor))
 
 
 def checkin_reminder_step(ctx: Any) -> Any:

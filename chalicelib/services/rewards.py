@@ -92,7 +92,7 @@ def redeem(settings: Settings, principal: MemberPrincipal, body: RedemptionIn) -
             raise NotFound("no such reward", code="reward_not_found")
         if int(reward.stock) < body.quantity:
             raise Conflict("not enough stock", code="out_of_stock")
-        redeemed_before = int(getattr(found.get(limit_key), "count", 0) or 0)
+        redeemed_before = int(getattr(found.get(limit_key), "redeemed", 0) or 0)
         limit = reward.per_member_limit
         if limit is not None and redeemed_before + body.quantity > int(limit):
             raise Conflict(f"at most {int(limit)} per member", code="limit_reached")
@@ -151,8 +151,8 @@ def _lots(record: Any) -> dict[dt.date, int]:
 def _limit_update(tx: Transaction, key: tuple[str, str], delta: int, limit: int | None) -> None:
     condition = None
     if delta > 0 and limit is not None:
-        condition = RewardLimitItem.count.does_not_exist() | (RewardLimitItem.count <= limit - delta)
-    tx.update(RewardLimitItem(*key), actions=[RewardLimitItem.kind.set(RewardLimitItem), RewardLimitItem.count.add(delta)],
+        condition = RewardLimitItem.redeemed.does_not_exist() | (RewardLimitItem.redeemed <= limit - delta)
+    tx.update(RewardLimitItem(*key), actions=[RewardLimitItem.kind.set(RewardLimitItem), RewardLimitItem.redeemed.add(delta)],
               condition=condition, label="limit")
 
 

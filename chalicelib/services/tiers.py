@@ -150,6 +150,8 @@ def review_step(ctx: JobContext) -> Step:
                                  last_evaluated_key=start)
     counts = {"reviewed": 0, "kept": 0, "grace": 0, "dropped": 0, "skipped": 0}
     for item in query:
+        if not isinstance(item, TieredMemberItem):  # the tier queue holds these only
+            continue
         outcome = review_member(ctx.settings, config, ctx.program_id, item.member_id, ctx.as_of)
         counts["reviewed"] += 1
         counts[outcome] += 1

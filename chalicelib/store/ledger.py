@@ -8,11 +8,13 @@ operation needs in the same transaction (an order's refunded total, a reward's s
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.update import Action
 
 from chalicelib.domain.balance import Balances, Change
 from chalicelib.store import keys
@@ -56,13 +58,13 @@ class LedgerRow:
     response: dict[str, Any] | None
     detail: dict[str, Any] = field(default_factory=dict)
     growth: int = 0
-    model: type[LedgerItem] = LedgerItem
+    model: builtins.type[LedgerItem] = LedgerItem  # the field `type` hides the builtin here
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _account_update(tx: Transaction, account: AccountItem, after: Balances, now: str,
                     active_on: str | None) -> None:
-    extra = [AccountItem.last_active_on.set(active_on)] if active_on else []
+    extra: list[Action] = [AccountItem.last_active_on.set(active_on)] if active_on else []
     tx.update(
         account,
         actions=extra + [
@@ -85,7 +87,7 @@ def _lot_update(tx: Transaction, program_id: str, member_id: str, day: dt.date, 
     expires_on = day.isoformat()
     lot = LotItem(*keys.lot(program_id, member_id, expires_on))
     queue_pk, queue_sk = keys.expiry_queue(program_id, expires_on, member_id)
-    actions = [
+    actions: list[Action] = [
         LotItem.kind.set(LotItem),
         LotItem.program_id.set(program_id),
         LotItem.member_id.set(member_id),
@@ -109,7 +111,7 @@ def _lot_update(tx: Transaction, program_id: str, member_id: str, day: dt.date, 
 
 def ledger_item(program_id: str, member_id: str, row: LedgerRow, balance_after: int, now: str,
                 entry_id: str) -> LedgerItem:
-    return row.model(
+    item: LedgerItem = row.model(
         *row.key,
         program_id=program_id, member_id=member_id, entry_id=entry_id, type=row.type,
         points=row.points, balance_after=balance_after, growth=row.growth, reason=row.reason,
@@ -118,6 +120,7 @@ def ledger_item(program_id: str, member_id: str, row: LedgerRow, balance_after: 
         gsi1pk=keys.points_history(program_id, member_id), gsi1sk=keys.history_sort(now, entry_id),
         **row.extra,
     )
+    return item
 
 
 def apply_change(
@@ -147,7 +150,7 @@ def apply_change(
     if row is not None:
         item = ledger_item(program_id, member_id, row, change.after.points, now, entry_id)
         if first_today:
-            item.gsi2pk, item.gsi2sk = keys.activity_queue(program_id, activity_day, member_id, entry_id)
+            item.gsi2pk, item.gsi2sk = keys.activity_queue(program_id, activity_day or "", member_id, entry_id)
         tx.put(item, LedgerItem.pk.does_not_exist(), label="ledger")
     if extra:
         extra(tx)
@@ -155,4 +158,5 @@ def apply_change(
 
 
 def all_ledger_rows(program_id: str, member_id: str) -> list[LedgerItem]:
-    return list(TableItem.gsi1.query(keys.points_history(program_id, member_id)))
+    return [row for row in TableItem.gsi1.query(keys.points_history(program_id, member_id))
+            if isinstance(row, LedgerItem)]

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.update import Action
 
 from chalicelib.domain.lots import Lot
 from chalicelib.store import keys
@@ -39,7 +40,7 @@ def record_login(program_id: str, openid: str, unionid: str | None, session_key_
     """Upsert the WeChat user in one write and return the member it is linked to, if any."""
     pk, sk = keys.wechat_user(program_id, openid)
     user = WechatUserItem(pk, sk)
-    actions = [
+    actions: list[Action] = [
         WechatUserItem.kind.set(WechatUserItem),
         WechatUserItem.program_id.set(program_id),
         WechatUserItem.openid.set(openid),

@@ -32,7 +32,7 @@ class _Meta:
     read_timeout_seconds = 5
 
 
-class Gsi1(GlobalSecondaryIndex):
+class Gsi1(GlobalSecondaryIndex["TableItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = schema.GSI1
         projection = AllProjection()
@@ -41,7 +41,7 @@ class Gsi1(GlobalSecondaryIndex):
     gsi1sk = UnicodeAttribute(range_key=True)
 
 
-class Gsi2(GlobalSecondaryIndex):
+class Gsi2(GlobalSecondaryIndex["TableItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = schema.GSI2
         projection = AllProjection()
@@ -53,7 +53,7 @@ class Gsi2(GlobalSecondaryIndex):
 class TableItem(Model):
     """Every item in the table; `kind` says which entity it is."""
 
-    Meta = _Meta
+    Meta = _Meta  # type: ignore[assignment]  # a plain class is what PynamoDB reads
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -286,7 +286,8 @@ class RewardItem(TableItem, discriminator="reward"):
 class RewardLimitItem(TableItem, discriminator="reward_limit"):
     """How many of a limited reward one member holds (redeemed minus cancelled)."""
 
-    count = NumberAttribute(default=0)
+    # `count` in the table; not the Python name, which would hide Model.count.
+    redeemed = NumberAttribute(default=0, attr_name="count")
 
 
 class CheckinStateItem(TableItem, discriminator="checkin_state"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -64,7 +64,7 @@ class _Cache:
         now = time.monotonic()
         hit = self._entries.get((kind, key))
         if hit and hit[0] > now:
-            return hit[1]
+            return cast(T, hit[1])
         value = load()
         if ttl > 0:
             self._entries[(kind, key)] = (now + ttl, value)
@@ -81,7 +81,7 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _get(model: type, key: tuple[str, str]) -> Any:
+def _get(model: type[TableItem], key: tuple[str, str]) -> Any:
     try:
         return model.get(*key)
     except DoesNotExist:

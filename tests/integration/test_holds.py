@@ -69,3 +69,35 @@ def test_unsettled_holds_release_themselves(api, member):
     assert holds.release_due_holds(get_settings(), now + dt.timedelta(minutes=31)) == {"released": 1}
     assert holds.release_due_holds(get_settings(), now + dt.timedelta(minutes=31)) == {"released": 0}
     assert api.member("GET", "/v1/members/me", token).json["points"]["available"] == 500
+
+
+def test_a_hold_that_is_the_first_activity_of_its_day_still_releases_itself(api, member, monkeypatch):
+    """The stuck-hold bug: earn 500 today; tomorrow a till places a hold of 100 (the member's first
+    activity that day) and never settles it. Eight days later `held` must be 0 again. (It once
+    stayed 100: the hold shared one index slot between the due queue and the activity queue.)"""
+    from chalicelib import clock, jobs, wiring
+    from chalicelib.services import reconcile
+    from chalicelib.settings import get_settings
+
+    token, member_id = member
+    today = dt.datetime.now(dt.timezone.utc)
+    monkeypatch.setattr(clock, "now", lambda: today + dt.timedelta(days=1))
+    assert hold(api, member_id).status_code == 201
+    assert api.member("GET", "/v1/members/me", token).json["points"]["held"] == 100
+
+    for day in range(1, 9):  # the frequent job keeps running; the hold's time ran out on day 1
+        monkeypatch.setattr(clock, "now", lambda d=day: today + dt.timedelta(days=d, hours=1))
+        jobs.run_frequent(get_settings(), wiring.frequent_jobs())
+    card = api.member("GET", "/v1/members/me", token).json["points"]
+    assert (card["held"], card["available"]) == (0, 500)
+    history = api.member("GET", "/v1/members/me/points/history", token).json["items"]
+    assert [(h["type"], h["points"]) for h in history] == [("release", 100), ("hold", -100), ("earn", 500)]
+    assert not reconcile.reconcile_program("demo")["differences"]
+    # ...and the day's activity queue still has the hold's ledger row (dormancy reads it).
+    from chalicelib.store import keys
+    from chalicelib.store.models import TableItem
+
+    tomorrow = (today + dt.timedelta(days=1)).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date()
+    shard_rows = [item for shard in range(keys.MEMBER_SHARDS)
+                  for item in TableItem.gsi2.query(keys.activity_queue_partition("demo", tomorrow.isoformat(), shard))]
+    assert [row.type for row in shard_rows if row.member_id == member_id] == ["hold"]
