@@ -12,10 +12,11 @@ export PORT WECHAT_PORT DYNAMODB_PORT
 
 .PHONY: run test unit integration e2e package lint-template fuzz bench reconcile clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # loyalty-admin (pyproject.toml)
 	touch $(STAMP)
 
 venv: $(STAMP)
