@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 
+from chalicelib import metrics
 from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import keys
@@ -103,10 +104,13 @@ def run_job(settings: Settings, program_id: str, name: str, as_of: dt.date,
         if step.done:
             run.status, run.finished_at = "done", _now().isoformat()
         run.save()  # after every page: an interrupted run resumes from here
+        metrics.emit("JobPages", job=name)
         if step.error is not None:
             raise step.error
         if step.done or (deadline is not None and time.monotonic() > deadline):
             break
+    if run.status == "done":
+        metrics.emit("JobRunsCompleted", job=name)
     return {"job": name, "as_of": as_of.isoformat(), "complete": run.status == "done", "replayed": False,
             **run.summary}
 
@@ -147,6 +151,7 @@ def run_scheduled(group: str, settings: Settings, lambda_context: Any = None) ->
                 runs.append({"program_id": program_id, **result})
                 if not result["complete"]:
                     return {"group": group, "runs": runs, "complete": False}
+    metrics.emit("ScheduledRunCompleted", schedule=group)  # its absence raises the "jobs incomplete" alarm
     return {"group": group, "runs": runs, "complete": True}
 
 

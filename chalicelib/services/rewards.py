@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from chalicelib import metrics
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
@@ -196,6 +197,8 @@ def cancel_redemption(settings: Settings, program_id: str, member_id: str, redem
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, ledger_row,
                                stamp(now), new_entry_id(), extra=restock)
+        metrics.emit("Redemptions")
+        metrics.emit("PointsRedeemed", price)
         return answer
 
     return with_retries(settings, attempt)
