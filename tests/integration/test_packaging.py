@@ -450,3 +450,57 @@ def test_package_check_refuses_an_unmerged_stream_or_orphan_override(tmp_path: P
     problems = check_package.merge_problems(template)
     assert any(p.startswith("Fn.Events.Changes: reads 'arn:aws:dynamodb") for p in problems)
     assert any(p.startswith("Renamed: no Type") for p in problems)
+
+
+def test_bytecode_goes_into_the_zip_and_is_used_without_the_source_mtime(tmp_path: Path) -> None:
+    from infra import bytecode
+
+    archive = tmp_path / "code.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("pkg/__init__.py", b"")
+        zipped.writestr("pkg/mod.py", b"ANSWER = 42\n")
+        zipped.writestr("pkg/py2_example.py", b"print 'not python 3'\n")
+    assert bytecode.missing_bytecode(archive) == ["pkg/__init__.py", "pkg/mod.py", "pkg/py2_example.py"]
+    assert bytecode.compile_zip(archive) == 2
+    first = archive.read_bytes()
+    assert bytecode.missing_bytecode(archive) == ["pkg/py2_example.py"]  # left as pip leaves it
+    with zipfile.ZipFile(archive) as zipped:
+        pyc = zipped.read(bytecode.pyc_name("pkg/mod.py"))
+        zipped.extractall(tmp_path / "unzipped")
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked: mtimes do not matter
+    # Same input, same zip (fixed timestamps), so packaging is repeatable.
+    bytecode.compile_zip(archive)
+    assert archive.read_bytes() == first
+    source = tmp_path / "unzipped" / "pkg" / "mod.py"
+    source.write_text("ANSWER = 0\n")  # a changed source is not even looked at: the package is immutable
+    done = subprocess.run([sys.executable, "-c", "import pkg.mod; print(pkg.mod.ANSWER)"], cwd=tmp_path / "unzipped",
+                          capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.stdout.strip() == "42", done.stderr
+
+
+def test_package_check_refuses_zips_without_bytecode(tmp_path: Path) -> None:
+    template = _package(tmp_path, "python3.11", ["lib/thing.py"], {"Fn::GetAtt": ["Table", "StreamArn"]})
+    problems = check_package.bytecode_problems(template, tmp_path)
+    assert any(p.startswith("layer.zip: 1 modules without bytecode") for p in problems)
+    assert any(p.startswith("code.zip: 1 modules without bytecode") for p in problems)
+
+
+def test_checkov_gate_accepts_only_listed_noise_and_never_the_checks_that_matter(tmp_path: Path) -> None:
+    from infra import checkov_gate
+    from infra.checkov_gate import Finding
+
+    accepted = checkov_gate.load_accepted()
+    assert all(entry["reason"].strip() for entry in accepted)
+    vpc = Finding("t", "CKV_AWS_117", "AWS::Serverless::Function.RunDailyJobs", "VPC")
+    dlq_api = Finding("t", "CKV_AWS_116", "AWS::Serverless::Function.APIHandler", "DLQ")
+    dlq_job = Finding("t", "CKV_AWS_116", "AWS::Serverless::Function.RunDailyJobs", "DLQ")
+    kms = Finding("t", "CKV_AWS_173", "AWS::Serverless::Function.APIHandler", "env KMS")
+    left, _ = checkov_gate.unaccepted([vpc, dlq_api, dlq_job, kms], accepted)
+    assert left == [dlq_job, kms]  # a schedule without a DLQ and plaintext env are never noise
+    bad = tmp_path / "accepted.yaml"
+    bad.write_text("- check: CKV_AWS_158\n  resources: ['*']\n  reason: logs are fine\n")
+    with pytest.raises(SystemExit, match="may not be accepted"):
+        checkov_gate.load_accepted(bad)
+    bad.write_text("- check: CKV_AWS_116\n  resources: ['AWS::Serverless::Function.*']\n  reason: all sync\n")
+    with pytest.raises(SystemExit, match="no wildcard"):
+        checkov_gate.load_accepted(bad)
