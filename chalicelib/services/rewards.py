@@ -142,6 +142,8 @@ def redeem(settings: Settings, principal: MemberPrincipal, body: RedemptionIn) -
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, row, stamp(now),
                                new_entry_id(), extra=stock_and_limit,
                                activity_day=config.today(now).isoformat())
+        metrics.emit("Redemptions")
+        metrics.emit("PointsRedeemed", price)
         return answer, 201
 
     return with_retries(settings, attempt)
@@ -197,8 +199,6 @@ def cancel_redemption(settings: Settings, program_id: str, member_id: str, redem
             store.apply_change(program_id, record.account, change,
                                {lot.expires_on: lot.remaining for lot in record.lot_values}, ledger_row,
                                stamp(now), new_entry_id(), extra=restock)
-        metrics.emit("Redemptions")
-        metrics.emit("PointsRedeemed", price)
         return answer
 
     return with_retries(settings, attempt)
