@@ -442,6 +442,9 @@ def build_merge_template(stage: str, project_dir: Path = PROJECT_DIR, secret_pre
             "Properties": {"TopicName": f"{name}-alarms", "KmsMasterKeyId": {"Ref": STACK_KEY}},
         },
     }
+    unknown = {field for fields in FUNCTION_SECRETS.values() for field in fields} - set(variables.secrets)
+    if unknown:
+        raise MergeTemplateError(f"FUNCTION_SECRETS names {sorted(unknown)}, which Settings has no SecretStr for")
     missing = sorted({f.name for f in chalice.functions} - set(FUNCTION_SECRETS))
     if missing:
         raise MergeTemplateError(f"say which secrets {missing} read: infra/merge_template.py FUNCTION_SECRETS")

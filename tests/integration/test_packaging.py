@@ -353,9 +353,9 @@ def test_alarms_and_dashboard(stage: str, generated: Generated) -> None:
     functions = _functions(chalice)
     for logical_id in functions:
         assert f"{logical_id}ErrorsAlarm" in alarms and f"{logical_id}ThrottlesAlarm" in alarms
-    streamed = [k for k, f in functions.items() if any(e["Type"] == "DynamoDB" for e in f["Properties"]["Events"].values())
-                ] if all("Events" in f["Properties"] for f in functions.values()) else [
-        k for k, f in functions.items() if any(e["Type"] == "DynamoDB" for e in f["Properties"].get("Events", {}).values())]
+    streamed = [k for k, f in functions.items()
+                if any(e["Type"] == "DynamoDB" for e in f["Properties"].get("Events", {}).values())]
+    assert streamed
     for logical_id in streamed:
         assert alarms[f"{logical_id}IteratorAgeAlarm"]["MetricName"] == "IteratorAge"
     for queue in (FAILURE_QUEUE, JOB_FAILURE_QUEUE):
