@@ -1,8 +1,9 @@
 """Typed settings, read once from the environment (prefix ``LOYALTY_``).
 
 The local stack's published dev defaults live here so that `make run` works with no set-up;
-outside the ``local`` stage they are refused at start-up, so a deployment that forgot to set a
-secret fails loudly instead of running with a key everybody knows.
+outside the ``local`` stage they are never used: given explicitly they are refused at start-up,
+and a secret not given at all is absent, so a deployment that forgot one fails loudly when it is
+used instead of running with a key everybody knows.
 
 Deployed functions read their secrets from Secrets Manager at run time: ``LOYALTY_SECRET_IDS``
 names, per secret field, the secret holding it (``{"data_key": "loyalty/prod/data_key"}``), and
