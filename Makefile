@@ -12,10 +12,11 @@ export PORT WECHAT_PORT DYNAMODB_PORT
 
 .PHONY: run test unit integration e2e lint-code package lint-template fuzz bench reconcile clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # loyalty-admin (pyproject.toml)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -55,12 +56,23 @@ package: $(STAMP)
 	rm -rf build/$(STAGE)/package
 	AWS_DEFAULT_REGION=$(PACKAGE_REGION) $(VENV)/bin/chalice package --stage $(STAGE) \
 		--merge-template build/$(STAGE)/merge-template.json build/$(STAGE)/package
+	$(PY) -m infra.bytecode build/$(STAGE)/package  # .pyc in the zips: cold starts compile nothing
 	$(PY) -m infra.check_package build/$(STAGE)/package/sam.json
 
-lint-template: $(STAMP)
+# checkov has its own venv: its dependency pins clash with the app's (infra/README.md, "Checks").
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-3.3.30
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $(CHECKOV_STAMP)
+
+lint-template: $(STAMP) $(CHECKOV_STAMP)
 	$(MAKE) package STAGE=dev
 	$(MAKE) package STAGE=prod
 	$(VENV)/bin/cfn-lint build/dev/package/sam.json build/prod/package/sam.json
+	$(PY) -m infra.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov build/dev/package/sam.json build/prod/package/sam.json
 
 # Schemathesis against a fresh local stack, every operation of its OpenAPI document (tests/fuzz).
 # `make test` runs the same with FUZZ_EXAMPLES=25; FUZZ_SEED=<n> replays a run.
@@ -68,6 +80,7 @@ fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_COVERAGE=1 $(PY) -m pytest -v tests/fuzz
 
 bench: $(STAMP)
+	$(MAKE) package STAGE=dev  # the import-time figure measures the packaged zips, bytecode included
 	$(PY) -m bench.run --write
 
 reconcile: $(STAMP)

@@ -85,6 +85,56 @@ def import_figures() -> dict[str, Any]:
             "wechatpy_on_member_read_path": done.stdout.strip() == "True"}
 
 
+def _lambda_tree(package_dir: Path, root: Path) -> tuple[Path, Path]:
+    """The package as Lambda lays it out: the code zip in /var/task, the layer zip in /opt."""
+    import zipfile
+
+    task, opt = root / "task", root / "opt"
+    with zipfile.ZipFile(package_dir / "deployment.zip") as code:
+        code.extractall(task)
+    with zipfile.ZipFile(package_dir / "layer-deployment.zip") as layer:
+        layer.extractall(opt)
+    return task, opt / "python" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def package_import_figures(package_dir: Path = ROOT / "build" / "dev" / "package") -> dict[str, Any] | None:
+    """Import time of the packaged app, bytecode included, as a cold start sees it: `python -S`
+    (no site-packages of the venv), only the extracted code and layer on the path, bytecode never
+    written (Lambda's disk is read-only); against the same libraries imported alone the same way.
+    None if `make package` has not been run."""
+    import os
+    import tempfile
+
+    if not (package_dir / "deployment.zip").exists():
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        task, layer = _lambda_tree(package_dir, Path(scratch))
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{task}:{layer}", "PYTHONDONTWRITEBYTECODE": "1",
+               "LOYALTY_STAGE": "dev", "LOYALTY_TABLE_NAME": "loyalty-dev", "AWS_DEFAULT_REGION": "us-east-1",
+               "LOYALTY_SECRET_IDS": "{}"}
+
+        def top_level_us(statement: str) -> int:
+            done = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", statement], cwd=task,
+                                  capture_output=True, text=True, check=True, env=env)
+            return sum(int(line.split("|")[1]) for line in done.stderr.splitlines()
+                       if line.startswith("import time:") and line.split("|")[1].strip().isdigit()
+                       and line.split("|")[2].startswith(" ") and not line.split("|")[2].startswith("  "))
+
+        def median_us(statement: str, runs: int = 9) -> int:
+            return int(statistics.median(top_level_us(statement) - top_level_us("pass") for _ in range(runs)))
+
+        probe = "import sys; before = set(sys.modules); import app; print(' '.join(sorted(set(sys.modules) - before)))"
+        loaded = subprocess.run([sys.executable, "-S", "-c", probe], cwd=task, capture_output=True, text=True,
+                                check=True, env=env).stdout.split()
+        libraries = [n for n in loaded if n.split(".")[0] not in _OURS]
+        compiled = sum(1 for _ in task.rglob("*.pyc")) + sum(1 for _ in layer.rglob("*.pyc"))
+        app_us = median_us("import app")
+        libs_us = median_us("import importlib\nfor name in %r:\n    try:\n        importlib.import_module(name)\n"
+                            "    except Exception:\n        pass" % (libraries,))
+    return {"package_app_import_ms": round(app_us / 1000, 1), "package_libraries_import_ms": round(libs_us / 1000, 1),
+            "package_import_ratio": round(app_us / libs_us, 3), "package_pyc_files": compiled}
+
+
 def expiry_figures(meter: Any, settings: Any) -> dict[str, Any]:
     from chalicelib import jobs, wiring
     from chalicelib.store import keys, programs

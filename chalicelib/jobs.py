@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from chalicelib import clock
+from chalicelib import clock, metrics
 from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import keys
@@ -90,10 +90,13 @@ def run_job(settings: Settings, jobs: Mapping[str, Job], program_id: str, name: 
         if step.done:
             run.status, run.finished_at = "done", clock.now().isoformat()
         run.save()  # after every page: an interrupted run resumes from here
+        metrics.emit("JobPages", job=name)
         if step.error is not None:
             raise step.error
         if step.done or (deadline is not None and time.monotonic() > deadline):
             break
+    if run.status == "done":
+        metrics.emit("JobRunsCompleted", job=name)
     return {"job": name, "as_of": as_of.isoformat(), "complete": run.status == "done", "replayed": False,
             **run.summary}
 
@@ -144,6 +147,7 @@ def run_daily(settings: Settings, jobs: Mapping[str, Job], lambda_context: Any =
                 runs.append({"program_id": program_id, **result})
                 if not result["complete"]:
                     return {"group": "daily", "runs": runs, "complete": False}
+    metrics.emit("ScheduledRunCompleted", schedule="daily")  # its absence raises the "jobs incomplete" alarm
     return {"group": "daily", "runs": runs, "complete": True}
 
 

@@ -1,17 +1,27 @@
 """Typed settings, read once from the environment (prefix ``LOYALTY_``).
 
 The local stack's published dev defaults live here so that `make run` works with no set-up;
-outside the ``local`` stage they are refused at start-up, so a deployment that forgot to set a
-secret fails loudly instead of running with a key everybody knows.
+outside the ``local`` stage they are never used: given explicitly they are refused at start-up,
+and a secret not given at all is absent, so a deployment that forgot one fails loudly when it is
+used instead of running with a key everybody knows.
+
+Deployed functions read their secrets from Secrets Manager at run time: ``LOYALTY_SECRET_IDS``
+names, per secret field, the secret holding it (``{"data_key": "loyalty/prod/data_key"}``), and
+each function is given only the ones it uses. They are fetched with the Powertools parameters
+utility and re-read every ``secrets_cache_seconds``, so a rotation reaches warm containers too.
+Outside ``local`` a secret a function was not given is ``None``: using it is a bug, and fails.
+A secret's value may be a key ring, ``id:value,id:value`` (the first is current; see crypto.py).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Literal
+import time
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOCAL_STAGE = "local"
 
@@ -20,6 +30,29 @@ DEV_TOKEN_SECRET = "dev-token-secret-not-for-production-use"
 DEV_DATA_KEY = "ZGV2LWRhdGEta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE="  # base64 of a 32-byte dev key
 DEV_LOOKUP_KEY = "dev-lookup-key-not-for-production-use"
 DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY})
+SECRET_FIELDS = ("token_secret", "data_key", "lookup_key")
+
+
+class SecretsManagerSource(PydanticBaseSettingsSource):
+    """The secret fields named in ``secret_ids``, from Secrets Manager (Powertools, cached)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], secret_ids: dict[str, str], max_age: int) -> None:
+        super().__init__(settings_cls)
+        self.secret_ids, self.max_age = secret_ids, max_age
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # every value comes from __call__
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.secret_ids:
+            return {}
+        unknown = set(self.secret_ids) - set(SECRET_FIELDS)
+        if unknown:
+            raise ValueError(f"LOYALTY_SECRET_IDS names unknown secrets: {sorted(unknown)}")
+        from aws_lambda_powertools.utilities import parameters
+
+        return {field: parameters.get_secret(secret_id, max_age=self.max_age)
+                for field, secret_id in self.secret_ids.items()}
 
 
 class TableSettings(BaseSettings):
@@ -37,12 +70,16 @@ class TableSettings(BaseSettings):
 
 class Settings(TableSettings):
 
-    token_secret: SecretStr = SecretStr(DEV_TOKEN_SECRET)
+    # Secret field -> Secrets Manager secret id (JSON in LOYALTY_SECRET_IDS); empty: from the environment.
+    secret_ids: dict[str, str] = Field(default_factory=dict)
+    secrets_cache_seconds: int = Field(default=300, ge=0)
+
+    token_secret: SecretStr | None = SecretStr(DEV_TOKEN_SECRET)
     token_ttl_seconds: int = Field(default=7200, ge=60, le=86400 * 30)
     # AES-256-GCM key (base64) for phones, session keys and till secrets at rest.
-    data_key: SecretStr = SecretStr(DEV_DATA_KEY)
+    data_key: SecretStr | None = SecretStr(DEV_DATA_KEY)
     # HMAC key for the phone lookup hash; separate from data_key so either can rotate alone.
-    lookup_key: SecretStr = SecretStr(DEV_LOOKUP_KEY)
+    lookup_key: SecretStr | None = SecretStr(DEV_LOOKUP_KEY)
 
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout_seconds: float = 5.0
@@ -60,14 +97,40 @@ class Settings(TableSettings):
     def is_local(self) -> bool:
         return self.stage == LOCAL_STAGE
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from_env = env_settings()
+        secrets = SecretsManagerSource(settings_cls, from_env.get("secret_ids") or {},
+                                       int(from_env.get("secrets_cache_seconds") or 300))
+        return init_settings, env_settings, secrets, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_dev_default_for_unset_secrets(cls, data: Any) -> Any:
+        """Outside local, a secret the function was not given is None rather than the dev default."""
+        if isinstance(data, dict) and data.get("stage", LOCAL_STAGE) != LOCAL_STAGE:
+            data = {**data, **{name: None for name in SECRET_FIELDS if data.get(name) is None}}
+        return data
+
+    def secret(self, name: str) -> str:
+        """A secret's value; fails loudly in a function that was not given it."""
+        value = getattr(self, name)
+        if value is None:
+            raise RuntimeError(f"{name} is not available to this function (LOYALTY_SECRET_IDS)")
+        return str(value.get_secret_value())
+
     @model_validator(mode="after")
     def _refuse_dev_defaults_outside_local(self) -> Settings:
         if self.is_local:
             return self
         in_use = [
             name
-            for name in ("token_secret", "data_key", "lookup_key")
-            if getattr(self, name).get_secret_value() in DEV_SECRETS
+            for name in SECRET_FIELDS
+            if getattr(self, name) is not None
+            and DEV_SECRETS & {part.rpartition(":")[2] for part in getattr(self, name).get_secret_value().split(",")}
         ]
         if in_use:
             raise ValueError(f"dev default secrets refused outside the local stage: {', '.join(in_use)}")
@@ -76,9 +139,21 @@ class Settings(TableSettings):
         return self
 
 
-@functools.lru_cache(maxsize=1)
+_loaded: tuple[float, Settings] | None = None
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """Read once per container; with secrets from Secrets Manager, again every secrets_cache_seconds."""
+    global _loaded
+    now = time.monotonic()
+    if _loaded is None or (_loaded[1].secret_ids and now - _loaded[0] >= _loaded[1].secrets_cache_seconds):
+        _loaded = (now, Settings())
+    return _loaded[1]
+
+
+def clear_settings() -> None:
+    global _loaded
+    _loaded = None
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,6 +6,8 @@
   (pydantic-core, cffi and charset-normalizer ship per-version builds), so a template whose
   ``Runtime`` differs from that Python imports nothing at cold start; cfn-lint sees only the
   template and calls that valid.
+* Bytecode is in the zips (infra/bytecode.py): every module has its compiled file, so a cold
+  start on Lambda's read-only disk compiles nothing.
 * The merge template landed. Chalice's merge silently creates whatever logical id or event name
   it is given, and cfn-lint does not look inside SAM event properties: every DynamoDB event must
   read this stack's stream, report partial batch failures and park failures in a queue.
@@ -86,6 +88,18 @@ def runtime_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
     return problems
 
 
+def bytecode_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
+    from infra.bytecode import missing_bytecode
+
+    problems = []
+    for archive in sorted({archive for _, _, archive in _code_archives(template, template_dir)}):
+        missing = missing_bytecode(archive)
+        if missing:
+            problems.append(f"{archive.name}: {len(missing)} modules without bytecode (e.g. {missing[0]}); "
+                            "run python -m infra.bytecode on the package")
+    return problems
+
+
 def merge_problems(template: dict[str, Any]) -> list[str]:
     problems = []
     resources = template["Resources"]
@@ -116,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("template", type=Path, help="sam.json written by `chalice package`")
     args = parser.parse_args(argv)
     template = json.loads(args.template.read_text(encoding="utf-8"))
-    problems = merge_problems(template) + runtime_problems(template, args.template.parent)
+    problems = (merge_problems(template) + runtime_problems(template, args.template.parent)
+                + bytecode_problems(template, args.template.parent))
     for problem in problems:
         print(f"check_package: {problem}", file=sys.stderr)
     return 1 if problems else 0

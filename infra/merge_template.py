@@ -10,10 +10,14 @@ express and finishes what it leaves open, without naming a single handler:
 * an SQS queue that receives the coordinates of stream batches still failing after the retries;
 * every DynamoDB event source pointed at that table's stream, with partial batch failures,
   bisection, bounded retries and the failure queue (Chalice can say none of it, chalice #1882);
-* every function: its stable name, the table name and region from the stack, the secrets as
-  Secrets Manager dynamic references, and its log group created before it;
-* every role: its policy file from ``policies/`` with partition, region and account pinned to the
-  stack's own.
+* every function: its stable name, the table name and region from the stack, the ids of the
+  Secrets Manager secrets it reads at run time (only those it needs: ``FUNCTION_SECRETS``), its
+  environment encrypted with the stack's KMS key, and its log group (KMS too) created before it;
+  schedules also get a dead-letter queue (their failure destination);
+* every role: its own policy file from ``policies/<stage>/<function>.json`` with partition, region
+  and account pinned to the stack's own, plus the use of the stack's KMS key;
+* the REST API: stage throttling, JSON access logs, API Gateway's own error answers in the
+  contract's envelope; the alarms, their SNS topic and the dashboard (``infra/monitoring.py``).
 
 Handlers are discovered by running Chalice's own resource graph and template generator in memory
 (no dependency download), so the logical ids are exactly Chalice's and a new handler is picked up
@@ -38,6 +42,21 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Logical ids of the resources this template adds.
 TABLE = "Table"
 FAILURE_QUEUE = "StreamFailureQueue"
+JOB_FAILURE_QUEUE = "JobFailureQueue"
+STACK_KEY = "StackKey"
+API = "RestAPI"  # Chalice's
+API_ACCESS_LOGS = "ApiAccessLogs"
+
+# Which secrets each function reads (chalicelib.settings.SECRET_FIELDS), by Chalice's name for it.
+# Every function reads program config, which holds the encrypted WeChat secret: all need data_key;
+# only the API issues tokens, seals cursors and hashes phone numbers.
+FUNCTION_SECRETS: dict[str, tuple[str, ...]] = {
+    "api_handler": ("token_secret", "data_key", "lookup_key"),
+    "on_table_change": ("data_key",),
+    "send_notifications": ("data_key",),
+    "run_daily_jobs": ("data_key",),
+    "run_frequent_jobs": ("data_key",),
+}
 
 LOCAL_STAGE = "local"
 
@@ -67,6 +86,11 @@ class StageProfile:
     # Keep the table, the failure queue and the logs when the stack is deleted or a resource
     # replaced, and refuse DeleteTable; otherwise they go with the stack.
     keep_data: bool
+    # API Gateway stage throttling: steady requests per second and burst, for the whole stage.
+    api_rate_limit: int
+    api_burst_limit: int
+    # Days API access logs are kept.
+    access_log_days: int
 
     @property
     def removal(self) -> dict[str, str]:
@@ -75,8 +99,8 @@ class StageProfile:
 
 
 STAGE_PROFILES: dict[str, StageProfile] = {
-    "dev": StageProfile(keep_data=False),
-    "prod": StageProfile(keep_data=True),
+    "dev": StageProfile(keep_data=False, api_rate_limit=50, api_burst_limit=100, access_log_days=14),
+    "prod": StageProfile(keep_data=True, api_rate_limit=1000, api_burst_limit=2000, access_log_days=365),
 }
 
 
@@ -85,11 +109,13 @@ class FunctionSpec:
     """One Lambda function as Chalice will generate it."""
 
     logical_id: str
+    name: str  # Chalice's resource name: api_handler, or the handler's function name
     function_name: str
     role_id: str
     policy_file: Path
     log_group_id: str
     dynamodb_events: tuple[str, ...]
+    scheduled: bool
 
     @property
     def log_group_name(self) -> str:
@@ -105,6 +131,7 @@ class ChaliceStage:
     app_name: str
     stage: str
     environment: dict[str, str]
+    api_stage: str
     template: dict[str, Any]
     functions: tuple[FunctionSpec, ...]
 
@@ -168,17 +195,20 @@ def load_chalice_stage(project_dir: Path, stage: str) -> ChaliceStage:
         functions.append(
             FunctionSpec(
                 logical_id=logical_id,
+                name=name,
                 function_name=model.function_name,
                 role_id=properties["Role"]["Fn::GetAtt"][0],
                 policy_file=Path(model.role.policy.filename).resolve(),
                 log_group_id=_chalice_logical_id(model.log_group.resource_name, generated),
                 dynamodb_events=tuple(sorted(k for k, v in events.items() if v["Type"] == "DynamoDB")),
+                scheduled=any(v["Type"] == "Schedule" for v in events.values()),
             )
         )
     return ChaliceStage(
         app_name=config.app_name,
         stage=stage,
         environment=dict(config.environment_variables),
+        api_stage=config.api_gateway_stage,
         template=template,
         functions=tuple(functions),
     )
@@ -215,21 +245,57 @@ def settings_variables() -> SettingsVariables:
     )
 
 
-def secret_reference(secret_id: str, key: str, version_id: str | None = None) -> str:
-    """A CloudFormation dynamic reference to one JSON key of a Secrets Manager secret.
+def secret_ids(prefix: str, fields: tuple[str, ...]) -> str:
+    """``LOYALTY_SECRET_IDS`` of a function: one Secrets Manager secret per secret field it reads.
+    The values are read at run time (chalicelib/settings.py), never put in the template."""
+    return json.dumps({field: f"{prefix}/{field}" for field in fields}, separators=(",", ":"))
 
-    Without a version it is the AWSCURRENT version at the time CloudFormation updates the
-    function; naming a version changes the template, which is what makes a deploy pick up a
-    rotated secret.
-    """
-    version = f"::{version_id}" if version_id else ""
-    return f"{{{{resolve:secretsmanager:{secret_id}:SecretString:{key}{version}}}}}"
+
+KEY_ARN = {"Fn::GetAtt": [STACK_KEY, "Arn"]}
+
+
+def stack_key_resources(app_name: str, stage: str, profile: StageProfile) -> dict[str, Any]:
+    """One customer-managed KMS key for what the stack keeps: table, queues, logs, environment, alarms."""
+    sub = "Fn::Sub"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow",
+             "Principal": {"AWS": {sub: "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "CloudWatchLogsEncrypt", "Effect": "Allow",
+             "Principal": {"Service": {sub: "logs.${AWS::Region}.${AWS::URLSuffix}"}},
+             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Resource": "*",
+             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": {
+                 sub: "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}}}},
+            {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
+             "Principal": {"Service": "cloudwatch.amazonaws.com"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}},
+        ],
+    }
+    return {
+        STACK_KEY: {
+            "Type": "AWS::KMS::Key",
+            **profile.removal,
+            "Properties": {"Description": f"{app_name} {stage}: table, queues, logs, function environment, alarms",
+                           "EnableKeyRotation": True, "KeyPolicy": policy},
+        },
+        f"{STACK_KEY}Alias": {
+            "Type": "AWS::KMS::Alias",
+            "Properties": {"AliasName": f"alias/{app_name}-{stage}", "TargetKeyId": {"Ref": STACK_KEY}},
+        },
+    }
 
 
 def table_resource(table_name: str, profile: StageProfile) -> dict[str, Any]:
     from chalicelib.store import schema
 
-    properties = schema.cloudformation_properties(table_name)
+    properties = {
+        **schema.cloudformation_properties(table_name),
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": KEY_ARN},
+    }
     if profile.keep_data:
         properties = {**properties, "DeletionProtectionEnabled": True}
     return {"Type": "AWS::DynamoDB::Table", **profile.removal, "Properties": properties}
@@ -241,10 +307,67 @@ def failure_queue_resource(queue_name: str, profile: StageProfile) -> dict[str, 
         **profile.removal,
         "Properties": {
             "QueueName": queue_name,
-            # SQS-owned keys: encrypted at rest with no KMS grants for Lambda to hold.
-            "SqsManagedSseEnabled": True,
+            "KmsMasterKeyId": KEY_ARN,
+            "KmsDataKeyReusePeriodSeconds": 3600,  # fewer KMS calls; failures are rare anyway
             "MessageRetentionPeriod": FAILURE_QUEUE_RETENTION_SECONDS,
         },
+    }
+
+
+# API Gateway's own answers (requests that never reach the function), in the contract's envelope.
+# Their bodies may use $context variables; their headers may not, so X-Request-Id is the
+# x-amzn-RequestId header API Gateway always adds, and `request_id` in the body.
+GATEWAY_RESPONSES: dict[str, tuple[int | None, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found"),  # what API Gateway answers for an unknown path
+    "RESOURCE_NOT_FOUND": (404, "not_found"),
+    "THROTTLED": (429, "rate_limited"),
+    "QUOTA_EXCEEDED": (429, "rate_limited"),
+    "REQUEST_TOO_LARGE": (413, "body_too_large"),
+    "UNAUTHORIZED": (401, "unauthorized"),
+    "ACCESS_DENIED": (403, "forbidden"),
+    "BAD_REQUEST_BODY": (400, "invalid_request"),
+    "BAD_REQUEST_PARAMETERS": (400, "invalid_request"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "invalid_request"),
+    "INTEGRATION_TIMEOUT": (503, "retry_later"),
+    "INTEGRATION_FAILURE": (503, "retry_later"),
+    "DEFAULT_4XX": (None, "invalid_request"),
+    "DEFAULT_5XX": (None, "internal_error"),
+}
+
+
+def gateway_responses() -> dict[str, Any]:
+    answers = {}
+    for kind, (status, code) in GATEWAY_RESPONSES.items():
+        body = ('{"error": {"code": "%s", "message": $context.error.messageString, '
+                '"request_id": "$context.requestId"}}' % code)
+        answer: dict[str, Any] = {"ResponseTemplates": {"application/json": body}}
+        if status is not None:
+            answer["StatusCode"] = status
+        answers[kind] = answer
+    return answers
+
+
+# One JSON object per request: no bodies, no headers, so no token or phone number can land here.
+ACCESS_LOG_FORMAT = json.dumps({
+    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTime",
+    "method": "$context.httpMethod", "resource": "$context.resourcePath", "path": "$context.path",
+    "status": "$context.status", "bytes": "$context.responseLength", "latencyMs": "$context.responseLatency",
+    "integrationMs": "$context.integrationLatency", "error": "$context.error.responseType",
+}, separators=(",", ":"))
+
+
+def api_properties(name: str, profile: StageProfile) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "EndpointConfiguration": {"Type": "REGIONAL"},
+        "MethodSettings": [{
+            "ResourcePath": "/*", "HttpMethod": "*",
+            "ThrottlingRateLimit": profile.api_rate_limit, "ThrottlingBurstLimit": profile.api_burst_limit,
+            "MetricsEnabled": True,
+        }],
+        "AccessLogSetting": {"DestinationArn": {"Fn::GetAtt": [API_ACCESS_LOGS, "Arn"]}, "Format": ACCESS_LOG_FORMAT},
+        "GatewayResponses": gateway_responses(),
+        "TracingEnabled": True,  # X-Ray on the stage: where a slow request spent its time
     }
 
 
@@ -284,13 +407,10 @@ def pin_to_stack(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "Statement": pinned}
 
 
-def build_merge_template(
-    stage: str,
-    project_dir: Path = PROJECT_DIR,
-    secret_id: str | None = None,
-    secret_version_id: str | None = None,
-) -> dict[str, Any]:
-    """The merge template for ``stage``; ``secret_id`` defaults to ``<app>/<stage>``."""
+def build_merge_template(stage: str, project_dir: Path = PROJECT_DIR, secret_prefix: str | None = None) -> dict[str, Any]:
+    """The merge template for ``stage``; secrets are ``<secret_prefix>/<field>``, by default ``<app>/<stage>/<field>``."""
+    from infra import monitoring
+
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     chalice = load_chalice_stage(project_dir, stage)
@@ -300,32 +420,55 @@ def build_merge_template(
     table_name = chalice.environment.get(variables.table_name)
     if not table_name:
         raise MergeTemplateError(f"stage {stage!r} sets no {variables.table_name} in .chalice/config.json")
-    secret_id = secret_id or f"{chalice.app_name}/{stage}"
+    if chalice.api_stage == "v1":
+        raise MergeTemplateError("the API stage must not be named v1: the routes start with /v1 (URLs /v1/v1/...)")
+    secret_prefix = secret_prefix or f"{chalice.app_name}/{stage}"
     profile = STAGE_PROFILES[stage]
+    name = f"{chalice.app_name}-{stage}"
 
-    environment: dict[str, Any] = {
-        # A Ref rather than the name: functions are then created after the table they use.
-        variables.table_name: {"Ref": TABLE},
-        variables.region: {"Ref": "AWS::Region"},
-        **{
-            variable: secret_reference(secret_id, field, secret_version_id)
-            for field, variable in variables.secrets.items()
+    resources: dict[str, Any] = {
+        **stack_key_resources(chalice.app_name, stage, profile),
+        TABLE: table_resource(table_name, profile),
+        FAILURE_QUEUE: failure_queue_resource(f"{name}-stream-failures", profile),
+        JOB_FAILURE_QUEUE: failure_queue_resource(f"{name}-job-failures", profile),
+        API_ACCESS_LOGS: {
+            "Type": "AWS::Logs::LogGroup", **profile.removal,
+            "Properties": {"LogGroupName": f"/aws/apigateway/{name}/access", "KmsKeyId": KEY_ARN,
+                           "RetentionInDays": profile.access_log_days},
+        },
+        API: {"Properties": api_properties(name, profile)},
+        monitoring.ALARM_TOPIC: {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {"TopicName": f"{name}-alarms", "KmsMasterKeyId": {"Ref": STACK_KEY}},
         },
     }
-    resources: dict[str, Any] = {
-        TABLE: table_resource(table_name, profile),
-        FAILURE_QUEUE: failure_queue_resource(f"{chalice.app_name}-{stage}-stream-failures", profile),
-    }
+    unknown = {field for fields in FUNCTION_SECRETS.values() for field in fields} - set(variables.secrets)
+    if unknown:
+        raise MergeTemplateError(f"FUNCTION_SECRETS names {sorted(unknown)}, which Settings has no SecretStr for")
+    missing = sorted({f.name for f in chalice.functions} - set(FUNCTION_SECRETS))
+    if missing:
+        raise MergeTemplateError(f"say which secrets {missing} read: infra/merge_template.py FUNCTION_SECRETS")
     for function in chalice.functions:
+        environment: dict[str, Any] = {
+            # A Ref rather than the name: functions are then created after the table they use.
+            variables.table_name: {"Ref": TABLE},
+            variables.region: {"Ref": "AWS::Region"},
+            "LOYALTY_SECRET_IDS": secret_ids(secret_prefix, FUNCTION_SECRETS[function.name]),
+            "POWERTOOLS_SERVICE_NAME": chalice.app_name,
+        }
         properties: dict[str, Any] = {
             # Chalice's own names (the same `chalice deploy` would use): the policies' log ARNs
             # and the local stack's handler names rely on them.
             "FunctionName": function.function_name,
             "Environment": {"Variables": environment},
+            "KmsKeyArn": KEY_ARN,
         }
         if function.dynamodb_events:
             stream = stream_event_properties()
             properties["Events"] = {event: {"Properties": stream} for event in function.dynamodb_events}
+        if function.scheduled:
+            # Schedules invoke asynchronously: a run that fails after Lambda's retries lands here.
+            properties["DeadLetterQueue"] = {"Type": "SQS", "TargetArn": {"Fn::GetAtt": [JOB_FAILURE_QUEUE, "Arn"]}}
         resources[function.logical_id] = {
             # The group exists before the first invocation, so Lambda never needs to create it.
             "DependsOn": [function.log_group_id],
@@ -333,20 +476,35 @@ def build_merge_template(
         }
         # A literal name replaces Chalice's `/aws/lambda/${Function}`, which for the API handler
         # names a resource that does not exist (`ApiHandler` for `APIHandler`).
-        resources[function.log_group_id] = {**profile.removal, "Properties": {"LogGroupName": function.log_group_name}}
-        document = json.loads(function.policy_file.read_text(encoding="utf-8"))
+        resources[function.log_group_id] = {
+            **profile.removal,
+            "Properties": {"LogGroupName": function.log_group_name, "KmsKeyId": KEY_ARN},
+        }
+        document = pin_to_stack(json.loads(function.policy_file.read_text(encoding="utf-8")))
+        document["Statement"].append({
+            "Sid": "StackKey", "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": KEY_ARN,
+        })
         resources[function.role_id] = {
-            "Properties": {
-                "Policies": [{"PolicyName": f"{function.role_id}Policy", "PolicyDocument": pin_to_stack(document)}]
-            }
+            "Properties": {"Policies": [{"PolicyName": f"{function.role_id}Policy", "PolicyDocument": document}]}
         }
     for logical_id, resource in chalice.template["Resources"].items():
         if resource["Type"] == _LAYER:
             # Each dependency change publishes a new ~27 MB layer version; keep only the one in use.
             resources[logical_id] = {"Properties": {"RetentionPolicy": "Delete"}}
 
+    watched = monitoring.Watched(
+        stage=stage, api_name=name, api_stage=chalice.api_stage, table_name=table_name,
+        indexes=tuple(index["IndexName"] for index in resources[TABLE]["Properties"]["GlobalSecondaryIndexes"]),
+        functions={f.logical_id: f.function_name for f in chalice.functions},
+        stream_functions=tuple(f.logical_id for f in chalice.functions if f.dynamodb_events),
+        queues={FAILURE_QUEUE: f"{name}-stream-failures", JOB_FAILURE_QUEUE: f"{name}-job-failures"},
+    )
+    resources.update(monitoring.alarms(watched))
+    resources[monitoring.DASHBOARD] = monitoring.dashboard(watched)
+
     return {
-        "Description": f"{chalice.app_name} {stage}: API, triggers, table and stream failure queue "
+        "Description": f"{chalice.app_name} {stage}: API, triggers, table, failure queues, alarms "
         "(chalice package + infra/merge_template.py)",
         "Resources": resources,
         "Outputs": {
@@ -354,6 +512,10 @@ def build_merge_template(
             "TableStreamArn": {"Value": {"Fn::GetAtt": [TABLE, "StreamArn"]}},
             "StreamFailureQueueUrl": {"Value": {"Ref": FAILURE_QUEUE}},
             "StreamFailureQueueArn": {"Value": {"Fn::GetAtt": [FAILURE_QUEUE, "Arn"]}},
+            "JobFailureQueueUrl": {"Value": {"Ref": JOB_FAILURE_QUEUE}},
+            "AlarmTopicArn": {"Value": {"Ref": monitoring.ALARM_TOPIC}},
+            "ApiStage": {"Value": chalice.api_stage},
+            "StackKeyArn": {"Value": KEY_ARN},
         },
     }
 
@@ -362,12 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.merge_template", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True, help="a deployable stage of .chalice/config.json")
     parser.add_argument("--out", required=True, type=Path, help="where to write the JSON template")
-    parser.add_argument("--secret-id", help="Secrets Manager secret holding the app's secrets (default <app>/<stage>)")
-    parser.add_argument("--secret-version-id", help="pin that secret's version (deploying a rotation)")
+    parser.add_argument("--secret-prefix", help="Secrets Manager names are <prefix>/<field> (default <app>/<stage>)")
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        template = build_merge_template(args.stage, args.project_dir.resolve(), args.secret_id, args.secret_version_id)
+        template = build_merge_template(args.stage, args.project_dir.resolve(), args.secret_prefix)
     except MergeTemplateError as error:
         print(f"merge_template: {error}", file=sys.stderr)
         return 2

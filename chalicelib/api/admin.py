@@ -19,7 +19,7 @@ _FIRST_AS_OF, _LAST_AS_OF = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 
 
 class JobRunIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     as_of: dt.date | None = Field(default=None, description="The day to run for (default: the program's today), "
                                   f"{_FIRST_AS_OF} to {_LAST_AS_OF}.")
 

@@ -62,6 +62,9 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 
 def error_response(status: int, code: str, message: str) -> Response:
+    from chalicelib import metrics
+
+    metrics.emit("Refusals", code=code)
     return Response(body=error_body(code, message), status_code=status,
                     headers={"Content-Type": JSON})
 

@@ -20,7 +20,8 @@ from chalicelib.domain.program import ProgramConfig
 
 
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use (the OpenAPI document), not when a Lambda imports the routes.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -53,7 +54,7 @@ class Login(Answer):
 class OpenApiDocument(BaseModel):
     """This document (OpenAPI 3.1)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     openapi: str
 
 
@@ -250,7 +251,7 @@ class TierGrant(Answer):
 class JobRun(BaseModel):
     """A run's summary: this core, plus the job's own counters (e.g. `lots_expired`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     job: str
     as_of: dt.date
     complete: bool = Field(description="false: the run stopped at its deadline; run it again to resume.")

@@ -1,4 +1,7 @@
-"""Member tokens: our own HS256 JWTs (pyjwt), signed with the stage's secret."""
+"""Member tokens: our own HS256 JWTs (pyjwt), signed with the stage's secret.
+
+The secret is a key ring (crypto.key_ring): tokens are signed with the current key and carry its
+id as `kid`; any key still in the ring verifies (a token without `kid` predates key ids: `k0`)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import time
 
 import jwt
 
+from chalicelib import crypto
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.errors import Unauthorized
 from chalicelib.settings import Settings
@@ -18,7 +22,8 @@ def issue(settings: Settings, program_id: str, openid: str, member_id: str | Non
     now = int(time.time())
     ttl = settings.token_ttl_seconds
     claims = {"iss": _ISSUER, "aud": program_id, "sub": openid, "mid": member_id, "iat": now, "exp": now + ttl}
-    return jwt.encode(claims, settings.token_secret.get_secret_value(), algorithm=_ALGORITHM), ttl
+    ring = crypto.key_ring(settings.secret("token_secret"))
+    return jwt.encode(claims, ring.key(ring.current), algorithm=_ALGORITHM, headers={"kid": ring.current}), ttl
 
 
 def verify(settings: Settings, token: str) -> MemberPrincipal:
@@ -27,9 +32,13 @@ def verify(settings: Settings, token: str) -> MemberPrincipal:
         program_id = unverified.get("aud")
         if not isinstance(program_id, str):
             raise Unauthorized("invalid token")
+        kid = jwt.get_unverified_header(token).get("kid") or crypto.LEGACY_KEY_ID
+        ring = crypto.key_ring(settings.secret("token_secret"))
+        if not isinstance(kid, str) or kid not in ring.keys:
+            raise Unauthorized("invalid token")
         claims = jwt.decode(
             token,
-            settings.token_secret.get_secret_value(),
+            ring.key(kid),
             algorithms=[_ALGORITHM],
             audience=program_id,
             issuer=_ISSUER,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from chalicelib import clock, ids
+from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance, earning, lots, refunds
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound
@@ -127,6 +127,8 @@ def accrue_order(settings: Settings, till: TillPrincipal, body: OrderIn) -> tupl
         with reread_if_taken("ledger"):  # the same order_id landed concurrently: answer as a replay
             store.apply_change(program_id, account, change, None, row, clock.stamp(now), ids.new_entry_id(),
                                extra=_with_nonce(till), activity_day=today.isoformat())
+        metrics.emit("Accruals")
+        metrics.emit("PointsAccrued", answer["points_awarded"])
         return answer, 201
 
     return with_retries(settings, attempt)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import PutError
 
-from chalicelib import clock
+from chalicelib import clock, metrics
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import notifications as rules
 from chalicelib.errors import InvalidRequest
@@ -185,7 +185,12 @@ def handle_send_batch(event: dict[str, Any]) -> dict[str, Any]:
         new = record.dynamodb.new_image or {}
         if record.event_name.name != "INSERT" or new.get("kind") != "notification":
             return
-        send(settings, new["program_id"], new["member_id"], new["sk"])
+        try:
+            outcome = send(settings, new["program_id"], new["member_id"], new["sk"])
+        except Exception:
+            metrics.emit("Notifications", outcome="failed")  # retried by the stream, then parked
+            raise
+        metrics.emit("Notifications", outcome=outcome)
 
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
     return dict(process_partial_response(event=event, record_handler=handle, processor=processor))

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from chalicelib import clock, ids
+from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
@@ -139,6 +139,8 @@ def redeem(settings: Settings, principal: MemberPrincipal, body: RedemptionIn) -
             store.apply_change(program_id, record.account, change, _lots(record), row, clock.stamp(now),
                                ids.new_entry_id(), extra=redemption_stock_and_limit,
                                activity_day=config.today(now).isoformat())
+        metrics.emit("Redemptions")
+        metrics.emit("PointsRedeemed", price)
         return answer, 201
 
     return with_retries(settings, attempt)

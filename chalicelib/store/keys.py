@@ -7,6 +7,7 @@ Layout (P = program id, M = member id):
   ADMINKEY#<sha256>    ADMINKEY               staff key (hashed) -> program
   TILLKEY#<key id>     TILLKEY                till key -> program, encrypted secret
   NONCE#<key>#<nonce>  NONCE                  till nonce, seen-at (replay window)
+  P#P#STAFF#<username> STAFF                  staff user: argon2 password hash, role (gsi1: P#P#STAFF)
   P#P#WX#<openid>      WXUSER                 WeChat user: encrypted session key, member link
   P#P#UNIONID#<u>      IDENTITY               unionid -> member (uniqueness guard)
   P#P#PHONE#<hmac>     IDENTITY               phone hash -> member (uniqueness guard)
@@ -75,6 +76,28 @@ def admin_key(key_hash: str) -> tuple[str, str]:
 @builds("till_key")
 def till_key(key_id: str) -> tuple[str, str]:
     return f"TILLKEY#{key_id}", "TILLKEY"
+
+
+def admin_keys_list(program_id: str) -> str:
+    """GSI1 partition of a program's admin keys (gsi1sk = the key's name)."""
+    return f"P#{program_id}#ADMINKEYS"
+
+
+def till_keys_list(program_id: str) -> str:
+    """GSI1 partition of a program's till keys (gsi1sk = the key id)."""
+    return f"P#{program_id}#TILLKEYS"
+
+
+@builds("staff_user")
+def staff_user(program_id: str, username: str) -> tuple[str, str]:
+    """A staff user of a program. Item shape: `models.StaffUserItem` (program_id, username,
+    password_hash: argon2id in PHC string form, role: owner | manager | clerk, created_at,
+    disabled: 0/1); listed through GSI1 `staff_users_list`, gsi1sk = username."""
+    return f"P#{program_id}#STAFF#{username}", "STAFF"
+
+
+def staff_users_list(program_id: str) -> str:
+    return f"P#{program_id}#STAFF"
 
 
 @builds("nonce")

@@ -97,6 +97,17 @@ class TillKeyItem(TableItem, discriminator="till_key"):
     created_at = UnicodeAttribute()
 
 
+class StaffUserItem(TableItem, discriminator="staff_user"):
+    """A merchant staff member who logs in with a name and password (keys.staff_user)."""
+
+    program_id = UnicodeAttribute()
+    username = UnicodeAttribute()
+    password_hash = UnicodeAttribute()  # argon2id, PHC string ($argon2id$v=19$...)
+    role = UnicodeAttribute()  # owner | manager | clerk
+    disabled = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+
+
 class NonceItem(TableItem, discriminator="nonce"):
     seen_at = NumberAttribute()
 

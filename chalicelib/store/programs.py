@@ -219,6 +219,7 @@ def save_admin_key(program_id: str, name: str, secret: str) -> None:
     AdminKeyItem(
         *keys.admin_key(crypto.key_fingerprint(secret)),
         program_id=program_id, name=name,
+        gsi1pk=keys.admin_keys_list(program_id), gsi1sk=name,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
     ).save()
     clear_cache()
@@ -230,6 +231,7 @@ def save_till_key(settings: Settings, program_id: str, key_id: str, secret: str,
         TillKeyItem(
             pk, sk,
             program_id=program_id, store_id=store_id,
+            gsi1pk=keys.till_keys_list(program_id), gsi1sk=key_id,
             secret_enc=crypto.encrypt(settings, secret, context=pk),
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
         ).save(condition=TillKeyItem.pk.does_not_exist() | (TillKeyItem.program_id == program_id))

@@ -93,9 +93,20 @@ def test_dev_defaults_are_refused_outside_local(stage, monkeypatch):
 
     from chalicelib.settings import Settings
 
+    from chalicelib.settings import DEV_DATA_KEY
+
     monkeypatch.setenv("LOYALTY_STAGE", stage)
-    with pytest.raises(ValidationError, match="dev default secrets"):
-        Settings()
+    monkeypatch.setenv("LOYALTY_WECHAT_API_BASE", "https://api.weixin.qq.com")
+    # Not given: no secret at all (never the dev default), and using one fails loudly.
+    unset = Settings()
+    assert unset.token_secret is unset.data_key is unset.lookup_key is None
+    with pytest.raises(RuntimeError, match="not available to this function"):
+        unset.secret("data_key")
+    # Given the dev default, alone or inside a key ring: refused at start-up.
+    for value in (DEV_DATA_KEY, f"k2:eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=,k0:{DEV_DATA_KEY}"):
+        monkeypatch.setenv("LOYALTY_DATA_KEY", value)
+        with pytest.raises(ValidationError, match="dev default secrets"):
+            Settings()
 
 
 def test_dev_keys_are_refused_outside_local(aws):

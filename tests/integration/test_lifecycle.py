@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,8 +28,6 @@ def member_with_order(api, openid, amount_fen=10_000):
 def expiry_of_today_earnings():
     from chalicelib.domain.lots import expiry_day
     from chalicelib.domain.program import ExpiryPolicy
-
-    from zoneinfo import ZoneInfo
 
     # The program's day (Asia/Shanghai), not the machine's: they differ for 8 hours a day.
     return expiry_day(ExpiryPolicy(), dt.datetime.now(ZoneInfo("Asia/Shanghai")).date())

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from infra import check_package, merge_template
-from infra.merge_template import FAILURE_QUEUE, TABLE
+from infra.merge_template import FAILURE_QUEUE, JOB_FAILURE_QUEUE, STACK_KEY, TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
@@ -69,8 +69,11 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     return result
 
 
-def _policy(stage: str) -> dict[str, Any]:
-    policy: dict[str, Any] = json.loads((ROOT / "policies" / f"policy-{stage}.json").read_text())
+FUNCTIONS = ("api_handler", "on_table_change", "send_notifications", "run_daily_jobs", "run_frequent_jobs")
+
+
+def _policy(stage: str, function: str) -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads((ROOT / "policies" / stage / f"{function}.json").read_text())
     return policy
 
 
@@ -97,10 +100,19 @@ def _functions(chalice: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in chalice.items() if v["Type"] == "AWS::Serverless::Function"}
 
 
+def _by_name(chalice: dict[str, Any]) -> dict[str, str]:
+    """Chalice's function name (api_handler, on_table_change, ...) -> logical id."""
+    names = {}
+    for logical_id, function in _functions(chalice).items():
+        handler = function["Properties"]["Handler"].split(".", 1)[1]
+        names["api_handler" if handler == "app" else handler] = logical_id
+    return names
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_policy_is_plain_allow_statements_with_no_wildcard_action(stage: str) -> None:
-    policy = _policy(stage)
-    for statement in policy["Statement"]:
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_policy_is_plain_allow_statements_with_no_wildcard_action(stage: str, function: str) -> None:
+    for statement in _policy(stage, function)["Statement"]:
         # The coverage check below evaluates only this shape; anything cleverer needs a real evaluator.
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
         assert statement["Effect"] == "Allow"
@@ -110,50 +122,75 @@ def test_policy_is_plain_allow_statements_with_no_wildcard_action(stage: str) ->
             assert resource != "*" and not resource.startswith("arn:aws:dynamodb:*:*:*"), resource
 
 
-def test_dev_and_prod_policies_differ_only_in_the_stage() -> None:
-    assert json.dumps(_policy("dev")).replace("loyalty-dev", "loyalty-STAGE") == json.dumps(
-        _policy("prod")
-    ).replace("loyalty-prod", "loyalty-STAGE")
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_dev_and_prod_policies_differ_only_in_the_stage(function: str) -> None:
+    def neutral(stage: str) -> str:
+        return json.dumps(_policy(stage, function)).replace(f"loyalty-{stage}", "loyalty-STAGE").replace(
+            f"loyalty/{stage}/", "loyalty/STAGE/")
+
+    assert neutral("dev") == neutral("prod")
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_policy_covers_what_the_stage_template_needs(stage: str, generated: Generated) -> None:
+def test_each_function_may_do_what_it_needs_and_nothing_more(stage: str, generated: Generated) -> None:
     merge, chalice = generated[stage]
     resources = merge["Resources"]
-    policy = _policy(stage)
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{resources[TABLE]['Properties']['TableName']}"
-    needs = [(action, table) for action in STORE_ACTIONS]
-    needs += [
-        ("dynamodb:Query", f"{table}/index/{index['IndexName']}")
-        for index in resources[TABLE]["Properties"]["GlobalSecondaryIndexes"]
-    ]
-    streamed = [f for f in _functions(chalice).values() if any(
-        e["Type"] == "DynamoDB" for e in f["Properties"].get("Events", {}).values())]
-    assert streamed, "no stream handler: the stream statements would be dead weight"
-    needs += [(action, f"{table}/stream/2026-11-23T09:00:00.000") for action in STREAM_ACTIONS]
-    queue = resources[FAILURE_QUEUE]["Properties"]["QueueName"]
-    needs.append(("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"))
-    for logical_id in _functions(chalice):
+    stream_arn = f"{table}/stream/2026-11-23T09:00:00.000"
+    queues = {q: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{resources[q]['Properties']['QueueName']}"
+              for q in (FAILURE_QUEUE, JOB_FAILURE_QUEUE)}
+    by_name = _by_name(chalice)
+    assert set(by_name) == set(FUNCTIONS)
+    for function, logical_id in by_name.items():
+        policy = _policy(stage, function)
+        events = chalice[logical_id]["Properties"].get("Events", {}).values()
+        streamed = any(e["Type"] == "DynamoDB" for e in events)
+        scheduled = any(e["Type"] == "Schedule" for e in events)
+        needs = [(action, table) for action in STORE_ACTIONS]
+        needs += [("dynamodb:Query", f"{table}/index/{index['IndexName']}")
+                  for index in resources[TABLE]["Properties"]["GlobalSecondaryIndexes"]]
         name = resources[logical_id]["Properties"]["FunctionName"]
-        stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{name}:log-stream:2026/11/23/[$LATEST]0a1b"
-        needs += [("logs:CreateLogStream", stream), ("logs:PutLogEvents", stream)]
-
-    missing = [need for need in needs if not _allows(policy, *need)]
-    assert not missing, f"policy-{stage}.json does not allow {missing}"
-    # ...and nothing beyond this stage's own resources.
-    assert not _allows(policy, "dynamodb:GetItem", table.replace(f"loyalty-{stage}", "loyalty-other"))
-    assert not _allows(policy, "dynamodb:Scan", table)
-    assert not _allows(policy, "dynamodb:DeleteTable", table)
+        log_stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{name}:log-stream:2026/11/23/[$LATEST]0a"
+        needs += [("logs:CreateLogStream", log_stream), ("logs:PutLogEvents", log_stream)]
+        secrets = json.loads(resources[logical_id]["Properties"]["Environment"]["Variables"]["LOYALTY_SECRET_IDS"])
+        needs += [("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{sid}-AbC123")
+                  for sid in secrets.values()]
+        if streamed:
+            needs += [(action, stream_arn) for action in STREAM_ACTIONS]
+            needs.append(("sqs:SendMessage", queues[FAILURE_QUEUE]))
+        if scheduled:
+            needs.append(("sqs:SendMessage", queues[JOB_FAILURE_QUEUE]))
+        missing = [need for need in needs if not _allows(policy, *need)]
+        assert not missing, f"{stage}/{function}.json does not allow {missing}"
+        # ...and nothing beyond its own needs.
+        assert _allows(policy, "dynamodb:GetRecords", stream_arn) == streamed, function
+        assert _allows(policy, "sqs:SendMessage", queues[FAILURE_QUEUE]) == streamed, function
+        assert _allows(policy, "sqs:SendMessage", queues[JOB_FAILURE_QUEUE]) == scheduled, function
+        for field in ("token_secret", "data_key", "lookup_key"):
+            arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:loyalty/{stage}/{field}-AbC123"
+            assert _allows(policy, "secretsmanager:GetSecretValue", arn) == (field in secrets), (function, field)
+        other_log = log_stream.replace(f"/aws/lambda/{name}:", "/aws/lambda/someone-else:")
+        assert not _allows(policy, "logs:PutLogEvents", other_log)
+        assert not _allows(policy, "dynamodb:GetItem", table.replace(f"loyalty-{stage}", "loyalty-other"))
+        assert not _allows(policy, "dynamodb:Scan", table)
+        assert not _allows(policy, "dynamodb:DeleteTable", table)
+    assert set(json.loads(resources[by_name["api_handler"]]["Properties"]["Environment"]["Variables"][
+        "LOYALTY_SECRET_IDS"])) == {"token_secret", "data_key", "lookup_key"}
+    for function in FUNCTIONS[1:]:
+        assert set(json.loads(resources[by_name[function]]["Properties"]["Environment"]["Variables"][
+            "LOYALTY_SECRET_IDS"])) == {"data_key"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_chalice_reads_the_stage_policy_from_policies_dir(stage: str) -> None:
+def test_chalice_reads_each_function_policy_from_policies_dir(stage: str) -> None:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     stage_config = config["stages"][stage]
     assert config.get("autogen_policy", stage_config.get("autogen_policy")) is False
     # Chalice joins iam_policy_file onto .chalice/.
     resolved = (ROOT / ".chalice" / stage_config["iam_policy_file"]).resolve()
-    assert resolved == ROOT / "policies" / f"policy-{stage}.json"
+    assert resolved == ROOT / "policies" / stage / "api_handler.json"
+    for function, settings in stage_config["lambda_functions"].items():
+        assert (ROOT / ".chalice" / settings["iam_policy_file"]).resolve() == ROOT / "policies" / stage / f"{function}.json"
 
 
 def test_local_stage_leaves_the_environment_to_the_local_stack() -> None:
@@ -163,13 +200,15 @@ def test_local_stage_leaves_the_environment_to_the_local_stack() -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_table_is_the_schema_table(stage: str, generated: Generated) -> None:
+def test_table_is_the_schema_table_encrypted_with_the_stack_key(stage: str, generated: Generated) -> None:
     from chalicelib.store import schema
 
     table = generated[stage][0]["Resources"][TABLE]
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     name = config["stages"][stage]["environment_variables"]["LOYALTY_TABLE_NAME"]
     expected = schema.cloudformation_properties(name)
+    expected["SSESpecification"] = {"SSEEnabled": True, "SSEType": "KMS",
+                                    "KMSMasterKeyId": {"Fn::GetAtt": [STACK_KEY, "Arn"]}}
     if stage == "prod":
         expected["DeletionProtectionEnabled"] = True
     assert table["Type"] == "AWS::DynamoDB::Table"
@@ -206,14 +245,10 @@ def test_every_stream_event_reads_the_table_stream_and_parks_failures(stage: str
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_function_gets_name_table_region_secrets_and_log_group(stage: str, generated: Generated) -> None:
-    from pydantic import SecretStr
-
-    from chalicelib.settings import DEV_SECRETS, Settings
+def test_every_function_gets_name_table_region_secret_ids_key_and_log_group(stage: str, generated: Generated) -> None:
+    from chalicelib.settings import DEV_SECRETS
 
     merge, chalice = generated[stage]
-    secrets = [name for name, field in Settings.model_fields.items() if field.annotation is SecretStr]
-    assert secrets, "Settings has no secrets: the dynamic references would be dead weight"
     names = set()
     for logical_id in _functions(chalice):
         override = merge["Resources"][logical_id]
@@ -223,28 +258,135 @@ def test_every_function_gets_name_table_region_secrets_and_log_group(stage: str,
         variables = override["Properties"]["Environment"]["Variables"]
         assert variables["LOYALTY_TABLE_NAME"] == {"Ref": TABLE}
         assert variables["LOYALTY_REGION"] == {"Ref": "AWS::Region"}
-        for secret in secrets:
-            assert variables[f"LOYALTY_{secret.upper()}"] == (
-                f"{{{{resolve:secretsmanager:loyalty/{stage}:SecretString:{secret}}}}}"
-            )
+        for field, secret_id in json.loads(variables["LOYALTY_SECRET_IDS"]).items():
+            assert secret_id == f"loyalty/{stage}/{field}"
+        # Secrets are read at run time: no value, and no dynamic reference, in the template.
+        assert not any("resolve:secretsmanager" in json.dumps(v) for v in variables.values())
+        assert set(variables) == {"LOYALTY_TABLE_NAME", "LOYALTY_REGION", "LOYALTY_SECRET_IDS", "POWERTOOLS_SERVICE_NAME"}
+        assert override["Properties"]["KmsKeyArn"] == {"Fn::GetAtt": [STACK_KEY, "Arn"]}
         (log_group,) = override["DependsOn"]
         assert chalice[log_group]["Type"] == "AWS::Logs::LogGroup"
-        assert merge["Resources"][log_group]["Properties"]["LogGroupName"] == f"/aws/lambda/{name}"
+        assert merge["Resources"][log_group]["Properties"] == {
+            "LogGroupName": f"/aws/lambda/{name}", "KmsKeyId": {"Fn::GetAtt": [STACK_KEY, "Arn"]}}
     assert len(names) == len(_functions(chalice))
     assert not any(secret in json.dumps(merge) for secret in DEV_SECRETS)
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_role_gets_its_policy_file_pinned_to_the_stack(stage: str, generated: Generated) -> None:
+def test_every_role_gets_its_own_policy_file_pinned_to_the_stack(stage: str, generated: Generated) -> None:
     merge, chalice = generated[stage]
-    expected = merge_template.pin_to_stack(_policy(stage))
-    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in _functions(chalice).values()}
-    for role in roles:
+    roles = set()
+    for function, logical_id in _by_name(chalice).items():
+        role = chalice[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+        roles.add(role)
         (policy,) = merge["Resources"][role]["Properties"]["Policies"]
-        assert policy["PolicyDocument"] == expected
-    pinned = json.dumps(expected)
-    assert ":*:*:" not in pinned
-    assert pinned.count("${AWS::AccountId}") == sum(len(_as_list(s["Resource"])) for s in expected["Statement"])
+        expected = merge_template.pin_to_stack(_policy(stage, function))
+        *statements, key = policy["PolicyDocument"]["Statement"]
+        assert statements == expected["Statement"]
+        assert key == {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                       "Resource": {"Fn::GetAtt": [STACK_KEY, "Arn"]}}
+        pinned = json.dumps(expected)
+        assert ":*:*:" not in pinned
+        assert pinned.count("${AWS::AccountId}") == sum(len(_as_list(s["Resource"])) for s in expected["Statement"])
+    assert len(roles) == len(FUNCTIONS), "one role per function"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_schedulers_run_one_at_a_time_and_park_failed_runs(stage: str, generated: Generated) -> None:
+    merge, chalice = generated[stage]
+    for logical_id, function in _functions(chalice).items():
+        scheduled = any(e["Type"] == "Schedule" for e in function["Properties"].get("Events", {}).values())
+        concurrency = function["Properties"].get("ReservedConcurrentExecutions")
+        assert concurrency is not None and concurrency >= 1, logical_id
+        if scheduled:
+            assert concurrency == 1, logical_id
+            assert merge["Resources"][logical_id]["Properties"]["DeadLetterQueue"] == {
+                "Type": "SQS", "TargetArn": {"Fn::GetAtt": [JOB_FAILURE_QUEUE, "Arn"]}}
+        else:
+            assert "DeadLetterQueue" not in merge["Resources"][logical_id]["Properties"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_is_regional_throttled_logged_and_answers_in_the_envelope(stage: str, generated: Generated) -> None:
+    merge, chalice = generated[stage]
+    api = chalice["RestAPI"]["Properties"]
+    override = merge["Resources"]["RestAPI"]["Properties"]
+    # Routes carry /v1; the stage must not add another (/v1/v1/...). A custom domain maps "" to it.
+    assert api["StageName"] == stage != "v1"
+    assert api["EndpointConfiguration"] == "REGIONAL" and override["EndpointConfiguration"] == {"Type": "REGIONAL"}
+    (method,) = override["MethodSettings"]
+    profile = merge_template.STAGE_PROFILES[stage]
+    assert (method["ThrottlingRateLimit"], method["ThrottlingBurstLimit"]) == (
+        profile.api_rate_limit, profile.api_burst_limit)
+    access = override["AccessLogSetting"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": [merge_template.API_ACCESS_LOGS, "Arn"]}
+    logged = json.loads(access["Format"])
+    assert {"requestId", "status", "path", "latencyMs"} <= set(logged)
+    assert not any(word in access["Format"].lower() for word in ("body", "authorization", "header"))
+    responses = override["GatewayResponses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "REQUEST_TOO_LARGE", "UNAUTHORIZED", "DEFAULT_4XX",
+            "DEFAULT_5XX"} <= set(responses)
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == 404
+    for kind, response in responses.items():
+        body = response["ResponseTemplates"]["application/json"]
+        rendered = body.replace("$context.error.messageString", '"Missing Authentication Token"').replace(
+            "$context.requestId", "abc-123")
+        error = json.loads(rendered)["error"]
+        assert set(error) == {"code", "message", "request_id"} and re.fullmatch(r"[a-z_]+", error["code"]), kind
+
+
+def test_every_route_is_under_v1_once_or_a_fixed_root_path(generated: Generated) -> None:
+    from app import app
+
+    roots = {"/health", "/openapi.json", "/docs"}
+    for path in app.routes:
+        assert path in roots or (path.startswith("/v1/") and "/v1/" not in path[3:]), path
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_alarms_and_dashboard(stage: str, generated: Generated) -> None:
+    from infra import monitoring
+
+    merge, chalice = generated[stage]
+    resources = merge["Resources"]
+    alarms = {k: v["Properties"] for k, v in resources.items() if v.get("Type") == "AWS::CloudWatch::Alarm"}
+    functions = _functions(chalice)
+    for logical_id in functions:
+        assert f"{logical_id}ErrorsAlarm" in alarms and f"{logical_id}ThrottlesAlarm" in alarms
+    streamed = [k for k, f in functions.items()
+                if any(e["Type"] == "DynamoDB" for e in f["Properties"].get("Events", {}).values())]
+    assert streamed
+    for logical_id in streamed:
+        assert alarms[f"{logical_id}IteratorAgeAlarm"]["MetricName"] == "IteratorAge"
+    for queue in (FAILURE_QUEUE, JOB_FAILURE_QUEUE):
+        depth = alarms[f"{queue}DepthAlarm"]
+        assert (depth["MetricName"], depth["Threshold"], depth["ComparisonOperator"]) == (
+            "ApproximateNumberOfMessagesVisible", 0, "GreaterThanThreshold")
+    throttles = alarms["TableThrottlesAlarm"]["Metrics"]
+    indexed = {d["Value"] for m in throttles if "MetricStat" in m for d in m["MetricStat"]["Metric"]["Dimensions"]
+               if d["Name"] == "GlobalSecondaryIndexName"}
+    assert indexed == {"gsi1", "gsi2"}
+    assert alarms["Api5xxAlarm"]["MetricName"] == "5XXError"
+    assert alarms["ApiLatencyAlarm"]["ExtendedStatistic"] == "p99"
+    incomplete = alarms["DailyJobsIncompleteAlarm"]
+    assert (incomplete["MetricName"], incomplete["TreatMissingData"]) == ("ScheduledRunCompleted", "breaching")
+    assert {d["Name"]: d["Value"] for d in incomplete["Dimensions"]} == {
+        "schedule": "daily", "service": "loyalty", "stage": stage}
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": monitoring.ALARM_TOPIC}]
+    body = resources[monitoring.DASHBOARD]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert len(json.loads(body)["widgets"]) >= 10
+
+
+def test_metric_dimensions_match_what_the_alarms_read(capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib import metrics
+
+    metrics.emit("ScheduledRunCompleted", schedule="daily")
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Loyalty"
+    assert sorted(directive["Dimensions"][0]) == ["schedule", "service", "stage"]
+    assert line["service"] == "loyalty"
 
 
 def test_pinning_leaves_iam_policy_variables_alone() -> None:
@@ -256,13 +398,9 @@ def test_pinning_leaves_iam_policy_variables_alone() -> None:
     ]
 
 
-def test_secret_reference_can_pin_a_version_to_deploy_a_rotation() -> None:
-    assert merge_template.secret_reference("loyalty/prod", "data_key") == (
-        "{{resolve:secretsmanager:loyalty/prod:SecretString:data_key}}"
-    )
-    assert merge_template.secret_reference("loyalty/prod", "data_key", "7f3c") == (
-        "{{resolve:secretsmanager:loyalty/prod:SecretString:data_key::7f3c}}"
-    )
+def test_secret_ids_name_one_secret_per_field() -> None:
+    assert json.loads(merge_template.secret_ids("loyalty/prod", ("token_secret", "data_key"))) == {
+        "token_secret": "loyalty/prod/token_secret", "data_key": "loyalty/prod/data_key"}
 
 
 def test_local_stage_is_not_packaged(tmp_path: Path) -> None:
@@ -312,3 +450,57 @@ def test_package_check_refuses_an_unmerged_stream_or_orphan_override(tmp_path: P
     problems = check_package.merge_problems(template)
     assert any(p.startswith("Fn.Events.Changes: reads 'arn:aws:dynamodb") for p in problems)
     assert any(p.startswith("Renamed: no Type") for p in problems)
+
+
+def test_bytecode_goes_into_the_zip_and_is_used_without_the_source_mtime(tmp_path: Path) -> None:
+    from infra import bytecode
+
+    archive = tmp_path / "code.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("pkg/__init__.py", b"")
+        zipped.writestr("pkg/mod.py", b"ANSWER = 42\n")
+        zipped.writestr("pkg/py2_example.py", b"print 'not python 3'\n")
+    assert bytecode.missing_bytecode(archive) == ["pkg/__init__.py", "pkg/mod.py", "pkg/py2_example.py"]
+    assert bytecode.compile_zip(archive) == 2
+    first = archive.read_bytes()
+    assert bytecode.missing_bytecode(archive) == ["pkg/py2_example.py"]  # left as pip leaves it
+    with zipfile.ZipFile(archive) as zipped:
+        pyc = zipped.read(bytecode.pyc_name("pkg/mod.py"))
+        zipped.extractall(tmp_path / "unzipped")
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked: mtimes do not matter
+    # Same input, same zip (fixed timestamps), so packaging is repeatable.
+    bytecode.compile_zip(archive)
+    assert archive.read_bytes() == first
+    source = tmp_path / "unzipped" / "pkg" / "mod.py"
+    source.write_text("ANSWER = 0\n")  # a changed source is not even looked at: the package is immutable
+    done = subprocess.run([sys.executable, "-c", "import pkg.mod; print(pkg.mod.ANSWER)"], cwd=tmp_path / "unzipped",
+                          capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.stdout.strip() == "42", done.stderr
+
+
+def test_package_check_refuses_zips_without_bytecode(tmp_path: Path) -> None:
+    template = _package(tmp_path, "python3.11", ["lib/thing.py"], {"Fn::GetAtt": ["Table", "StreamArn"]})
+    problems = check_package.bytecode_problems(template, tmp_path)
+    assert any(p.startswith("layer.zip: 1 modules without bytecode") for p in problems)
+    assert any(p.startswith("code.zip: 1 modules without bytecode") for p in problems)
+
+
+def test_checkov_gate_accepts_only_listed_noise_and_never_the_checks_that_matter(tmp_path: Path) -> None:
+    from infra import checkov_gate
+    from infra.checkov_gate import Finding
+
+    accepted = checkov_gate.load_accepted()
+    assert all(entry["reason"].strip() for entry in accepted)
+    vpc = Finding("t", "CKV_AWS_117", "AWS::Serverless::Function.RunDailyJobs", "VPC")
+    dlq_api = Finding("t", "CKV_AWS_116", "AWS::Serverless::Function.APIHandler", "DLQ")
+    dlq_job = Finding("t", "CKV_AWS_116", "AWS::Serverless::Function.RunDailyJobs", "DLQ")
+    kms = Finding("t", "CKV_AWS_173", "AWS::Serverless::Function.APIHandler", "env KMS")
+    left, _ = checkov_gate.unaccepted([vpc, dlq_api, dlq_job, kms], accepted)
+    assert left == [dlq_job, kms]  # a schedule without a DLQ and plaintext env are never noise
+    bad = tmp_path / "accepted.yaml"
+    bad.write_text("- check: CKV_AWS_158\n  resources: ['*']\n  reason: logs are fine\n")
+    with pytest.raises(SystemExit, match="may not be accepted"):
+        checkov_gate.load_accepted(bad)
+    bad.write_text("- check: CKV_AWS_116\n  resources: ['AWS::Serverless::Function.*']\n  reason: all sync\n")
+    with pytest.raises(SystemExit, match="no wildcard"):
+        checkov_gate.load_accepted(bad)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -54,8 +55,6 @@ def test_crossing_1000_growth_upgrades_via_the_stream_and_the_next_order_earns_x
 
 def program_today() -> dt.date:
     """The program's day (Asia/Shanghai): the machine's differs for 8 hours a day."""
-    from zoneinfo import ZoneInfo
-
     return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 

@@ -1,0 +1,1 @@
+"""Operator tools: `loyalty-admin` (provisioning) and `python -m loyalty_admin.replay_failures`."""
