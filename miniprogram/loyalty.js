@@ -186,7 +186,13 @@ function createClient (options) {
   async function send (method, path, body, headers, idempotencyKey) {
     const traced = Object.assign({ 'X-Request-Id': idempotencyKey || newRequestId('mpq') }, headers)
     for (let attempt = 0; ; attempt++) {
-      const res = await exchange(method, path, body, traced)
+      let res
+      try {
+        res = await exchange(method, path, body, traced)
+      } catch (error) {
+        error.idempotencyKey = idempotencyKey || null // the outcome is unknown: repeat with this key
+        throw error
+      }
       if (res.statusCode >= 200 && res.statusCode < 300) return res.data
       const error = errorOf(res, idempotencyKey)
       if (error.status === 503 && error.code === 'retry_later' && attempt < settings.retries) {
