@@ -24,3 +24,10 @@ export function shanghaiNow () {
   const shifted = new Date(Date.now() + 8 * 3600_000 - 60_000)
   return shifted.toISOString().replace(/\.\d{3}Z$/, '+08:00')
 }
+
+/** A phone number no other test run on the same stack has bound: 138 and 8 random digits. */
+export function freshPhone () {
+  return '138' + String(Math.floor(Math.random() * 1e8)).padStart(8, '0')
+}
+
+export const masked = phone => `${phone.slice(0, 3)}****${phone.slice(-4)}`
