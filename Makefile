@@ -64,7 +64,7 @@ e2e: $(STAMP) $(CHROMIUM)
 # The mini-program kit (miniprogram/, tools/): Node's test runner, with the client against a
 # local stack of its own, the types drift check and the Swagger UI files' check.
 kit: $(STAMP) $(NODE_TOOLS)
-	cd tools && LOYALTY_PYTHON=../$(PY) node with-stack.mjs node --test test/*.test.mjs
+	cd tools && LOYALTY_PYTHON=../$(PY) node with-stack.mjs node --test --test-reporter=spec test/*.test.mjs
 
 # Regenerates miniprogram/types/api.d.ts from a fresh local stack's /openapi.json.
 kit-types: $(STAMP) $(NODE_TOOLS)

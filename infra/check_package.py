@@ -6,6 +6,8 @@
   (pydantic-core, cffi and charset-normalizer ship per-version builds), so a template whose
   ``Runtime`` differs from that Python imports nothing at cold start; cfn-lint sees only the
   template and calls that valid.
+* The API function ships the files it serves that are not Python: Swagger UI's script and style
+  for `/docs` (chalicelib/api/swagger_ui/).
 * The merge template landed. Chalice's merge silently creates whatever logical id or event name
   it is given, and cfn-lint does not look inside SAM event properties: every DynamoDB event must
   read this stack's stream, report partial batch failures and park failures in a queue.
@@ -86,6 +88,20 @@ def runtime_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
     return problems
 
 
+# Files the API serves from chalicelib/ besides code (chalicelib/api/docs.py).
+_API_FILES = ("chalicelib/api/swagger_ui/swagger-ui-bundle.js", "chalicelib/api/swagger_ui/swagger-ui.css")
+
+
+def asset_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
+    api = template["Resources"].get("APIHandler", {}).get("Properties", {})
+    archive = _local_archive(api.get("CodeUri"), template_dir)
+    if archive is None:
+        return ["APIHandler: no local code archive to look into"]
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+    return [f"APIHandler: {archive.name} lacks {name} (served at /docs)" for name in _API_FILES if name not in names]
+
+
 def merge_problems(template: dict[str, Any]) -> list[str]:
     problems = []
     resources = template["Resources"]
@@ -116,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("template", type=Path, help="sam.json written by `chalice package`")
     args = parser.parse_args(argv)
     template = json.loads(args.template.read_text(encoding="utf-8"))
-    problems = merge_problems(template) + runtime_problems(template, args.template.parent)
+    problems = (merge_problems(template) + runtime_problems(template, args.template.parent)
+                + asset_problems(template, args.template.parent))
     for problem in problems:
         print(f"check_package: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -312,3 +312,16 @@ def test_package_check_refuses_an_unmerged_stream_or_orphan_override(tmp_path: P
     problems = check_package.merge_problems(template)
     assert any(p.startswith("Fn.Events.Changes: reads 'arn:aws:dynamodb") for p in problems)
     assert any(p.startswith("Renamed: no Type") for p in problems)
+
+
+def test_package_check_wants_the_docs_page_files_in_the_api_function(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "api.zip", "w") as zipped:
+        zipped.writestr("app.py", b"")
+        zipped.writestr("chalicelib/api/swagger_ui/swagger-ui.css", b"")
+    template = {"Resources": {"APIHandler": {"Type": "AWS::Serverless::Function",
+                                             "Properties": {"CodeUri": "./api.zip"}}}}
+    assert check_package.asset_problems(template, tmp_path) == [
+        "APIHandler: api.zip lacks chalicelib/api/swagger_ui/swagger-ui-bundle.js (served at /docs)"]
+    with zipfile.ZipFile(tmp_path / "api.zip", "a") as zipped:
+        zipped.writestr("chalicelib/api/swagger_ui/swagger-ui-bundle.js", b"")
+    assert check_package.asset_problems(template, tmp_path) == []
