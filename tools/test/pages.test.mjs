@@ -3,12 +3,12 @@
 // flow, and the files' consistency (every page complete, every bound handler defined).
 
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startStack } from '../lib/stack.mjs'
 import { fakeWx } from './support/fake-wx.mjs'
-import { MINIPROGRAM, freshPhone, masked, shanghaiNow } from './support/kit.mjs'
+import { MINIPROGRAM, freshPhone, masked, require as kitRequire, shanghaiNow } from './support/kit.mjs'
 import { appJson, file, launch } from './support/miniprogram.mjs'
 import { till } from './support/till.mjs'
 
@@ -170,5 +170,25 @@ describe('the pages against the local stack', () => {
     } else {
       assert.equal(topup.data.error, null)
     }
+  })
+})
+
+describe("the README's ten-line example", () => {
+  it('runs as a page against the local stack', async () => {
+    const readme = readFileSync(join(MINIPROGRAM, '..', 'README.md'), 'utf8')
+    const source = readme.match(/```js\n([\s\S]*?)```/)[1]
+    assert.ok(source.trim().split('\n').length <= 10, 'ten lines')
+    const wx = fakeWx({ openid: `kit-readme-${process.pid}-${Date.now()}` })
+    let page
+    const run = new Function('require', 'Page', 'wx', source.replace(
+      "baseUrl: 'https://api.example.com', appid: 'wx0123456789abcdef'",
+      `baseUrl: ${JSON.stringify(stack.api)}, appid: 'wxdemo0000000000', wx`))
+    run(kitRequire, definition => { page = { ...definition, data: {}, setData (d) { Object.assign(this.data, d) } } }, wx)
+    await page.onShow()
+    assert.deepEqual(page.data, { points: 0, tier: '普通' })
+    const phone = freshPhone()
+    assert.equal((await page.onPhone({ detail: { code: `phone-${phone}` } })).phone, masked(phone))
+    await page.redeem()
+    assert.deepEqual(wx.calls.at(-1), { name: 'showToast', options: { title: 'insufficient_points', icon: 'none' } })
   })
 })
