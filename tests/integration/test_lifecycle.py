@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,7 +28,9 @@ def expiry_of_today_earnings():
     from chalicelib.domain.lots import expiry_day
     from chalicelib.domain.program import ExpiryPolicy
 
-    return expiry_day(ExpiryPolicy(), dt.datetime.now(dt.timezone.utc).astimezone().date())
+    # The program's day (Asia/Shanghai), not the machine's: they differ from 16:00 to 24:00 UTC,
+    # a different month on a month's last day.
+    return expiry_day(ExpiryPolicy(), dt.datetime.now(ZoneInfo("Asia/Shanghai")).date())
 
 
 def test_a_run_13_months_after_earning_expires_the_points_once(api):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -71,7 +72,8 @@ def test_review_a_year_later_drops_the_idle_keeps_the_active_and_runs_once(api):
     from chalicelib.store import keys
     from chalicelib.store.models import AccountItem
 
-    year_later = dt.date.today() + dt.timedelta(days=365)
+    # From the program's day (Asia/Shanghai): the growth window is by the program's months.
+    year_later = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date() + dt.timedelta(days=365)
     month = f"{year_later.year:04d}-{year_later.month:02d}"
     account = AccountItem.get(*keys.account("demo", active))
     account.update(actions=[AccountItem.growth_months.set({**account.growth_months, month: 1000}),
