@@ -10,7 +10,8 @@ WECHAT_PORT ?= 8001
 DYNAMODB_PORT ?= 8002
 export PORT WECHAT_PORT DYNAMODB_PORT
 
-.PHONY: run test unit integration e2e lint-code package lint-template fuzz bench reconcile clean
+.PHONY: run test unit integration e2e lint-code kit kit-types docs-assets node-tools browser package lint-template \
+	fuzz bench reconcile clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +22,35 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
+# What the kit's Node tests and the browser tests need, installed when missing (we are root; the
+# machine's package registries only): Node and npm from Debian, the pinned npm tools (`npm ci`,
+# no install scripts), Debian's chromium for Playwright (which never downloads a browser here).
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends
+NODE_TOOLS := tools/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+DOCS_ASSETS := swagger-ui-bundle.js swagger-ui.css LICENSE NOTICE
+
+$(NODE_TOOLS): tools/package.json tools/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update && $(APT_INSTALL) nodejs npm; }
+	cd tools && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+node-tools: $(NODE_TOOLS)
+
+$(CHROMIUM):
+	apt-get update
+	$(APT_INSTALL) chromium
+
+browser: $(CHROMIUM)
+
 run: $(STAMP)
 	$(PY) -m devstack
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
 	$(MAKE) lint-code
 	$(PY) -m pytest -q -n 2 tests/unit tests/integration
 	$(PY) -m pytest -q tests/e2e
+	$(MAKE) kit
 	FUZZ_SEED=$${FUZZ_SEED:-20261123} $(PY) -m pytest -q tests/fuzz  # a fixed seed: CI is repeatable
 	$(MAKE) lint-template
 
@@ -43,8 +66,21 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q tests/e2e
+
+# The mini-program kit (miniprogram/, tools/): Node's test runner, with the client against a
+# local stack of its own, the types drift check and the Swagger UI files' check.
+kit: $(STAMP) $(NODE_TOOLS)
+	cd tools && LOYALTY_PYTHON=../$(PY) node with-stack.mjs node --test --test-reporter=spec test/*.test.mjs
+
+# Regenerates miniprogram/types/api.d.ts from a fresh local stack's /openapi.json.
+kit-types: $(STAMP) $(NODE_TOOLS)
+	cd tools && LOYALTY_PYTHON=../$(PY) node gen-types.mjs --write
+
+# Copies Swagger UI's files from the pinned swagger-ui-dist into chalicelib/ (served at /docs).
+docs-assets: $(NODE_TOOLS)
+	cp $(addprefix tools/node_modules/swagger-ui-dist/,$(DOCS_ASSETS)) chalicelib/api/swagger_ui/
 
 # Deployment packaging (infra/README.md). PyPI only; no AWS credentials.
 STAGE ?= dev

@@ -8,6 +8,8 @@
   template and calls that valid.
 * Bytecode is in the zips (infra/bytecode.py): every module has its compiled file, so a cold
   start on Lambda's read-only disk compiles nothing.
+* The API function ships the files it serves that are not Python: Swagger UI's script and style
+  for `/docs` (chalicelib/api/swagger_ui/).
 * The merge template landed. Chalice's merge silently creates whatever logical id or event name
   it is given, and cfn-lint does not look inside SAM event properties: every DynamoDB event must
   read this stack's stream, report partial batch failures and park failures in a queue.
@@ -98,6 +100,18 @@ def bytecode_problems(template: dict[str, Any], template_dir: Path) -> list[str]
             problems.append(f"{archive.name}: {len(missing)} modules without bytecode (e.g. {missing[0]}); "
                             "run python -m infra.bytecode on the package")
     return problems
+# Files the API serves from chalicelib/ besides code (chalicelib/api/docs.py).
+_API_FILES = ("chalicelib/api/swagger_ui/swagger-ui-bundle.js", "chalicelib/api/swagger_ui/swagger-ui.css")
+
+
+def asset_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
+    api = template["Resources"].get("APIHandler", {}).get("Properties", {})
+    archive = _local_archive(api.get("CodeUri"), template_dir)
+    if archive is None:
+        return ["APIHandler: no local code archive to look into"]
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+    return [f"APIHandler: {archive.name} lacks {name} (served at /docs)" for name in _API_FILES if name not in names]
 
 
 def merge_problems(template: dict[str, Any]) -> list[str]:
@@ -131,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     template = json.loads(args.template.read_text(encoding="utf-8"))
     problems = (merge_problems(template) + runtime_problems(template, args.template.parent)
-                + bytecode_problems(template, args.template.parent))
+                + bytecode_problems(template, args.template.parent)
+                + asset_problems(template, args.template.parent))
     for problem in problems:
         print(f"check_package: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -272,11 +272,12 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
           response: type[BaseModel] | None = None, page_of: type[BaseModel] | None = None,
           status: int = 200, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
           also: tuple[int, ...] = (), errors: tuple[int, ...] = (), media_type: str = JSON,
-          uses_store: bool = True, description: str = "",
+          uses_store: bool = True, description: str = "", headers: dict[str, str] | None = None,
           **chalice_kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a route. `response` is the model of a success answer; `page_of=Item` declares a
     paged list instead (query `PageQuery`, answer `Page[Item]`, cursors sealed). `media_type`
-    other than JSON means the view returns the body as text."""
+    other than JSON means the view returns the body as text; `headers` are added to its success
+    answers (e.g. the docs page's Content-Security-Policy)."""
     if page_of is not None:
         if response is not None or query is not None:
             raise TypeError("page_of declares both the query and the response")
@@ -330,7 +331,8 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
                 result, answer_status = result
             if operation.paged:
                 result = {**result, "next_cursor": seal_cursor(settings, result["next_cursor"])}
-            return Response(body=result, status_code=answer_status, headers={"Content-Type": media_type})
+            return Response(body=result, status_code=answer_status,
+                            headers={"Content-Type": media_type, **(headers or {})})
 
         handler.auth = auth  # type: ignore[attr-defined]  # read by the auth matrix test
         handler.operations = operations  # type: ignore[attr-defined]  # read by openapi.py

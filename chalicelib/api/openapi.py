@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document, built from what the routes declare (`http.route`) and the pydantic
 models they name; nothing in it is written by hand except the prose. Served at `/openapi.json`,
-and as a self-contained HTML page at `/docs` (no scripts, no CDN: the local stack is offline).
+and shown by Swagger UI at `/docs` (`docs.py`), descriptions rendered as Markdown.
 
 Pydantic emits JSON Schema 2020-12, which is what OpenAPI 3.1 schemas are, so request models are
 published as they validate (mode "validation") and answer models as they serialize.
@@ -9,8 +9,6 @@ published as they validate (mode "validation") and answer models as they seriali
 from __future__ import annotations
 
 import functools
-import html
-import json
 from typing import Any
 
 from chalice import Chalice
@@ -234,85 +232,3 @@ def build_document(app: Chalice) -> dict[str, Any]:
 def document(app: Chalice) -> dict[str, Any]:
     """The document for this app, built once per process (routes do not change at run time)."""
     return build_document(app)
-
-
-# --- the HTML page ---------------------------------------------------------------------------
-
-_STYLE = """
-body{font:15px/1.45 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:70em;
-padding:1em 2em;color:#222}
-h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin:1.5em 0 .3em;font-size:1.05em}
-code,pre{font:13px/1.4 Menlo,Consolas,monospace}pre{background:#f6f8fa;padding:.6em;overflow:auto;white-space:pre-wrap}
-.m{display:inline-block;min-width:4.2em;font-weight:bold}.get{color:#1a7f37}.post{color:#0969da}
-.put{color:#9a6700}.patch{color:#8250df}.delete{color:#cf222e}
-table{border-collapse:collapse;margin:.3em 0}
-td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}
-.note{color:#555}
-"""
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _ref_link(schema: dict[str, Any]) -> str:
-    ref = schema.get("$ref", "")
-    if ref.startswith("#/components/schemas/"):
-        name = ref.rsplit("/", 1)[1]
-        return f'<a href="#schema-{_e(name)}"><code>{_e(name)}</code></a>'
-    return f"<code>{_e(json.dumps(schema, ensure_ascii=False))}</code>"
-
-
-def _paragraphs(text: str) -> str:
-    return "".join(f"<pre>{_e(block)}</pre>" for block in text.strip().split("\n\n"))
-
-
-def _operation_html(path: str, method: str, op: dict[str, Any], doc: dict[str, Any]) -> str:
-    parts = [f'<h3 id="{_e(op["operationId"])}"><span class="m {method}">{method.upper()}</span> '
-             f'<code>{_e(path)}</code></h3><p>{_e(op["summary"])}</p>']
-    schemes = sorted({name for requirement in op["security"] for name in requirement})
-    parts.append(f'<p class="note">Credentials: {_e(", ".join(schemes) or "none")}</p>')
-    if op.get("parameters"):
-        rows = "".join(
-            f"<tr><td><code>{_e(p['name'])}</code></td><td>{_e(p['in'])}</td>"
-            f"<td>{'required' if p['required'] else 'optional'}</td><td>{_ref_link(p['schema'])}</td>"
-            f"<td>{_e(p.get('description', ''))}</td></tr>"
-            for p in op["parameters"]
-        )
-        parts.append(f"<table><tr><th>parameter</th><th>in</th><th></th><th>schema</th><th></th></tr>{rows}</table>")
-    if "requestBody" in op:
-        body = op["requestBody"]
-        schema = next(iter(body["content"].values()))["schema"]
-        parts.append(f"<p>Body ({'required' if body['required'] else 'optional'}): {_ref_link(schema)}</p>")
-    answer_rows = []
-    for status, answer in op["responses"].items():
-        if "$ref" in answer:
-            answer = doc["components"]["responses"][answer["$ref"].rsplit("/", 1)[1]]
-        media_type, content = next(iter(answer["content"].items()))
-        answer_rows.append(f"<tr><td>{_e(status)}</td><td>{_e(media_type)}</td><td>{_ref_link(content['schema'])}</td>"
-                    f"<td>{_e(answer['description'])}</td></tr>")
-    parts.append(f"<table><tr><th>status</th><th>type</th><th>schema</th><th></th></tr>{''.join(answer_rows)}</table>")
-    return "".join(parts)
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    """The document as one static page: operations by caller, then every schema."""
-    info = doc["info"]
-    sections = [f"<h1>{_e(info['title'])} <small>v{_e(info['version'])}</small></h1>",
-                _paragraphs(info["description"]),
-                '<p>Machine-readable: <a href="/openapi.json"><code>/openapi.json</code></a> (OpenAPI 3.1).</p>']
-    for tag in doc["tags"]:
-        entries = [(path, method, op) for path, methods in doc["paths"].items() for method, op in methods.items()
-                   if tag["name"] in op["tags"]]
-        sections.append(f'<h2 id="tag-{_e(tag["name"])}">{_e(tag["name"])}</h2><p>{_e(tag["description"])}</p>')
-        sections.extend(_operation_html(path, method, op, doc) for path, method, op in entries)
-    sections.append("<h2>Credentials</h2>")
-    for name, scheme in doc["components"]["securitySchemes"].items():
-        sections.append(f"<h3><code>{_e(name)}</code></h3>{_paragraphs(scheme.get('description', ''))}")
-    sections.append("<h2>Schemas</h2>")
-    for name, schema in doc["components"]["schemas"].items():
-        sections.append(f'<h3 id="schema-{_e(name)}"><code>{_e(name)}</code></h3>'
-                        f"<pre>{_e(json.dumps(schema, ensure_ascii=False, indent=2))}</pre>")
-    body = "\n".join(sections)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(info["title"])}</title>'
-            f"<style>{_STYLE}</style></head><body>{body}</body></html>")

@@ -69,16 +69,18 @@ class RunningStack:
         return [json.loads(line) for line in lines if line.strip()]
 
     def wait_for_stream_record(
-        self, matches: Callable[[dict[str, Any]], bool], *, outcome: str = "ok", timeout: float = 10.0
+        self, matches: Callable[[dict[str, Any]], bool], *, outcome: str = "ok", timeout: float = 10.0,
+        function: str | None = None,
     ) -> tuple[PumpEntry, dict[str, Any]]:
-        """The first invocation with the given outcome that carried a record ``matches`` accepts.
+        """The first invocation with the given outcome (of ``function``, if given: both stream
+        functions read every record, in no fixed order) that carried a record ``matches`` accepts.
 
         A record in the log is ``{"seq", "event", "keys": {"pk": ..., "sk": ...}}``.
         """
         deadline = time.monotonic() + timeout
         while True:
             for entry in self.pump_entries():
-                if entry["outcome"] != outcome:
+                if entry["outcome"] != outcome or (function is not None and entry["function"] != function):
                     continue
                 for record in entry["records"]:
                     if matches(record):

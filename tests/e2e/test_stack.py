@@ -104,7 +104,7 @@ def test_a_table_write_reaches_the_stream_handler(stack: RunningStack) -> None:
 
     stack.dynamodb().put_item(TableName=stack.table_name, Item={"pk": {"S": pk}, "sk": {"S": "PROBE"}})
 
-    entry, record = stack.wait_for_stream_record(lambda r: r["keys"].get("pk") == pk)
+    entry, record = stack.wait_for_stream_record(lambda r: r["keys"].get("pk") == pk, function="on_table_change")
     assert record["event"] == "INSERT"
     assert record["keys"] == {"pk": pk, "sk": "PROBE"}
     assert entry["function"] == "on_table_change"

@@ -102,16 +102,26 @@ def test_the_served_document_is_the_generated_one(api):
     conform(answer, "GET", "/openapi.json")
 
 
-def test_the_docs_page_is_self_contained_html_listing_every_operation(api):
+def test_the_docs_page_is_swagger_ui_from_this_origin_only(api):
+    """What a browser shows is checked in tests/e2e/test_docs_in_browser.py; here, what is served."""
     answer = api.client.http.request("GET", "/docs")  # not JSON: past the helper that decodes it
     assert answer.status_code == 200
     conform(answer, "GET", "/docs")
     page = answer.body.decode()
-    assert page.startswith("<!doctype html>") and "<script" not in page
-    assert not re.search(r"""(src|href)=["']https?://""", page), "the local stack is offline: no CDN"
-    for methods in DOCUMENT["paths"].values():
-        for op in methods.values():
-            assert f'id="{op["operationId"]}"' in page
+    assert page.startswith("<!doctype html>") and 'id="swagger-ui"' in page
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", page), "the local stack is offline: no CDN"
+    csp = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "connect-src 'self'" in csp
+    for asset, media_type in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css"),
+                              ("swagger-initializer.js", "text/javascript")):
+        assert f'"docs/{asset}"' in page  # relative: behind API Gateway the stage prefixes the path
+        served = api.client.http.request("GET", f"/docs/{asset}")
+        assert served.status_code == 200 and served.headers["Content-Type"].startswith(media_type)
+        conform(served, "GET", f"/docs/{asset}")
+    script = api.client.http.request("GET", "/docs/swagger-ui-bundle.js").body
+    assert b"SwaggerUIBundle" in script and len(script) > 500_000
+    initializer = api.client.http.request("GET", "/docs/swagger-initializer.js").body.decode()
+    assert 'url: "openapi.json"' in initializer and "validatorUrl: null" in initializer
 
 
 # --- real answers against their schemas -------------------------------------------------------

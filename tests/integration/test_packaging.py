@@ -504,3 +504,16 @@ def test_checkov_gate_accepts_only_listed_noise_and_never_the_checks_that_matter
     bad.write_text("- check: CKV_AWS_116\n  resources: ['AWS::Serverless::Function.*']\n  reason: all sync\n")
     with pytest.raises(SystemExit, match="no wildcard"):
         checkov_gate.load_accepted(bad)
+
+
+def test_package_check_wants_the_docs_page_files_in_the_api_function(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "api.zip", "w") as zipped:
+        zipped.writestr("app.py", b"")
+        zipped.writestr("chalicelib/api/swagger_ui/swagger-ui.css", b"")
+    template = {"Resources": {"APIHandler": {"Type": "AWS::Serverless::Function",
+                                             "Properties": {"CodeUri": "./api.zip"}}}}
+    assert check_package.asset_problems(template, tmp_path) == [
+        "APIHandler: api.zip lacks chalicelib/api/swagger_ui/swagger-ui-bundle.js (served at /docs)"]
+    with zipfile.ZipFile(tmp_path / "api.zip", "a") as zipped:
+        zipped.writestr("chalicelib/api/swagger_ui/swagger-ui-bundle.js", b"")
+    assert check_package.asset_problems(template, tmp_path) == []
