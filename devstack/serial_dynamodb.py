@@ -58,6 +58,29 @@ def install() -> None:
     _installed = True
 
 
+def lock() -> threading.RLock:
+    """The lock every DynamoDB request holds (to read moto's state consistently in-process)."""
+    return _lock
+
+
+def remove_guard(attribute: str) -> None:
+    """A deliberately broken DynamoDB, for the self-test of the load run's checks only
+    (``DEVSTACK_UNGUARDED``): transactions lose every condition that names ``attribute`` (the
+    account's ``version``: concurrent changes to one member then overwrite each other)."""
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def unguarded(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        for entry in transact_items:
+            (_, op), = entry.items()
+            if attribute in (op.get("ExpressionAttributeNames") or {}).values():
+                op.pop("ConditionExpression", None)
+        original(self, transact_items)
+
+    models.DynamoDBBackend.transact_write_items = unguarded  # type: ignore[method-assign]
+
+
 def _cheap_transaction_rollback() -> None:
     from moto.dynamodb import models
     from moto.dynamodb.models.dynamo_type import DynamoType
