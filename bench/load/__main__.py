@@ -56,7 +56,7 @@ PROFILES = {
     "soak": Profile("soak", 10_000, 16, 600, 90),
     "ninety": Profile("ninety", 300, 16, 90, 90, rich_share=0.5),
     "smoke": Profile("smoke", 300, 8, 30, 0, rich_share=0.5, memory_seconds=10, rate_seconds=10),
-    "selftest": Profile("selftest", 300, 8, 30, 0, hot=5, rich_share=0.5, memory_seconds=10, rate_seconds=10,
+    "selftest": Profile("selftest", 300, 8, 30, 0, hot=2, rich_share=0.5, memory_seconds=10, rate_seconds=10,
                         unguarded="version"),
 }
 
@@ -410,12 +410,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int)
     parser.add_argument("--baseline-seconds", type=int)
     parser.add_argument("--write", action="store_true", help="record the report in bench/LOAD.md")
+    parser.add_argument("--report-json", type=Path, help="also write the whole report (JSON) here")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     overrides = {k: v for k, v in (("seconds", args.seconds), ("members", args.members), ("users", args.users),
                                    ("baseline_seconds", args.baseline_seconds)) if v is not None}
     profile = replace(profile, **overrides)
     report = run(profile)
+    if args.report_json:
+        args.report_json.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
     text = render(report)
     print(text)
     if args.write:

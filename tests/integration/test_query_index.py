@@ -10,6 +10,7 @@ round a battery of Queries runs twice, once partitioned and once with moto walki
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -245,3 +246,69 @@ def test_a_query_reads_its_partition_only(dynamodb):
         Table.all_items = patched_all_items
     total = dynamodb.scan(TableName=TABLE, Select="COUNT")["Count"]
     assert len(walked) == 2 and max(walked) < total / 2, (walked, total)
+
+
+def test_direct_json_answers_parse_as_moto_s_serializer_answers(dynamodb):
+    """Part 4: the data operations' answers, dumped as they are, read back exactly as moto's
+    serializer's do (binary values, sets, numbers, empty answers, errors, every operation)."""
+    rng = random.Random(5)
+    _writes(dynamodb, rng, 120)
+    item = {"pk": {"S": "P#bin"}, "sk": {"S": "x"}, "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"a", b"b"]},
+            "ns": {"NS": ["1", "2.5"]}, "ss": {"SS": ["a", "b"]}, "n": {"N": "-0.50"}, "nul": {"NULL": True},
+            "m": {"M": {"l": {"L": [{"BOOL": False}, {"S": "é"}]}}}}
+    key = {"pk": {"S": "P#bin"}, "sk": {"S": "x"}}
+    calls = [
+        ("put_item", {"TableName": TABLE, "Item": item, "ReturnValues": "ALL_OLD"}),
+        ("put_item", {"TableName": TABLE, "Item": item, "ReturnValues": "ALL_OLD",
+                      "ReturnConsumedCapacity": "TOTAL"}),
+        ("get_item", {"TableName": TABLE, "Key": key}),
+        ("get_item", {"TableName": TABLE, "Key": {"pk": {"S": "none"}, "sk": {"S": "x"}}}),
+        ("update_item", {"TableName": TABLE, "Key": key, "UpdateExpression": "SET n = n + :o",
+                         "ExpressionAttributeValues": {":o": {"N": "1"}}, "ReturnValues": "ALL_NEW"}),
+        ("update_item", {"TableName": TABLE, "Key": key, "UpdateExpression": "SET n = :o",
+                         "ConditionExpression": "attribute_not_exists(pk)",
+                         "ExpressionAttributeValues": {":o": {"N": "1"}},
+                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}),
+        ("batch_get_item", {"RequestItems": {TABLE: {"Keys": [key, {"pk": {"S": "P#1"}, "sk": {"S": "S#001"}},
+                                                              {"pk": {"S": "no"}, "sk": {"S": "no"}}]}}}),
+        ("query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p",
+                   "ExpressionAttributeValues": {":p": {"S": "P#1"}}, "Limit": 3}),
+        ("query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p",
+                   "ExpressionAttributeValues": {":p": {"S": "nothing"}}}),
+        ("query", {"TableName": TABLE, "IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :p",
+                   "ExpressionAttributeValues": {":p": {"S": "G#a"}}, "Select": "COUNT"}),
+        ("scan", {"TableName": TABLE, "Limit": 5}),
+        ("transact_write_items", {"TransactItems": [{"Put": {"TableName": TABLE, "Item": {**key, "sk": {"S": "y"}}}}]}),
+        ("transact_write_items", {"TransactItems": [
+            {"Put": {"TableName": TABLE, "Item": key, "ConditionExpression": "attribute_not_exists(pk)"}}]}),
+        ("transact_get_items", {"TransactItems": [{"Get": {"TableName": TABLE, "Key": key}}]}),
+        ("batch_write_item", {"RequestItems": {TABLE: [{"PutRequest": {"Item": {**key, "sk": {"S": "z"}}}}]}}),
+        ("delete_item", {"TableName": TABLE, "Key": {**key, "sk": {"S": "z"}}, "ReturnValues": "ALL_OLD"}),
+        ("describe_table", {"TableName": TABLE}),
+    ]
+
+    from moto.core.responses import ActionResult
+
+    patched = ActionResult.execute_result
+    compared: list[str] = []
+
+    def both(self: Any, context: Any) -> Any:
+        """Serialise the very same answer both ways (no request is made twice)."""
+        status, headers, body = patched(self, context)
+        with serial_dynamodb.moto_serialises():
+            moto_status, moto_headers, moto_body = patched(self, context)
+        assert (status, sorted(headers)) == (moto_status, sorted(moto_headers)), context.operation_model.name
+        assert json.loads(body) == json.loads(moto_body), context.operation_model.name
+        compared.append(context.operation_model.name)
+        return status, headers, body
+
+    ActionResult.execute_result = both
+    try:
+        for name, params in calls:
+            try:
+                getattr(dynamodb, name)(**params)
+            except dynamodb.exceptions.ClientError:
+                pass  # errors are moto's own either way
+    finally:
+        ActionResult.execute_result = patched
+    assert set(serial_dynamodb._DIRECT_OPERATIONS) - {"TransactGetItems"} <= set(compared)
