@@ -23,8 +23,9 @@
 
 4. moto 5.2 writes every answer through a generic serializer that walks botocore's output shape
    for each attribute of each item (a third of the stack's CPU under load, more than the
-   requests' own work). DynamoDB's answers are already the wire's JSON: the data operations'
-   answers are dumped as they are (binary values base64-encoded, as the serializer does), and
+   requests' own work). DynamoDB's answers are already the wire's JSON: the data operations' and
+   the stream reads' answers are dumped as they are (binary values base64-encoded and times in
+   epoch seconds, as the serializer does), and
    anything else, errors included, still goes through moto's serializer
    (tests/integration/test_query_index.py compares the two).
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import datetime
 import functools
 import json
 import threading
@@ -371,8 +373,12 @@ def _partition_of(table: Any, hash_key: Any, index_name: str | None, hash_condit
 
 # --- 4. Answers written as the JSON they already are ----------------------------------------------
 
-_DIRECT_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
-                                "TransactWriteItems", "TransactGetItems", "BatchWriteItem"})
+_DIRECT_OPERATIONS = {
+    "dynamodb": frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
+                           "TransactWriteItems", "TransactGetItems", "BatchWriteItem"}),
+    # The stream pump polls these several times a second.
+    "dynamodbstreams": frozenset({"GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"}),
+}
 _direct = True  # False: every answer through moto's serializer (tests compare the two)
 
 
@@ -410,6 +416,10 @@ def _shaped(value: Any, shape: Any) -> Any:
         return [_shaped(v, shape.member) for v in value]
     if kind == "map":
         return {k: _shaped(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp" and isinstance(value, datetime.datetime):
+        from moto.core.serialize import TimestampSerializer
+
+        return TimestampSerializer._timestamp_unixtimestamp(value)  # the JSON protocols' format
     return value
 
 
@@ -422,8 +432,7 @@ def _direct_json_answers() -> None:
     @functools.wraps(original)
     def execute_result(self: Any, context: Any) -> Any:
         if (not _direct or type(self) not in (ActionResult, DynamoResult)
-                or context.service_model.service_name != "dynamodb"
-                or context.operation_model.name not in _DIRECT_OPERATIONS
+                or context.operation_model.name not in _DIRECT_OPERATIONS.get(context.service_model.service_name, ())
                 or not isinstance(self.result, dict)):
             return original(self, context)
         try:
