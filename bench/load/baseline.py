@@ -7,7 +7,7 @@ fresh copy of that request's world so its conditions hold exactly as they did fo
 - every id of the request -- the member, the ids the caller chose (order, refund, hold, request,
   openid, reward), the till's nonce, the member id and invite code an enrolment drew -- is
   replaced by a new unique one in all the calls' keys and values;
-- untimed, the items the request read before its first write are written back under those ids
+- untimed, the items the request read (and had not written itself) are written back under those ids
   (the account at the version it had, the lots with what they held, the order being refunded...);
 - timed: the calls, in order, as the API made them. A read-only request (card read) is replayed
   as it was, on its own member.
@@ -55,11 +55,14 @@ class Template:
         # Longest first, so an id inside a longer one is not replaced piecemeal.
         self.originals = sorted((o for o in originals if o and len(o) >= 6), key=len, reverse=True)
         self.read_only = not any(c["operation"] in _WRITES for c in calls)
-        first_write = next((i for i, c in enumerate(calls) if c["operation"] in _WRITES), len(calls))
         seen: dict[str, Any] = {}
-        for call in calls[:first_write]:
+        written: set[str] = set()
+        for call in calls:  # what it read before writing it itself: the world it found
             for item in call["read"]:
-                seen.setdefault(json.dumps([item.get("pk"), item.get("sk")]), item)
+                key = _key(item)
+                if key not in written:
+                    seen.setdefault(key, item)
+            written.update(_key(k) for k in _written_keys(call["operation"], call["params"]))
         self.calls_text = json.dumps([{"operation": c["operation"], "params": c["params"]} for c in calls])
         self.prepare_text = json.dumps(list(seen.values()))
 
@@ -126,6 +129,23 @@ class BareReplayer:
                             return name
             raise RuntimeError("no table named in the recorded calls")
         return self.table
+
+
+def _key(item: dict[str, Any]) -> str:
+    return json.dumps([item.get("pk"), item.get("sk")])
+
+
+def _written_keys(operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if operation == "PutItem":
+        return [params["Item"]]
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [params["Key"]]
+    if operation == "TransactWriteItems":
+        return [spec.get("Key") or spec["Item"] for entry in params["TransactItems"] for spec in entry.values()]
+    if operation == "BatchWriteItem":
+        return [r.get("PutRequest", {}).get("Item") or r["DeleteRequest"]["Key"]
+                for requests in params["RequestItems"].values() for r in requests]
+    return []
 
 
 def _snake(operation: str) -> str:
