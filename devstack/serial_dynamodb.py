@@ -27,7 +27,9 @@
    the stream reads' answers are dumped as they are (binary values base64-encoded and times in
    epoch seconds, as the serializer does), and
    anything else, errors included, still goes through moto's serializer
-   (tests/integration/test_query_index.py compares the two).
+   (tests/integration/test_query_index.py compares the two). Likewise a request's attribute
+   values are taken from its JSON as they are (binary ones decoded) instead of walked member by
+   member through their shape.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def install() -> None:
     _cheap_transaction_rollback()
     _partition_queries()
     _direct_json_answers()
+    _direct_attribute_values()
     _installed = True
 
 
@@ -383,8 +386,9 @@ _direct = True  # False: every answer through moto's serializer (tests compare t
 
 
 @contextlib.contextmanager
-def moto_serialises() -> Iterator[None]:
-    """Within the block every answer goes through moto's own serializer. For tests."""
+def moto_parses_and_serialises() -> Iterator[None]:
+    """Within the block every request and answer goes through moto's own parser and serializer.
+    For tests."""
     global _direct
     with _lock:
         _direct = False
@@ -444,3 +448,44 @@ def _direct_json_answers() -> None:
         return status, headers, body
 
     ActionResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
+_ATTRIBUTE_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+_AS_IS = frozenset({"S", "N", "BOOL", "NULL", "SS", "NS"})
+
+
+def _direct_attribute_values() -> None:
+    """Requests' AttributeValues parsed as moto's JSON parser does, without walking their shape:
+    ``{"S": "x"}`` stays as it is, binary values are decoded, unknown and null members dropped."""
+    from moto.core.parse import BaseJSONParser
+
+    original = BaseJSONParser._parse_structure
+
+    @functools.wraps(original)
+    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+        if (not _direct or shape.name != "AttributeValue" or not isinstance(value, dict)
+                or self.operation_model.service_model.service_name not in _ATTRIBUTE_SERVICES):
+            return original(self, shape, value)
+        return _attribute_value(self, shape, value)
+
+    BaseJSONParser._parse_structure = parse_structure  # type: ignore[method-assign]
+
+
+def _attribute_value(parser: Any, shape: Any, value: Any) -> Any:
+    if not isinstance(value, dict):  # not an attribute value at all: moto says what it makes of it
+        return parser._parse_shape(shape, value)
+    parsed: dict[str, Any] = {}
+    for kind, inner in value.items():
+        if inner is None:
+            continue
+        if kind in _AS_IS:
+            parsed[kind] = inner
+        elif kind == "B":
+            parsed[kind] = parser._blob_parser(inner)
+        elif kind == "BS":
+            parsed[kind] = [parser._blob_parser(v) for v in inner]
+        elif kind == "M":
+            parsed[kind] = {k: _attribute_value(parser, shape, v) for k, v in inner.items()}
+        elif kind == "L":
+            parsed[kind] = [_attribute_value(parser, shape, v) for v in inner]
+    return parsed

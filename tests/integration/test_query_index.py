@@ -295,7 +295,7 @@ def test_direct_json_answers_parse_as_moto_s_serializer_answers(dynamodb):
     def both(self: Any, context: Any) -> Any:
         """Serialise the very same answer both ways (no request is made twice)."""
         status, headers, body = patched(self, context)
-        with serial_dynamodb.moto_serialises():
+        with serial_dynamodb.moto_parses_and_serialises():
             moto_status, moto_headers, moto_body = patched(self, context)
         assert (status, sorted(headers)) == (moto_status, sorted(moto_headers)), context.operation_model.name
         assert json.loads(body) == json.loads(moto_body), context.operation_model.name
@@ -320,3 +320,34 @@ def test_direct_json_answers_parse_as_moto_s_serializer_answers(dynamodb):
         ActionResult.execute_result = patched
     expected = {op for ops in serial_dynamodb._DIRECT_OPERATIONS.values() for op in ops} - {"TransactGetItems"}
     assert expected <= set(compared)
+
+
+def test_attribute_values_parse_as_moto_s_parser_parses_them():
+    """Part 4, requests: attribute values taken as they are parse to what moto's shape walk gives."""
+    from moto.core.parse import JSONParser
+    from moto.core.utils import get_service_model
+
+    serial_dynamodb.install()
+    value = {"S": "x", "N": "-1.5", "B": "AAE=", "BS": ["YQ==", "Yg=="], "SS": ["a"], "NS": ["1", "2"],
+             "NULL": True, "BOOL": False, "Unknown": "dropped", "M": {"k": {"L": [{"S": "é"}, {"B": "/w=="},
+                                                                                  {"M": {}}, {"NULL": True}]}}}
+    bodies = {
+        "PutItem": {"TableName": "t", "Item": {"pk": {"S": "a"}, "v": value, "gone": {"S": None, "N": "1"}},
+                    "ExpressionAttributeValues": {":v": value}, "ConditionExpression": "attribute_not_exists(pk)"},
+        "Query": {"TableName": "t", "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": value},
+                  "ExclusiveStartKey": {"pk": {"S": "a"}, "sk": {"B": "AAE="}}, "Limit": 3},
+        "TransactWriteItems": {"TransactItems": [{"Update": {"TableName": "t", "Key": {"pk": value},
+                                                             "UpdateExpression": "SET a = :a",
+                                                             "ExpressionAttributeValues": {":a": value}}}]},
+        "BatchWriteItem": {"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": value}}},
+                                                  {"DeleteRequest": {"Key": {"pk": {"S": "b"}}}}]}},
+        "BatchGetItem": {"RequestItems": {"t": {"Keys": [{"pk": value}], "ConsistentRead": True}}},
+    }
+    model = get_service_model("dynamodb")
+    for operation, body in bodies.items():
+        request = {"method": "POST", "values": {}, "headers": {}, "body": json.dumps(body).encode(),
+                   "url_path": "/", "url_params": {}}
+        direct = JSONParser(model.operation_model(operation), map_type=dict).parse(request)
+        with serial_dynamodb.moto_parses_and_serialises():
+            walked = JSONParser(model.operation_model(operation), map_type=dict).parse(request)
+        assert direct == walked, operation
