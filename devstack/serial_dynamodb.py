@@ -70,6 +70,7 @@ def install() -> None:
     _partition_queries()
     _direct_json_answers()
     _direct_attribute_values()
+    _remembered_dispatch()
     _installed = True
 
 
@@ -489,3 +490,28 @@ def _attribute_value(parser: Any, shape: Any, value: Any) -> Any:
         elif kind == "L":
             parsed[kind] = [_attribute_value(parser, shape, v) for v in inner]
     return parsed
+
+
+# --- 5. What moto's server looks up on every request, remembered ----------------------------------
+
+def _remembered_dispatch() -> None:
+    from moto.core import responses
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str, Any] = {}
+
+    @functools.wraps(original)
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return original(self, host)
+        backend = found.get(host)
+        if backend is None:
+            backend = original(self, host)
+            if backend is not None and len(found) < 1000:  # only a few hosts ever ask
+                found[host] = backend
+        return backend
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
