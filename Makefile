@@ -11,7 +11,7 @@ DYNAMODB_PORT ?= 8002
 export PORT WECHAT_PORT DYNAMODB_PORT
 
 .PHONY: run test unit integration e2e lint-code kit kit-types docs-assets node-tools browser package lint-template \
-	fuzz bench reconcile clean
+	fuzz bench bench-query load soak load-ninety load-selftest reconcile clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -118,6 +118,28 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(MAKE) package STAGE=dev  # the import-time figure measures the packaged zips, bytecode included
 	$(PY) -m bench.run --write
+	$(PY) -m bench.query_scale --write
+
+# Query time against table size in the embedded DynamoDB (bench/QUERY.md).
+bench-query: $(STAMP)
+	$(PY) -m bench.query_scale --write
+
+# Load and soak (bench/load, results in bench/LOAD.md): each starts its own local stack on free ports,
+# seeds 10,000 members, runs the mixed profile with Locust, checks the invariants, then the bare
+# boto3 baseline. LOAD_SECONDS / SOAK_SECONDS set the duration (90 / 600).
+load: $(STAMP)
+	$(PY) -m bench.load --profile load --seconds $${LOAD_SECONDS:-90} --write
+
+soak: $(STAMP)
+	$(PY) -m bench.load --profile soak --seconds $${SOAK_SECONDS:-600} --write
+
+# The reference profile of issue 19: 300 members, 16 clients, 90 s.
+load-ninety: $(STAMP)
+	$(PY) -m bench.load --profile ninety --write
+
+# The checks against a stack whose transactions lose the account's version guard: they must fail.
+load-selftest: $(STAMP)
+	$(PY) -m bench.load --profile selftest --write
 
 reconcile: $(STAMP)
 	LOYALTY_DYNAMODB_ENDPOINT=http://127.0.0.1:$(DYNAMODB_PORT) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \

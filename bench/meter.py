@@ -120,24 +120,29 @@ class Meter:
         failed = "Error" in parsed
         if operation in _WRITE_OPS and not failed:
             for key, mult, before in self._pending:
-                after = item_size(self._get(key))
-                self._tally.write_units += mult * max(1, math.ceil(max(before, after) / 1024))
+                self._tally.write_units += write_units(before, item_size(self._get(key)), mult == 2)
         factor = 1.0 if self._consistent else 0.5
         if operation == "GetItem":
             self._tally.items_read += 1 if parsed.get("Item") else 0
-            self._tally.read_units += factor * _read_units([parsed.get("Item")], per_item=True)
+            self._tally.read_units += factor * read_units([parsed.get("Item")], per_item=True)
         elif operation == "BatchGetItem":
             items = [i for table in parsed.get("Responses", {}).values() for i in table]
             self._tally.items_read += len(items)
             missing = max(0, self._requested - len(items))  # a key not found still costs a unit
-            self._tally.read_units += factor * (_read_units(items, per_item=True) + missing)
+            self._tally.read_units += factor * (read_units(items, per_item=True) + missing)
         elif operation in ("Query", "Scan"):
             self._tally.items_read += len(parsed.get("Items", []))
-            self._tally.read_units += factor * _read_units(parsed.get("Items", []), per_item=False)
+            self._tally.read_units += factor * read_units(parsed.get("Items", []), per_item=False)
         self._pending = []
 
 
-def _read_units(items: list[dict[str, Any] | None], per_item: bool) -> float:
+def write_units(before_size: int, after_size: int, transactional: bool) -> float:
+    """One item written: 1 unit per KB of the larger of before and after, x2 in a transaction."""
+    return (2 if transactional else 1) * max(1, math.ceil(max(before_size, after_size) / 1024))
+
+
+def read_units(items: list[dict[str, Any] | None], per_item: bool) -> float:
+    """Strongly consistent: 1 unit per 4 KB, per item (GetItem, BatchGetItem) or summed (Query)."""
     if per_item:
         return float(sum(max(1, math.ceil(item_size(i) / 4096)) for i in items))
     return float(max(1, math.ceil(sum(item_size(i) for i in items) / 4096)))

@@ -7,6 +7,9 @@
   API Gateway decodes them (`a:b`); the app's id checks and the till signature's canonical path
   must see what they see on AWS.
 
+- For load runs (`make load`) only, with `DEVSTACK_DYNAMODB_RECORD` set: every DynamoDB call
+  of a labelled request is recorded (`dynamodb_recorder.py`).
+
 Same CLI, same arguments: `python -m devstack.chalice_local local ...`.
 """
 
@@ -30,4 +33,8 @@ def _match_route_decoded(self: local.RouteMatcher, url: str) -> Any:
 local.RouteMatcher.match_route = _match_route_decoded  # type: ignore[method-assign]
 
 if __name__ == "__main__":
+    # Load runs only (bench/load): DEVSTACK_DYNAMODB_RECORD names the file of per-request DynamoDB calls.
+    from devstack import dynamodb_recorder
+
+    dynamodb_recorder.install_from_environment()
     sys.exit(main())

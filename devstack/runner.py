@@ -165,6 +165,7 @@ class Stack:
         self._pump: StreamPump | None = None
         self._scheduler: Scheduler | None = None
         self._chalice: subprocess.Popen[bytes] | None = None
+        self._memory: Any = None
 
     # --- addresses ----------------------------------------------------------------------
 
@@ -215,11 +216,15 @@ class Stack:
         self._start_triggers(clients)
         self._start_chalice()
         self._wait_until_healthy(abort)
+        self._start_memory_sampler()
         self.started_in = time.monotonic() - began
         return self
 
     def stop(self) -> None:
         """Stop everything that was started, newest first; never raises."""
+        if self._memory is not None:
+            self._memory.stop()
+            self._memory = None
         if self._chalice is not None:
             _terminate(self._chalice, "chalice local")
             self._chalice = None
@@ -258,6 +263,13 @@ class Stack:
         # them one at a time as DynamoDB would, and a cancelled transaction must leave the table's
         # one stream shard in place (see serial_dynamodb).
         serial_dynamodb.install()
+
+        # Load runs' self-test only (bench/load): a DynamoDB that drops one kind of guard.
+        unguarded = os.environ.get("DEVSTACK_UNGUARDED")
+        if unguarded:
+            logger.warning("DEVSTACK_UNGUARDED=%s: transactions lose their conditions on it (self-test only)",
+                           unguarded)
+            serial_dynamodb.remove_guard(unguarded)
 
         # One line per request (the pump polls five times a second) would drown the output, and
         # botocore and PynamoDB announce their settings on every client.
@@ -311,7 +323,17 @@ class Stack:
             forget_iterator=self._forget_moto_iterator,
         ).start()
         schedules = scheduled_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)
-        self._scheduler = Scheduler(schedules).start()
+        self._scheduler = Scheduler(_faster_rates(schedules)).start()
+
+    def _start_memory_sampler(self) -> None:
+        path = os.environ.get("DEVSTACK_MEMORY_LOG")
+        if not path:
+            return
+        from devstack.memory import MemorySampler
+
+        interval = float(os.environ.get("DEVSTACK_MEMORY_SECONDS") or 30)
+        chalice = self._chalice
+        self._memory = MemorySampler(Path(path), interval, lambda: chalice.pid if chalice else None).start()
 
     def _forget_moto_iterator(self, iterator: str) -> None:
         """Free a used shard iterator in moto, which runs in this process.
@@ -349,6 +371,27 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise StackError(f"{url} did not answer within {self.health_timeout:.0f} s")
+
+
+def _faster_rates(targets: list[Any]) -> list[Any]:
+    """``DEVSTACK_RATE_SECONDS=n`` runs every ``rate(...)`` schedule every n seconds instead (load
+    runs: the 5-minute job runs throughout a short run); cron schedules are left alone."""
+    import dataclasses
+    from datetime import timedelta
+
+    from devstack.scheduler import RateSchedule
+
+    seconds = os.environ.get("DEVSTACK_RATE_SECONDS")
+    if not seconds:
+        return targets
+    faster = []
+    for target in targets:
+        if isinstance(target.schedule, RateSchedule):
+            schedule = RateSchedule(f"{target.schedule.expression} every {seconds} s (DEVSTACK_RATE_SECONDS)",
+                                    timedelta(seconds=float(seconds)))
+            target = dataclasses.replace(target, schedule=schedule)
+        faster.append(target)
+    return faster
 
 
 def _terminate(process: subprocess.Popen[bytes], name: str, timeout: float = 10.0) -> None:

@@ -11,14 +11,38 @@
    memory within a hundred transactions. Under the lock nothing else can change the table during a
    transaction, so a snapshot of just the items it touches (and the stream's length) restores
    exactly the same state on failure.
+
+3. moto answers every Query, base table and index alike, by walking and sorting every item of the
+   table (``Table.query`` iterates ``all_items()``): a 9-item Query costs 100 ms at 4,000 items and
+   grows with the table, where DynamoDB's cost follows the partition. Here a Query is handed only
+   its partition's items -- the base table's own per-hash bucket, or a per-partition index of each
+   GSI kept current on every write (put, update, delete, transactions and batches, which moto runs
+   as those, and their rollback) -- and moto's own code does the rest (key conditions, order,
+   paging, filters, projections), so the answers are moto's (tests/integration/test_query_index.py
+   runs the same queries against both).
+
+4. moto 5.2 writes every answer through a generic serializer that walks botocore's output shape
+   for each attribute of each item (a third of the stack's CPU under load, more than the
+   requests' own work). DynamoDB's answers are already the wire's JSON: the data operations' and
+   the stream reads' answers are dumped as they are (binary values base64-encoded and times in
+   epoch seconds, as the serializer does), and
+   anything else, errors included, still goes through moto's serializer
+   (tests/integration/test_query_index.py compares the two). Likewise a request's attribute
+   values are taken from its JSON as they are (binary ones decoded) instead of walked member by
+   member through their shape.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
+import datetime
 import functools
+import json
 import threading
 from types import SimpleNamespace
+from collections.abc import Iterator
 from typing import Any
 
 _lock = threading.RLock()
@@ -43,7 +67,34 @@ def install() -> None:
 
         handler.call_action = call_action  # type: ignore[method-assign]
     _cheap_transaction_rollback()
+    _partition_queries()
+    _direct_json_answers()
+    _direct_attribute_values()
+    _remembered_dispatch()
     _installed = True
+
+
+def lock() -> threading.RLock:
+    """The lock every DynamoDB request holds (to read moto's state consistently in-process)."""
+    return _lock
+
+
+def remove_guard(attribute: str) -> None:
+    """A deliberately broken DynamoDB, for the self-test of the load run's checks only
+    (``DEVSTACK_UNGUARDED``): transactions lose every condition that names ``attribute`` (the
+    account's ``version``: concurrent changes to one member then overwrite each other)."""
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def unguarded(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        for entry in transact_items:
+            (_, op), = entry.items()
+            if attribute in (op.get("ExpressionAttributeNames") or {}).values():
+                op.pop("ConditionExpression", None)
+        original(self, transact_items)
+
+    models.DynamoDBBackend.transact_write_items = unguarded  # type: ignore[method-assign]
 
 
 def _cheap_transaction_rollback() -> None:
@@ -101,3 +152,366 @@ def _restore(table: Any, hash_value: Any, range_value: Any, before: Any) -> None
         table.items.pop(hash_value, None)
     else:
         table.items[hash_value] = before
+
+
+# --- 3. Queries that follow the partition ---------------------------------------------------------
+
+_INDEX_ATTRIBUTE = "_devstack_partitions"  # on moto's Table: GSI name -> _GsiPartitions
+_query_candidates = threading.local()  # the items one Query may see, while it runs
+_partitioned = True  # False: moto walks the whole table, as unpatched (tests compare the two)
+
+
+@contextlib.contextmanager
+def moto_walks_the_table() -> Iterator[None]:
+    """Within the block Queries are answered by moto's own walk of the table, as if unpatched
+    (writes still keep the partitions current). For tests that compare the two."""
+    global _partitioned
+    with _lock:
+        _partitioned = False
+    try:
+        yield
+    finally:
+        with _lock:
+            _partitioned = True
+
+
+class _GsiPartitions:
+    """One GSI's items grouped by their index hash key: key -> {primary key: None} (ordered set),
+    and the reverse map to move an item when its index key changes."""
+
+    def __init__(self, hash_attributes: list[str]) -> None:
+        self.hash_attributes = hash_attributes
+        self.members: dict[tuple[Any, ...], dict[tuple[Any, Any], None]] = {}
+        self.where: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+
+    def place(self, primary: tuple[Any, Any], item: Any) -> None:
+        old = self.where.pop(primary, None)
+        if old is not None:
+            bucket = self.members[old]
+            bucket.pop(primary, None)
+            if not bucket:
+                del self.members[old]
+        key = None if item is None else _index_key(item.attrs, self.hash_attributes)
+        if key is not None:
+            self.members.setdefault(key, {})[primary] = None
+            self.where[primary] = key
+
+
+def _index_key(attrs: dict[str, Any], names: list[str]) -> tuple[Any, ...] | None:
+    """The item's index hash key, or None when it is not in the index. Only string and binary
+    keys are indexed: number equality in moto does not follow the hash of the value's text."""
+    values = tuple(attrs.get(name) for name in names)
+    if any(value is None or value.type not in ("S", "B") for value in values):
+        return None
+    return values
+
+
+def _partitions(table: Any) -> dict[str, _GsiPartitions]:
+    """The table's GSI partitions, built on first use by one walk of the table."""
+    built = table.__dict__.get(_INDEX_ATTRIBUTE)
+    if built is None:
+        built = {}
+        for index in table.global_indexes or []:
+            names = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+            partitions = built[index.name] = _GsiPartitions(names)
+            for item in _items_of(table):
+                partitions.place((item.hash_key, item.range_key), item)
+        table.__dict__[_INDEX_ATTRIBUTE] = built
+    return built
+
+
+def _items_of(table: Any) -> list[Any]:
+    if table.range_key_attr:
+        return [item for bucket in list(table.items.values()) for item in bucket.values()]
+    return list(table.items.values())
+
+
+def _current(table: Any, hash_value: Any, range_value: Any) -> Any:
+    # Never through table.get_item or table.items[...]: the defaultdict would grow empty buckets.
+    bucket = table.items.get(hash_value)
+    if bucket is None:
+        return None
+    return bucket.get(range_value) if table.range_key_attr else bucket
+
+
+def _forget(table: Any) -> None:
+    table.__dict__.pop(_INDEX_ATTRIBUTE, None)
+
+
+def _reindex(backend: Any, table_name: Any, keys: list[tuple[Any, Any]]) -> None:
+    """Move the items at ``keys`` to where they now belong in every GSI (or drop the table's
+    partitions if the keys cannot be read: they are rebuilt on the next index Query)."""
+    table = backend.tables.get(table_name) if isinstance(table_name, str) else None
+    if table is None or table.__dict__.get(_INDEX_ATTRIBUTE) is None:
+        return
+    for partitions in table.__dict__[_INDEX_ATTRIBUTE].values():
+        for hash_value, range_value in keys:
+            partitions.place((hash_value, range_value), _current(table, hash_value, range_value))
+
+
+def _primary(table: Any, attrs: dict[str, Any]) -> tuple[Any, Any]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    hash_value = DynamoType(attrs[table.hash_key_attr])
+    range_value = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+    return hash_value, range_value
+
+
+def _after_write(backend: Any, table_name: Any, key_of: Any) -> None:
+    table = backend.tables.get(table_name) if isinstance(table_name, str) else None
+    if table is None or table.__dict__.get(_INDEX_ATTRIBUTE) is None:
+        return
+    try:
+        keys = [_primary(table, key_of(table))]
+    except Exception:  # a malformed request moto refused: whatever it did, start afresh
+        _forget(table)
+        return
+    _reindex(backend, table_name, keys)
+
+
+def _partition_queries() -> None:
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    backend_class = models.DynamoDBBackend
+
+    def wrap(name: str, key_of: Any) -> None:
+        original = getattr(backend_class, name)
+
+        @functools.wraps(original)
+        def write(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(self, table_name, key, *args, **kwargs)
+            finally:
+                _after_write(self, table_name, lambda table: key_of(table, key))
+
+        setattr(backend_class, name, write)
+
+    # Batches, transactions and PartiQL's writes go through these three.
+    wrap("put_item", lambda table, item: item)
+    wrap("delete_item", lambda table, key: key)
+    wrap("update_item", lambda table, key: key)
+
+    original_transact = backend_class.transact_write_items
+
+    @functools.wraps(original_transact)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        try:
+            original_transact(self, transact_items)
+        finally:  # rolled back or not, every item it touched is where it now is
+            for entry in transact_items:
+                (_, op), = entry.items()
+                _after_write(self, op.get("TableName"), lambda table, op=op: op.get("Key") or op["Item"])
+
+    backend_class.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+    # Anything that changes indexes or items wholesale: forget, rebuild on the next index Query.
+    for name in ("update_table", "update_table_global_indexes", "execute_statement", "execute_transaction",
+                 "batch_execute_statement"):
+        original = getattr(backend_class, name)
+
+        def forgetting(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                for table in self.tables.values():
+                    _forget(table)
+
+        setattr(backend_class, name, functools.wraps(original)(forgetting))
+
+    original_query = Table.query
+    original_all_items = Table.all_items
+
+    @functools.wraps(original_query)
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        candidates = (_partition_of(self, hash_key, index_name, kwargs.get("hash_key_conditions"))
+                      if _partitioned else None)
+        if candidates is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        # moto sorts all_items() by primary key before its own work; so do we, on the partition.
+        candidates.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        _query_candidates.value = (self, candidates)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _query_candidates.value = None
+
+    def all_items(self: Any) -> Any:
+        pending = getattr(_query_candidates, "value", None)
+        if pending is not None and pending[0] is self:
+            return list(pending[1])
+        return original_all_items(self)
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+
+
+def _partition_of(table: Any, hash_key: Any, index_name: str | None, hash_conditions: Any) -> list[Any] | None:
+    """Every item that may match the Query's hash key (a superset moto then filters), or None to
+    let moto walk the table (a shape this does not index: moto answers, errors included)."""
+    if not index_name:
+        if hash_key is None:
+            return None
+        bucket = table.items.get(hash_key)
+        if bucket is None:
+            return []
+        return list(bucket.values()) if table.range_key_attr else [bucket]
+    index = next((i for i in table.indexes or [] if i.name == index_name), None)
+    if index is not None:  # a local index shares the table's partition
+        if not hash_conditions or hash_conditions[0][0] != table.hash_key_attr:
+            return None
+        return _partition_of(table, hash_conditions[0][1], None, None)
+    partitions = _partitions(table).get(index_name)
+    if partitions is None or not hash_conditions:
+        return None
+    wanted = dict(hash_conditions)
+    if set(wanted) != set(partitions.hash_attributes):
+        return None
+    key = _index_key(wanted, partitions.hash_attributes)
+    if key is None:
+        return None
+    found = (_current(table, h, r) for h, r in partitions.members.get(key, {}))
+    return [item for item in found if item is not None]
+
+
+# --- 4. Answers written as the JSON they already are ----------------------------------------------
+
+_DIRECT_OPERATIONS = {
+    "dynamodb": frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
+                           "TransactWriteItems", "TransactGetItems", "BatchWriteItem"}),
+    # The stream pump polls these several times a second.
+    "dynamodbstreams": frozenset({"GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"}),
+}
+_direct = True  # False: every answer through moto's serializer (tests compare the two)
+
+
+@contextlib.contextmanager
+def moto_parses_and_serialises() -> Iterator[None]:
+    """Within the block every request and answer goes through moto's own parser and serializer.
+    For tests."""
+    global _direct
+    with _lock:
+        _direct = False
+    try:
+        yield
+    finally:
+        with _lock:
+            _direct = True
+
+
+def _base64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(type(value).__name__)  # a datetime, say: moto's serializer knows its format
+
+
+def _shaped(value: Any, shape: Any) -> Any:
+    """``value`` with only what the output shape has (moto's answers carry a few extra keys, which
+    its serializer leaves out). Attribute values are the wire's JSON already: not walked."""
+    if shape is None or value is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure":
+        if shape.name == "AttributeValue":
+            return value
+        members = shape.members
+        return {k: _shaped(v, members[k]) for k, v in value.items() if k in members and v is not None}
+    if kind == "list":
+        return [_shaped(v, shape.member) for v in value]
+    if kind == "map":
+        return {k: _shaped(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp" and isinstance(value, datetime.datetime):
+        from moto.core.serialize import TimestampSerializer
+
+        return TimestampSerializer._timestamp_unixtimestamp(value)  # the JSON protocols' format
+    return value
+
+
+def _direct_json_answers() -> None:
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoResult
+
+    original = ActionResult.execute_result
+
+    @functools.wraps(original)
+    def execute_result(self: Any, context: Any) -> Any:
+        if (not _direct or type(self) not in (ActionResult, DynamoResult)
+                or context.operation_model.name not in _DIRECT_OPERATIONS.get(context.service_model.service_name, ())
+                or not isinstance(self.result, dict)):
+            return original(self, context)
+        try:
+            body = json.dumps(_shaped(self.result, context.operation_model.output_shape), default=_base64)
+        except TypeError:
+            return original(self, context)
+        # Status and headers (content type, request id, date) as moto makes them for an answer.
+        status, headers, _ = original(ActionResult({}), context)
+        return status, headers, body
+
+    ActionResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
+_ATTRIBUTE_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+_AS_IS = frozenset({"S", "N", "BOOL", "NULL", "SS", "NS"})
+
+
+def _direct_attribute_values() -> None:
+    """Requests' AttributeValues parsed as moto's JSON parser does, without walking their shape:
+    ``{"S": "x"}`` stays as it is, binary values are decoded, unknown and null members dropped."""
+    from moto.core.parse import BaseJSONParser
+
+    original = BaseJSONParser._parse_structure
+
+    @functools.wraps(original)
+    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+        if (not _direct or shape.name != "AttributeValue" or not isinstance(value, dict)
+                or self.operation_model.service_model.service_name not in _ATTRIBUTE_SERVICES):
+            return original(self, shape, value)
+        return _attribute_value(self, shape, value)
+
+    BaseJSONParser._parse_structure = parse_structure  # type: ignore[method-assign]
+
+
+def _attribute_value(parser: Any, shape: Any, value: Any) -> Any:
+    if not isinstance(value, dict):  # not an attribute value at all: moto says what it makes of it
+        return parser._parse_shape(shape, value)
+    parsed: dict[str, Any] = {}
+    for kind, inner in value.items():
+        if inner is None:
+            continue
+        if kind in _AS_IS:
+            parsed[kind] = inner
+        elif kind == "B":
+            parsed[kind] = parser._blob_parser(inner)
+        elif kind == "BS":
+            parsed[kind] = [parser._blob_parser(v) for v in inner]
+        elif kind == "M":
+            parsed[kind] = {k: _attribute_value(parser, shape, v) for k, v in inner.items()}
+        elif kind == "L":
+            parsed[kind] = [_attribute_value(parser, shape, v) for v in inner]
+    return parsed
+
+
+# --- 5. What moto's server looks up on every request, remembered ----------------------------------
+
+def _remembered_dispatch() -> None:
+    from moto.core import responses
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str, Any] = {}
+
+    @functools.wraps(original)
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return original(self, host)
+        backend = found.get(host)
+        if backend is None:
+            backend = original(self, host)
+            if backend is not None and len(found) < 1000:  # only a few hosts ever ask
+                found[host] = backend
+        return backend
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]

@@ -217,7 +217,7 @@ class PumpStats:
 
 
 class StreamPump:
-    """Polls the stream on a daemon thread and invokes the targets; ``start()`` / ``stop()``."""
+    """Polls the stream on one daemon thread per target and invokes it; ``start()`` / ``stop()``."""
 
     def __init__(
         self,
@@ -247,7 +247,13 @@ class StreamPump:
         # Called with each shard iterator once used up (the runner frees moto's copy of it).
         self._forget_iterator = forget_iterator
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)
+        # One poller per function, as Lambda runs one event source mapping per function: a slow
+        # function does not hold back the other one's records.
+        self._threads = [
+            threading.Thread(target=self._run, args=(target,), name=f"stream-pump-{target.identity.handler_name}",
+                             daemon=True)
+            for target in self._targets
+        ]
         self._readers: dict[tuple[str, str], _ShardReader] = {}  # (function name, shard id) -> reader
         self._stream_arn: str | None = None
         self._log_file: TextIO | None = None
@@ -266,28 +272,30 @@ class StreamPump:
         if self._log_path is not None:
             self._log_file = self._log_path.open("a", encoding="utf-8", buffering=1)
         self._stream_arn = self._dynamodb.describe_table(TableName=self._table_name)["Table"]["LatestStreamArn"]
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
 
     # --- the loop ---------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, target: StreamTarget) -> None:
         next_refresh = 0.0
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_refresh:
-                    self._refresh_shards()
+                    self._refresh_shards(target)
                     next_refresh = time.monotonic() + SHARD_REFRESH_SECONDS
                 busy = False
-                for reader in list(self._readers.values()):
+                for reader in [r for r in list(self._readers.values()) if r.target is target]:
                     if self._stop.is_set():
                         return
                     busy |= self._poll(reader)
@@ -304,7 +312,7 @@ class StreamPump:
             if not busy:  # drain a backlog at full speed, otherwise sleep between polls
                 self._stop.wait(self._poll_interval)
 
-    def _refresh_shards(self) -> None:
+    def _refresh_shards(self, target: StreamTarget) -> None:
         """Start reading shards that appeared; a child shard waits until its parent is read."""
         assert self._stream_arn is not None
         shards: list[dict[str, Any]] = []
@@ -319,10 +327,9 @@ class StreamPump:
             if not start_after:
                 break
         for shard in shards:
-            for target in self._targets:
-                key = (target.identity.handler_name, shard["ShardId"])
-                if key not in self._readers:
-                    self._readers[key] = _ShardReader(target, shard["ShardId"], shard.get("ParentShardId"))
+            key = (target.identity.handler_name, shard["ShardId"])
+            if key not in self._readers:
+                self._readers[key] = _ShardReader(target, shard["ShardId"], shard.get("ParentShardId"))
 
     def _parent_done(self, reader: _ShardReader) -> bool:
         if reader.parent_shard_id is None:

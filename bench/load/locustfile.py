@@ -1,0 +1,300 @@
+"""The load profile, for Locust (run by `python -m bench.load`; see bench/load/__init__.py).
+
+LOAD_MODE=api: members and tills against the API, with the mix below. LOAD_MODE=bare: the same
+operations as the same DynamoDB calls made with bare boto3 (bench/load/baseline.py). Each user
+is one closed-loop client (no think time). Settings come from the environment:
+LOAD_MEMBERS (the seeded population, JSON), LOAD_OUT (this run's results, JSON),
+LOAD_TEMPLATES (bare: the recorded calls), LOAD_DYNAMODB (bare: the endpoint), LOAD_TABLE.
+
+The mix (share of operations; a new person's login and enrolment are two requests):
+  card read 40 %, order 25 %, refund 5 %, check-in 10 %, redemption 4 %, hold 3 %, hold capture
+  or release 3 %, login 5 %, new person login + enrolment 5 %;
+  members: 10 % of picks go to 20 hot members, the rest uniformly to the population;
+  5 % of operations are instead a replay of an earlier till or member request with the same
+  idempotency key (a till's replay is signed anew), whose answer must equal the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import random
+import secrets
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from locust import FastHttpUser, User, constant, events, task
+
+MODE = os.environ.get("LOAD_MODE", "api")
+APPID = "wxdemo0000000000"
+TILL_KEY, TILL_SECRET = "dev-pos", "dev-pos-secret"
+REWARD = "demo-cup"
+HOT_SHARE = 0.10
+REPLAY_SHARE = 0.05
+
+WEIGHTS = {"card": 40, "order": 25, "refund": 5, "checkin": 10, "redemption": 4, "hold": 3, "hold_settle": 3,
+           "login": 5, "enrol": 5}
+
+
+class Results:
+    """Everything a run saw, dumped to LOAD_OUT when it stops (one Locust process)."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
+        self.errors: Counter[str] = Counter()  # "503 retry_later", "409 insufficient_points", ...
+        self.server_errors: list[dict[str, Any]] = []
+        self.replays = 0
+        self.replay_mismatches: list[dict[str, Any]] = []
+        self.effects: list[dict[str, Any]] = []  # first 2xx answer of every idempotency key
+        self.started = time.time()
+
+    def record(self, op: str, ms: float, status: int, body: Any) -> None:
+        self.latencies[op].append(ms)
+        self.statuses[op][status] += 1
+        if status >= 400:
+            code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+            self.errors[f"{status} {code or '-'}"] += 1
+            if status >= 500 and len(self.server_errors) < 50:
+                self.server_errors.append({"op": op, "status": status, "body": body})
+
+    def dump(self, path: str) -> None:
+        data = {"mode": MODE, "started": self.started, "ended": time.time(),
+                "latencies": self.latencies, "statuses": {k: dict(v) for k, v in self.statuses.items()},
+                "errors": dict(self.errors), "server_errors": self.server_errors, "replays": self.replays,
+                "replay_mismatches": self.replay_mismatches[:50], "replay_mismatch_count": len(self.replay_mismatches),
+                "effects": self.effects, "new_members": [m for m in POPULATION.members[POPULATION.seeded:]]}
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+
+
+class Population:
+    def __init__(self) -> None:
+        path = os.environ.get("LOAD_MEMBERS")
+        self.members: list[dict[str, Any]] = json.load(open(path, encoding="utf-8")) if path else []
+        self.seeded = len(self.members)
+        self.hot = [m for m in self.members if m["hot"]] or self.members[:20]
+        self.rich = [m for m in self.members if m["points"] > 0]  # grows with every accrual
+        self.rich_ids = {m["member_id"] for m in self.rich}
+        self.orders: list[dict[str, Any]] = []  # accrued orders, refundable
+        self.open_holds: list[dict[str, Any]] = []
+        self.replayable: list[dict[str, Any]] = []  # idempotent requests sent, with their first answer
+
+    def pick(self, pool: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        if random.random() < HOT_SHARE and self.hot:
+            return random.choice(self.hot)
+        return random.choice(pool or self.members)
+
+    def earned(self, member: dict[str, Any]) -> None:
+        if member["member_id"] not in self.rich_ids:
+            self.rich_ids.add(member["member_id"])
+            self.rich.append(member)
+
+
+RESULTS = Results()
+POPULATION = Population()
+
+
+@events.test_stop.add_listener
+def _dump(environment: Any, **_: Any) -> None:
+    out = os.environ.get("LOAD_OUT")
+    if out:
+        RESULTS.dump(out)
+
+
+def _sign(method: str, path: str, body: bytes) -> dict[str, str]:
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(12)
+    message = "\n".join([method, path, timestamp, nonce, hashlib.sha256(body).hexdigest()])
+    signature = hmac.new(TILL_SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Loyalty-Key": TILL_KEY, "X-Loyalty-Timestamp": timestamp,
+            "X-Loyalty-Nonce": nonce, "X-Loyalty-Signature": signature}
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:20]}"
+
+
+class _Weighted:
+    """Picks an operation by the profile's weights (Locust's own @task weights, made explicit so
+    the replay share can be taken out of every operation alike)."""
+
+    def __init__(self, weights: dict[str, int]) -> None:
+        self.names = list(weights)
+        self.weights = list(weights.values())
+
+    def choose(self) -> str:
+        return random.choices(self.names, self.weights)[0]
+
+
+if MODE == "api":
+
+    class Member(FastHttpUser):
+        """A mini-program or a till; one operation per iteration."""
+
+        wait_time = constant(0)
+        chooser = _Weighted(WEIGHTS)
+
+        def _send(self, op: str, method: str, path: str, body: Any = None, *, till: bool = False,
+                  token: str | None = None, member: str = "", ids: tuple[str, ...] = ()) -> tuple[int, Any]:
+            payload = json.dumps(body).encode() if body is not None else b""
+            headers = _sign(method, path, payload) if till else {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            # Labels for the stack's DynamoDB recorder (devstack/dynamodb_recorder.py); ignored by the app.
+            headers.update({"X-Load-Op": op, "X-Load-Member": member, "X-Load-Ids": ",".join(ids)})
+            started = time.perf_counter()
+            with self.client.request(method, path, data=payload or None, headers=headers, name=op,
+                                     catch_response=True) as response:
+                ms = (time.perf_counter() - started) * 1000
+                status = response.status_code or 0
+                try:
+                    answer = json.loads(response.content) if response.content else None
+                except ValueError:
+                    answer = None
+                if status >= 500 or status == 0:
+                    response.failure(f"{status}")
+                else:
+                    response.success()
+            RESULTS.record(op, ms, status, answer)
+            return status, answer
+
+        def _idempotent(self, op: str, method: str, path: str, body: Any, *, till: bool, token: str | None,
+                        member: dict[str, Any], key: str, ids: tuple[str, ...]) -> tuple[int, Any]:
+            status, answer = self._send(op, method, path, body, till=till, token=token, member=member["member_id"],
+                                        ids=ids)
+            if 200 <= status < 300:
+                request = {"op": op, "method": method, "path": path, "body": body, "till": till, "token": token,
+                           "member": member["member_id"], "key": key, "ids": ids, "status": status,
+                           "answer": answer}
+                POPULATION.replayable.append(request)
+                RESULTS.effects.append({k: request[k] for k in ("op", "member", "key", "ids", "status", "answer")})
+            return status, answer
+
+        @task
+        def one(self) -> None:
+            if random.random() < REPLAY_SHARE and POPULATION.replayable:
+                self.replay()
+                return
+            getattr(self, self.chooser.choose())()
+
+        # --- operations -------------------------------------------------------------------
+
+        def card(self) -> None:
+            member = POPULATION.pick()
+            self._send("card", "GET", "/v1/members/me", token=member["token"], member=member["member_id"])
+
+        def order(self) -> None:
+            member = POPULATION.pick()
+            order_id = _new_id("lo")
+            amount = random.randint(100, 30_000)
+            body = {"order_id": order_id, "member_id": member["member_id"], "amount_fen": amount,
+                    "paid_at": datetime.now(timezone.utc).isoformat()}
+            status, answer = self._idempotent("order", "POST", "/v1/orders", body, till=True, token=None,
+                                              member=member, key=order_id, ids=(order_id,))
+            if status == 201:
+                POPULATION.orders.append({"order_id": order_id, "member": member, "left": amount})
+                if answer.get("points_awarded", 0) > 0:
+                    POPULATION.earned(member)
+
+        def refund(self) -> None:
+            if not POPULATION.orders:
+                return self.order()
+            order = random.choice(POPULATION.orders)
+            if order["left"] <= 0:
+                return self.order()
+            amount = random.randint(1, order["left"])
+            order["left"] -= amount
+            refund_id = _new_id("lr")
+            path = f"/v1/orders/{order['order_id']}/refunds"
+            self._idempotent("refund", "POST", path, {"refund_id": refund_id, "amount_fen": amount}, till=True,
+                             token=None, member=order["member"], key=refund_id, ids=(order["order_id"], refund_id))
+
+        def checkin(self) -> None:
+            member = POPULATION.pick()
+            self._send("checkin", "POST", "/v1/members/me/checkin", token=member["token"], member=member["member_id"])
+
+        def redemption(self) -> None:
+            member = POPULATION.pick(POPULATION.rich)
+            request_id = _new_id("lq")
+            body = {"reward_id": REWARD, "quantity": 1, "request_id": request_id}
+            self._idempotent("redemption", "POST", "/v1/members/me/redemptions", body, till=False,
+                             token=member["token"], member=member, key=request_id, ids=(request_id, REWARD))
+
+        def hold(self) -> None:
+            member = POPULATION.pick(POPULATION.rich)
+            hold_id, order_id = _new_id("lh"), _new_id("lo")
+            body = {"hold_id": hold_id, "member_id": member["member_id"], "order_id": order_id,
+                    "order_amount_fen": 100_000, "points": 100}
+            status, _ = self._idempotent("hold", "POST", "/v1/points/holds", body, till=True, token=None,
+                                         member=member, key=hold_id, ids=(hold_id, order_id))
+            # Most holds are settled by the till; the rest are left for the frequent job to release.
+            if status == 201 and random.random() < 0.8:
+                POPULATION.open_holds.append({"hold_id": hold_id, "member": member})
+
+        def hold_settle(self) -> None:
+            if not POPULATION.open_holds:
+                return self.hold()
+            hold = POPULATION.open_holds.pop(random.randrange(len(POPULATION.open_holds)))
+            outcome = "capture" if random.random() < 0.7 else "release"
+            path = f"/v1/points/holds/{hold['hold_id']}/{outcome}"
+            self._idempotent("hold_settle", "POST", path, None, till=True, token=None, member=hold["member"],
+                             key=f"{hold['hold_id']}:{outcome}", ids=(hold["hold_id"],))
+
+        def login(self) -> None:
+            member = POPULATION.pick()
+            self._send("login", "POST", "/v1/auth/login", {"appid": APPID, "code": f"dev-{member['openid']}"},
+                       member=member["member_id"], ids=(member["openid"],))
+
+        def enrol(self) -> None:
+            openid = _new_id("ln")
+            status, answer = self._send("login_new", "POST", "/v1/auth/login", {"appid": APPID, "code": f"dev-{openid}"},
+                                        ids=(openid,))
+            if status != 200:
+                return
+            status, card = self._send("enrol", "POST", "/v1/members", {"nickname": "new"}, token=answer["token"],
+                                      ids=(openid,))
+            if status == 201:
+                # Its token names no member: a fresh login would; card reads resolve it either way.
+                POPULATION.members.append({"member_id": card["member_id"], "openid": openid, "token": answer["token"],
+                                           "hot": False, "points": 0})
+
+        def replay(self) -> None:
+            first = random.choice(POPULATION.replayable)
+            RESULTS.replays += 1
+            status, answer = self._send(f"{first['op']} (replay)", first["method"], first["path"], first["body"],
+                                        till=first["till"], token=first["token"], member=first["member"],
+                                        ids=tuple(first["ids"]))
+            if status >= 500:
+                return  # counted with the 5xx; a caller retries
+            if (status, answer) != (first["status"], first["answer"]):
+                RESULTS.replay_mismatches.append({"op": first["op"], "key": first["key"], "first": first["status"],
+                                                  "first_answer": first["answer"], "again": status,
+                                                  "answer": answer})
+
+else:
+    from bench.load.baseline import BareReplayer
+
+    class Bare(User):
+        """The same operations as the DynamoDB calls they made, replayed with bare boto3."""
+
+        wait_time = constant(0)
+
+        def on_start(self) -> None:
+            self.replayer = BareReplayer(os.environ["LOAD_TEMPLATES"], os.environ["LOAD_DYNAMODB"])
+            weights = {op: w for op, w in WEIGHTS.items() if self.replayer.has(op)}
+            if "enrol" in weights and self.replayer.has("login_new"):
+                weights["login_new"] = weights["enrol"]
+            self.chooser = _Weighted(weights)
+
+        @task
+        def one(self) -> None:
+            op = self.chooser.choose()
+            ms, error = self.replayer.run(op)
+            RESULTS.record(op, ms, 200 if error is None else 599, {"error": {"code": error}} if error else None)
+            events.request.fire(request_type="BARE", name=op, response_time=ms, response_length=0,
+                                exception=RuntimeError(error) if error else None, context={})

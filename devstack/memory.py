@@ -1,0 +1,107 @@
+"""Samples the local stack's memory, and how much of it is data (``DEVSTACK_MEMORY_LOG``).
+
+Every ``DEVSTACK_MEMORY_SECONDS`` (30) one JSON line goes to the file: the resident set size
+(RSS) of the stack's process (moto, the stream pump, the scheduler, the WeChat stand-in) and of
+``chalice local``, and what the embedded DynamoDB holds -- items in its tables and records in
+their streams, with their estimated bytes: the deep size of up to 300 sampled items (or
+records), times their count. RSS minus the data is what a leak would grow; the data grows with
+every write, as a real table and stream would (the stream's 24 hours of history included, which
+moto never trims).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SAMPLE = 300
+
+
+def deep_size(value: Any, seen: set[int] | None = None) -> int:
+    """Bytes held by ``value`` and what it references (dicts, lists, objects' attributes)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in value.items())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        size += sum(deep_size(v, seen) for v in value)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        size += deep_size(vars(value), seen)
+    return size
+
+
+def _estimate(objects: list[Any]) -> int:
+    if not objects:
+        return 0
+    sample = objects if len(objects) <= SAMPLE else random.sample(objects, SAMPLE)
+    return int(sum(deep_size(o) for o in sample) * len(objects) / len(sample))
+
+
+def data_held() -> dict[str, int]:
+    """Items and stream records of every moto DynamoDB table in this process, and their bytes."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    from devstack import serial_dynamodb
+
+    items: list[Any] = []
+    records: list[Any] = []
+    with serial_dynamodb.lock():
+        for account in dynamodb_backends.values():
+            for backend in account.values():
+                for table in backend.tables.values():
+                    for bucket in table.items.values():
+                        items.extend(bucket.values() if table.range_key_attr else [bucket])
+                    if table.stream_shard is not None:
+                        records.extend(table.stream_shard.items)
+        # Under the lock: an update changes an item's attributes in place.
+        return {"items": len(items), "item_bytes": _estimate(items),
+                "stream_records": len(records), "stream_bytes": _estimate(records)}
+
+
+class MemorySampler:
+    """A daemon thread writing one line per interval (the first at start)."""
+
+    def __init__(self, path: Path, interval: float, chalice_pid: Any) -> None:
+        self._path = path
+        self._interval = interval
+        self._chalice_pid = chalice_pid  # a callable: the child's pid, or None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+        self._started = time.monotonic()
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def sample(self) -> dict[str, Any]:
+        import psutil
+
+        line: dict[str, Any] = {"t": round(time.monotonic() - self._started, 1), "ts": time.time(),
+                                "stack_rss": psutil.Process().memory_info().rss}
+        pid = self._chalice_pid()
+        try:
+            line["chalice_rss"] = psutil.Process(pid).memory_info().rss if pid else None
+        except psutil.Error:
+            line["chalice_rss"] = None
+        line.update(data_held())
+        return line
+
+    def _run(self) -> None:
+        with self._path.open("a", encoding="utf-8", buffering=1) as out:
+            while True:
+                out.write(json.dumps(self.sample()) + "\n")
+                if self._stop.wait(self._interval):
+                    return  # no sample at stop: chalice local is stopping too
