@@ -148,7 +148,7 @@ class Page(BaseModel, Generic[T]):
 
 
 def _cursor_mac(settings: Settings, cursor: str) -> str:
-    key = settings.token_secret.get_secret_value().encode()
+    key = settings.secret("token_secret").encode()
     return hmac.new(key, b"page-cursor\n" + cursor.encode(), hashlib.sha256).hexdigest()[:32]
 
 

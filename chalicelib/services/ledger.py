@@ -128,7 +128,7 @@ def accrue_order(settings: Settings, till: TillPrincipal, body: OrderIn) -> tupl
             store.apply_change(program_id, account, change, None, row, clock.stamp(now), ids.new_entry_id(),
                                extra=_with_nonce(till), activity_day=today.isoformat())
         metrics.emit("Accruals")
-        metrics.emit("PointsAccrued", answer["points_awarded"])
+        metrics.emit("PointsAccrued", award.points)
         return answer, 201
 
     return with_retries(settings, attempt)

@@ -55,8 +55,8 @@ def _require_program(settings: Settings, program_id: str) -> None:
 
 def till_keys(program_id: str) -> list[KeyInfo]:
     return [
-        KeyInfo(program_id, item.gsi1sk, item.created_at, store_id=item.store_id)
-        for item in TillKeyItem.gsi1.query(keys.till_keys_list(program_id))
+        KeyInfo(program_id, item.gsi1sk or "", item.created_at, store_id=item.store_id)
+        for item in TillKeyItem.gsi1.query(keys.till_keys_list(program_id)) if isinstance(item, TillKeyItem)
     ]
 
 
@@ -102,12 +102,13 @@ def revoke_till_key(program_id: str, key_id: str) -> None:
 def admin_keys(program_id: str) -> list[KeyInfo]:
     return [
         KeyInfo(program_id, item.name, item.created_at, ref=item.pk.split("#", 1)[1][:12])
-        for item in AdminKeyItem.gsi1.query(keys.admin_keys_list(program_id))
+        for item in AdminKeyItem.gsi1.query(keys.admin_keys_list(program_id)) if isinstance(item, AdminKeyItem)
     ]
 
 
 def _admin_items(program_id: str, name: str) -> list[AdminKeyItem]:
-    return list(AdminKeyItem.gsi1.query(keys.admin_keys_list(program_id), AdminKeyItem.gsi1sk == name))
+    return [item for item in AdminKeyItem.gsi1.query(keys.admin_keys_list(program_id), AdminKeyItem.gsi1sk == name)
+            if isinstance(item, AdminKeyItem)]
 
 
 def create_admin_key(settings: Settings, program_id: str, name: str) -> str:
@@ -164,7 +165,8 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def staff_users(program_id: str) -> list[StaffUserItem]:
-    return list(StaffUserItem.gsi1.query(keys.staff_users_list(program_id)))
+    return [item for item in StaffUserItem.gsi1.query(keys.staff_users_list(program_id))
+            if isinstance(item, StaffUserItem)]
 
 
 def create_staff_user(settings: Settings, program_id: str, username: str, password: str, role: str = "owner") -> None:
