@@ -16,8 +16,12 @@ SERVICE = "loyalty"
 
 def emit(name: str, value: int = 1, **dimension: str) -> None:
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
     from chalicelib.settings import get_table_settings
+
+    if is_metrics_disabled():  # single_metric itself ignores the switch
+        return
 
     defaults = {"service": SERVICE, "stage": get_table_settings().stage}
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE,

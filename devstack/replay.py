@@ -11,6 +11,7 @@ with the records delivered and the failures reported.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> int:
     values = configure_environment(Ports.from_env())
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # stdout is this tool's report, not metrics
     import boto3
 
     region, table_name = values["LOYALTY_REGION"], values["LOYALTY_TABLE_NAME"]
