@@ -51,19 +51,24 @@ _PAGE = """<!doctype html>
 </html>
 """
 
-# The validator badge would load an image from another host: off. "Authorize" takes the member
-# token (or the staff key) once for every operation it applies to.
+# The validator badge would load an image from another host: off. The document names no server,
+# so "Try it out" calls go where this page came from, stage prefix included (API Gateway serves it
+# at /api/docs). "Authorize" takes the member token (or the staff key) for every operation.
 _INITIALIZER = """window.addEventListener("load", function () {
-  window.ui = SwaggerUIBundle({
-    url: "openapi.json",
-    dom_id: "#swagger-ui",
-    validatorUrl: null,
-    deepLinking: true,
-    docExpansion: "list",
-    defaultModelsExpandDepth: 0,
-    displayOperationId: true,
-    displayRequestDuration: true,
-    showExtensions: true
+  var base = new URL(".", window.location.href).pathname.replace(/\\/$/, "") || "/";
+  fetch("openapi.json").then(function (answer) { return answer.json(); }).then(function (spec) {
+    if (!spec.servers) spec.servers = [{ url: base }];
+    window.ui = SwaggerUIBundle({
+      spec: spec,
+      dom_id: "#swagger-ui",
+      validatorUrl: null,
+      deepLinking: true,
+      docExpansion: "list",
+      defaultModelsExpandDepth: 0,
+      displayOperationId: true,
+      displayRequestDuration: true,
+      showExtensions: true
+    });
   });
 });
 """

@@ -111,3 +111,33 @@ def test_a_member_token_authorized_on_the_page_calls_the_api(docs, stack):
     assert any(urlsplit(url).path == "/v1/members/me" for url in requested)
     if os.environ.get("LOYALTY_DOCS_SCREENSHOT"):  # to look at the page: a PNG of it as tested
         page.screenshot(path=os.environ["LOYALTY_DOCS_SCREENSHOT"], full_page=False)
+
+
+def test_under_a_stage_prefix_the_page_and_its_calls_keep_the_prefix(browser, stack):
+    """API Gateway serves the API under its stage (`/api/docs`): the page's files, the document
+    and "Try it out" must all stay under it. The browser sees the stack through such a prefix."""
+    context = browser.new_context()
+    page = context.new_page()
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(urlsplit(request.url).path))
+
+    def strip_stage(route: Any) -> None:
+        upstream = route.fetch(url=route.request.url.replace(f"{stack.api}/api/", f"{stack.api}/", 1))
+        route.fulfill(response=upstream)
+
+    page.route(f"{stack.api}/api/**", strip_stage)
+    try:
+        page.goto(f"{stack.api}/api/docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        block = page.locator("#operations-public-health")
+        block.locator(".opblock-summary").click()
+        block.locator("button.try-out__btn").click()
+        block.locator("button.execute").click()
+        status = block.locator(".live-responses-table .response .response-col_status").first
+        status.wait_for(timeout=15_000)
+        assert status.inner_text().strip() == "200"
+    finally:
+        context.close()
+    assert requested[:1] == ["/api/docs"]
+    assert {"/api/docs/swagger-ui-bundle.js", "/api/openapi.json", "/api/health"} <= set(requested), requested
+    assert not [path for path in requested if not path.startswith("/api/")], requested
