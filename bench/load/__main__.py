@@ -77,7 +77,7 @@ def _free_ports(count: int) -> list[int]:
 class LocalStack:
     """`python -m devstack` in its own process group, with the load run's recorders switched on."""
 
-    def __init__(self, run_dir: Path, profile: Profile) -> None:
+    def __init__(self, run_dir: Path, profile: Profile, stack_dir: Path = ROOT) -> None:
         self.run_dir = run_dir
         api, wechat, dynamodb = _free_ports(3)
         self.api = f"http://127.0.0.1:{api}"
@@ -95,7 +95,8 @@ class LocalStack:
         if profile.unguarded:
             env["DEVSTACK_UNGUARDED"] = profile.unguarded
         self._output = (run_dir / "stack.log").open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=self._output,
+        # stack_dir: another checkout's stack (an earlier commit, to compare before and after).
+        self.process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=stack_dir, env=env, stdout=self._output,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         self._pump_offset = 0
 
@@ -250,7 +251,7 @@ def memory_figures(path: Path, started: float, ended: float) -> dict[str, Any]:
             "ratio_less_data": end["rss_less_data"] / after_minute["rss_less_data"]}
 
 
-def run(profile: Profile, keep: bool = False) -> dict[str, Any]:
+def run(profile: Profile, stack_dir: Path = ROOT) -> dict[str, Any]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = ROOT / "build" / "load" / f"{profile.name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -258,7 +259,8 @@ def run(profile: Profile, keep: bool = False) -> dict[str, Any]:
                               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
                                          f"Python {platform.python_version()}"}
-    stack = LocalStack(run_dir, profile)
+    report["stack_dir"] = str(stack_dir)
+    stack = LocalStack(run_dir, profile, stack_dir)
     try:
         began = time.monotonic()
         stack.wait_ready()
@@ -422,18 +424,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-seconds", type=int)
     parser.add_argument("--write", action="store_true", help="record the report in bench/LOAD.md")
     parser.add_argument("--report-json", type=Path, help="also write the whole report (JSON) here")
+    parser.add_argument("--stack-dir", type=Path, default=ROOT,
+                        help="run the local stack of another checkout (say, an earlier commit) under the same load")
+    parser.add_argument("--section", help="the section of bench/LOAD.md to write (default: the profile's name)")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     overrides = {k: v for k, v in (("seconds", args.seconds), ("members", args.members), ("users", args.users),
                                    ("baseline_seconds", args.baseline_seconds)) if v is not None}
     profile = replace(profile, **overrides)
-    report = run(profile)
+    report = run(profile, args.stack_dir.resolve())
     if args.report_json:
         args.report_json.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
     text = render(report)
     print(text)
     if args.write:
-        write_section(profile.name, text)
+        write_section(args.section or profile.name, text)
     ok = report.get("checks", {}).get("ok", False)
     if profile.unguarded:
         print("self-test: the checks " + ("FAILED to catch" if ok else "caught") + " the removed guard")
