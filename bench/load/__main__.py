@@ -77,7 +77,7 @@ def _free_ports(count: int) -> list[int]:
 class LocalStack:
     """`python -m devstack` in its own process group, with the load run's recorders switched on."""
 
-    def __init__(self, run_dir: Path, profile: Profile) -> None:
+    def __init__(self, run_dir: Path, profile: Profile, stack_dir: Path = ROOT) -> None:
         self.run_dir = run_dir
         api, wechat, dynamodb = _free_ports(3)
         self.api = f"http://127.0.0.1:{api}"
@@ -95,7 +95,8 @@ class LocalStack:
         if profile.unguarded:
             env["DEVSTACK_UNGUARDED"] = profile.unguarded
         self._output = (run_dir / "stack.log").open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=self._output,
+        # stack_dir: another checkout's stack (an earlier commit, to compare before and after).
+        self.process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=stack_dir, env=env, stdout=self._output,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         self._pump_offset = 0
 
@@ -227,24 +228,30 @@ def recorder_table(path: Path) -> dict[str, dict[str, float]]:
     return table
 
 
-def memory_figures(path: Path) -> dict[str, Any]:
+def memory_figures(path: Path, started: float, ended: float) -> dict[str, Any]:
+    """Samples of the load phase (``started``..``ended``, epoch seconds): the last before it, the
+    first a minute or more into it, the last within it; ``t`` is seconds into the load."""
     if not path.exists():
         return {}
     samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not samples:
-        return {}
     for s in samples:
         s["total_rss"] = s["stack_rss"] + (s.get("chalice_rss") or 0)
         s["data"] = s["item_bytes"] + s["stream_bytes"]
         s["rss_less_data"] = s["total_rss"] - s["data"]
-    after_minute = next((s for s in samples if s["t"] >= 60), samples[-1])
-    end = samples[-1]
-    return {"samples": samples, "start": samples[0], "after_first_minute": after_minute, "end": end,
+        s["t"] = s["ts"] - started
+    before = [s for s in samples if s["ts"] <= started]
+    during = [s for s in samples if started < s["ts"] <= ended + 1]
+    if not during:
+        return {}
+    start = before[-1] if before else during[0]
+    after_minute = next((s for s in during if s["t"] >= 60), during[-1])
+    end = during[-1]
+    return {"samples": samples, "start": start, "after_first_minute": after_minute, "end": end,
             "ratio_total": end["total_rss"] / after_minute["total_rss"],
             "ratio_less_data": end["rss_less_data"] / after_minute["rss_less_data"]}
 
 
-def run(profile: Profile, keep: bool = False) -> dict[str, Any]:
+def run(profile: Profile, stack_dir: Path = ROOT) -> dict[str, Any]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = ROOT / "build" / "load" / f"{profile.name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -252,7 +259,8 @@ def run(profile: Profile, keep: bool = False) -> dict[str, Any]:
                               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
                                          f"Python {platform.python_version()}"}
-    stack = LocalStack(run_dir, profile)
+    report["stack_dir"] = str(stack_dir)
+    stack = LocalStack(run_dir, profile, stack_dir)
     try:
         began = time.monotonic()
         stack.wait_ready()
@@ -273,9 +281,11 @@ def run(profile: Profile, keep: bool = False) -> dict[str, Any]:
         api = _locust(run_dir, "api", profile.users, profile.seconds, stack, members_path)
         report["api"] = latency_table(api)
         report["api_seconds"] = round(api["ended"] - api["started"], 1)
+        report["api_window"] = [api["started"], api["ended"]]
         report["errors"] = api["errors"]
         report["server_error_samples"] = api["server_errors"][:5]
         report["replays"] = api["replays"]
+        report["resigned"] = api.get("resigned", 0)
         settle = [stack.settle(timeout=600) for _ in range(3)]  # jobs made by the first pass, sent by the next
         report["drain_after_seconds"] = round(sum(settle), 1)
         from bench.load import checks
@@ -296,7 +306,8 @@ def run(profile: Profile, keep: bool = False) -> dict[str, Any]:
             report["bare_seconds"] = round(bare["ended"] - bare["started"], 1)
     finally:
         report["stack_exit"] = stack.stop()
-    report["memory"] = memory_figures(stack.memory_log)
+    if "api_window" in report:
+        report["memory"] = memory_figures(stack.memory_log, *report["api_window"])
     (run_dir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     return report
 
@@ -318,7 +329,8 @@ def render(report: dict[str, Any]) -> str:
         + (f", baseline {report.get('bare_seconds', 0):.0f} s" if bare else "") + ".",
         "",
         f"- requests served: **{total:,}** ({total / max(1, report.get('api_seconds', 1)):.1f}/s), of which "
-        f"{report.get('replays', 0):,} replays of an earlier request",
+        f"{report.get('replays', 0):,} replays of an earlier request; till requests signed again after the HTTP "
+        f"client resent one whose nonce the server had already spent: {report.get('resigned', 0)}",
         f"- answers by status: {_statuses(report)}",
         f"- errors by code: {', '.join(f'{k}: {v}' for k, v in sorted(report.get('errors', {}).items())) or 'none'}",
         f"- seeding: {report['seed']['members']:,} members ({report['seed']['items_written']:,} items in "
@@ -368,8 +380,9 @@ def render(report: dict[str, Any]) -> str:
     if m:
         mb = 1024 * 1024
         s, a, e = m["start"], m["after_first_minute"], m["end"]
-        lines += ["", f"Memory (RSS of the stack's process + `chalice local`, every {p['memory_seconds']} s; data = "
-                      f"the embedded DynamoDB's items and stream records, their deep size estimated from samples):",
+        lines += ["", f"Memory during the load (RSS of the stack's process + `chalice local`, every "
+                      f"{p['memory_seconds']} s; t = seconds into the load; data = the embedded DynamoDB's items and "
+                      f"stream records, their deep size estimated from samples):",
                   "", "| when | RSS total | stack | chalice local | items | stream records | data | RSS less data |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for label, x in (("start", s), ("after 1 min", a), ("end", e)):
@@ -411,18 +424,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-seconds", type=int)
     parser.add_argument("--write", action="store_true", help="record the report in bench/LOAD.md")
     parser.add_argument("--report-json", type=Path, help="also write the whole report (JSON) here")
+    parser.add_argument("--stack-dir", type=Path, default=ROOT,
+                        help="run the local stack of another checkout (say, an earlier commit) under the same load")
+    parser.add_argument("--section", help="the section of bench/LOAD.md to write (default: the profile's name)")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     overrides = {k: v for k, v in (("seconds", args.seconds), ("members", args.members), ("users", args.users),
                                    ("baseline_seconds", args.baseline_seconds)) if v is not None}
     profile = replace(profile, **overrides)
-    report = run(profile)
+    report = run(profile, args.stack_dir.resolve())
     if args.report_json:
         args.report_json.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
     text = render(report)
     print(text)
     if args.write:
-        write_section(profile.name, text)
+        write_section(args.section or profile.name, text)
     ok = report.get("checks", {}).get("ok", False)
     if profile.unguarded:
         print("self-test: the checks " + ("FAILED to catch" if ok else "caught") + " the removed guard")
