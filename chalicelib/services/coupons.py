@@ -368,9 +368,10 @@ def _pay_and_issue(settings: Settings, config: Any, program_id: str, member_id: 
 # --- staff grants, automatic gifts -----------------------------------------------------------
 
 def _issue_once(settings: Settings, program_id: str, member_id: str, template: CouponTemplateItem,
-                guard: CallerKey, channel: str, cause: str, *, enforce_limit: bool) -> str:
+                guard: CallerKey, channel: str, cause: str, *,
+                enforce_limit: bool) -> tuple[str, CouponTemplateItem]:
     """Issue one coupon unless `guard` (the record of this issue's cause) exists already.
-    Returns "issued", "already", or the code of a refusal."""
+    Returns "issued", "already", or the code of a refusal; and the template as last read."""
     config = program_config(settings, program_id)
     for _ in range(settings.max_conflict_retries):
         now = clock.now()
@@ -378,26 +379,26 @@ def _issue_once(settings: Settings, program_id: str, member_id: str, template: C
         try:
             _refuse_issue(template, today)
         except Conflict as refusal:
-            return refusal.code
+            return refusal.code, template
         tx = Transaction()
         coupon = _add_issue(tx, program_id, member_id, template, channel, cause, now, today, enforce_limit)
         guard.record(tx, {"coupon_id": coupon.coupon_id, "member_id": member_id}, 201)
         tx.check(AccountItem, keys.account(program_id, member_id), AccountItem.pk.exists(), label="member")
         try:
             tx.commit()
-            return "issued"
+            return "issued", template
         except ConditionsFailed as failed:
             if "member" in failed.labels:
-                return "member_not_found"
+                return "member_not_found", template
             if KEY_LABEL in failed.labels:
-                return "already"
+                return "already", template
             if "limit" in failed.labels:
-                return "limit_reached"
+                return "limit_reached", template
             if not failed.labels & {"stock", "coupon"}:
                 raise
             fresh = store.get_item(CouponTemplateItem, keys.coupon_template(program_id, template.template_id))
             if not isinstance(fresh, CouponTemplateItem):
-                return "template_not_found"
+                return "template_not_found", template
             template = fresh
         except TransactionConflict:
             pass
@@ -419,13 +420,12 @@ def grant(settings: Settings, staff: StaffPrincipal, template_id: str, body: Gra
     for member_id in dict.fromkeys(body.member_ids):  # a member listed twice gets one
         guard = CallerKey.generic(program_id, f"coupon-grant:{body.request_id}", member_id, body,
                                   template_id=template_id)
-        outcome = _issue_once(settings, program_id, member_id, template, guard, "grant", body.request_id,
-                              enforce_limit=True)
+        outcome, template = _issue_once(settings, program_id, member_id, template, guard, "grant",
+                                        body.request_id, enforce_limit=True)
         if outcome in ("issued", "already"):
             granted += 1
         else:
             refused.append({"member_id": member_id, "code": outcome})
-        template = store.get_item(CouponTemplateItem, keys.coupon_template(program_id, template_id)) or template
     answer = {"template_id": template_id, "request_id": body.request_id, "granted": granted, "refused": refused}
     tx = Transaction()
     caller_key.record(tx, answer, 200)
@@ -448,7 +448,8 @@ def gift(settings: Settings, program_id: str, member_id: str, template_ids: list
             continue
         guard = CallerKey.generic(program_id, f"coupon-gift:{member_id}", f"{cause}:{template_id}",
                                   GiftCause(template_id=template_id, cause=cause))
-        outcome = _issue_once(settings, program_id, member_id, template, guard, "gift", cause, enforce_limit=False)
+        outcome, _ = _issue_once(settings, program_id, member_id, template, guard, "gift", cause,
+                                 enforce_limit=False)
         if outcome == "issued":
             issued += 1
         elif outcome != "already":

@@ -213,13 +213,14 @@ def test_void_gives_the_coupon_back_or_expires_it(api, monkeypatch):
 
 def test_a_coupon_past_its_window_is_refused_before_the_job_and_expired_once(api, monkeypatch):
     token, member_id = member(api, "expiry")
-    put_template(api, "short", valid_days=3)
-    ten_days_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)
-    monkeypatch.setattr(clock, "now", lambda: ten_days_ago)
-    coupon = claim(api, token, "short", "c-1").json
+    put_template(api, "one-day", valid_days=1)
+    yesterday = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    monkeypatch.setattr(clock, "now", lambda: yesterday)
+    coupon = claim(api, token, "one-day", "c-1").json
     monkeypatch.undo()
     valid_until = dt.date.fromisoformat(coupon["valid_until"])
-    assert valid_until < today() - dt.timedelta(days=1)
+    assert valid_until == today() - dt.timedelta(days=1)  # valid until yesterday; no job has run
+    assert card(api, token)["coupons_unused"] == 1
     refused = redeem(api, coupon["code"])
     assert refused.status_code == 409 and refused.json["error"]["code"] == "coupon_expired"
     assert api.member("GET", "/v1/members/me/coupons", token).json["items"] == []
