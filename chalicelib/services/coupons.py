@@ -183,9 +183,9 @@ def put_template(settings: Settings, staff: StaffPrincipal, template_id: str, bo
     ]
     condition = T.pk.does_not_exist() if current is None else (T.version == int(current.version))
     snapshot = CouponTemplateVersionItem(
-        *keys.coupon_template_version(program_id, template_id, keys.version_sort(version)), template_id=template_id, version=version,
-        rules=rules_of.rules_json(rules), total=body.total, per_member_limit=body.per_member_limit,
-        claimable=1 if body.claimable else 0, points_price=body.points_price, updated_at=now,
+        *keys.coupon_template_version(program_id, template_id, keys.version_sort(version)),
+        template_id=template_id, version=version, rules=rules_of.rules_json(rules), total=body.total,
+        per_member_limit=body.per_member_limit, claimable=1 if body.claimable else 0, points_price=body.points_price, updated_at=now,
         updated_by=staff.key_ref)
     tx = Transaction()
     tx.update(T(*key), actions=actions, condition=condition, label="template")

@@ -256,7 +256,7 @@ def test_reminders_three_days_before_through_tmpl_coupon(api):
     claim(api, token, "soon", "c-1")
     summary = run(api, "coupon-reminders", today())
     assert (summary["coupon_reminders"], summary["coupons_reminded"]) == (1, 1)
-    jobs = [n for n in NotificationItem.query(keys.member_pk("demo", member_id), NotificationItem.sk.startswith("NOTIFY#"))]
+    jobs = list(NotificationItem.query(keys.member_pk("demo", member_id), NotificationItem.sk.startswith("NOTIFY#")))
     assert [(n.template_id, n.status) for n in jobs] == [("tmpl-coupon", "queued")]
     assert run(api, "coupon-reminders", today() + dt.timedelta(days=1))["coupon_reminders"] == 0
 
