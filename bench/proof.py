@@ -162,6 +162,35 @@ def expiry_figures(meter: Any, settings: Any) -> dict[str, Any]:
             "expiry_ratio": round(tally.items_read / lots, 3) if lots else None}
 
 
+def coupon_expiry_figures(meter: Any, settings: Any) -> dict[str, Any]:
+    """Items read / coupons expired, for a run where 100 of 2,000 unused coupons end that day."""
+    from chalicelib import jobs, wiring
+    from chalicelib.domain.coupons import CouponRules
+    from chalicelib.store import keys
+    from chalicelib.store.models import CouponItem
+
+    day = dt.date(2027, 7, 31)
+    rules = CouponRules(name="bench", kind="amount_off", off_fen=100, valid_days=30).model_dump(mode="json")
+    with CouponItem.batch_write() as batch:
+        for n in range(2_000):
+            member_id, code = f"cpx{n % 500:04d}", f"BENCH{n:07d}"
+            valid_until = (day if n % 20 == 0 else day + dt.timedelta(days=1 + n % 200)).isoformat()
+            coupon = CouponItem(*keys.coupon("demo", code), program_id="demo", member_id=member_id,
+                                coupon_id=f"cpb{n}", code=code, template_id="bench", template_version=1, rules=rules,
+                                valid_from="2027-07-01", valid_until=valid_until, status="unused", channel="grant",
+                                cause="bench", issued_at="2027-07-01T00:00:00.000+00:00",
+                                changed_at="2027-07-01T00:00:00.000+00:00",
+                                gsi1pk=keys.member_coupons("demo", member_id, "unused"),
+                                gsi1sk=keys.member_coupons_sort(valid_until, f"cpb{n}"))
+            coupon.gsi2pk, coupon.gsi2sk = keys.coupon_expiry_queue("demo", valid_until, member_id, code)
+            batch.save(coupon)
+    with meter.measure() as tally:
+        report = jobs.run_job(settings, wiring.daily_jobs(), "demo", "expire-coupons", day + dt.timedelta(days=1))
+    expired = report["coupons_expired"]
+    return {"coupons_expired": expired, "items_read": tally.items_read, "requests": tally.requests,
+            "coupon_expiry_ratio": round(tally.items_read / expired, 3) if expired else None}
+
+
 def overhead_figures(client: Any, member_id: str, calls: Any) -> dict[str, Any]:
     """Median wall time per accrual through the API, against the very same DynamoDB requests made
     with bare boto3 on the same moto: captured from one API accrual, replayed onto fresh keys."""

@@ -4,14 +4,15 @@ Refused outside the local stage: these keys are public knowledge."""
 
 from __future__ import annotations
 
+from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.auth.staff import DEV_ADMIN_KEY
 from chalicelib.auth.till import DEV_TILL_KEY_ID
 from chalicelib.domain.program import demo_program
 from chalicelib.settings import get_settings
-from chalicelib.services import rewards
+from chalicelib.services import coupons, rewards
 from chalicelib.store import keys, programs
 from chalicelib.store import ledger as store_ledger
-from chalicelib.store.models import RewardItem
+from chalicelib.store.models import CouponTemplateItem, RewardItem
 
 DEV_TILL_SECRET = "dev-pos-secret"
 DEV_WECHAT_SECRET = "dev-wechat-secret"
@@ -27,6 +28,11 @@ def seed_demo_program() -> None:
     programs.save_till_key(settings, "demo", DEV_TILL_KEY_ID, DEV_TILL_SECRET, store_id="demo-store-1")
     if store_ledger.get_item(RewardItem, keys.reward("demo", "demo-cup")) is None:
         rewards.put_reward("demo", "demo-cup", rewards.RewardIn(name="Demo cup", points_price=100, stock=1000))
+    if store_ledger.get_item(CouponTemplateItem, keys.coupon_template("demo", "demo-10off")) is None:
+        # 10 yuan off orders of 100 yuan or more, 30 days from issue, 100 in all, 1 per member, free.
+        coupons.put_template(settings, StaffPrincipal("demo", "seed", "seed"), "demo-10off", coupons.TemplateIn(
+            name="满100减10", kind="amount_off", threshold_fen=10_000, off_fen=1_000, valid_days=30, total=100,
+            per_member_limit=1, claimable=True, points_price=0))
     programs.clear_cache()
 
 

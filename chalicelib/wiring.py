@@ -17,12 +17,15 @@ def daily_jobs() -> dict[str, Job]:
     """The daily schedule runs these in this order (expire before reconciling, review last);
     staff may run any of them for a day through the admin API."""
     from chalicelib.domain.tiers import is_review_day
-    from chalicelib.services import lifecycle, notifications, reconcile, tiers
+    from chalicelib.services import coupons, lifecycle, notifications, reconcile, tiers
 
     table = (
         Job("expire-points", lifecycle.expire_step),
         Job("expiry-reminders", lifecycle.remind_step),
         Job("birthday-gifts", lifecycle.birthday_step),
+        Job("expire-coupons", coupons.expire_step),
+        Job("coupon-reminders", coupons.remind_step),
+        Job("birthday-coupons", coupons.birthday_step),
         Job("dormant-members", lifecycle.dormant_step),
         Job("checkin-reminders", notifications.checkin_reminder_step),
         Job("reconcile", reconcile.reconcile_step),
@@ -46,12 +49,12 @@ def table_reactions() -> Reactions:
     from chalicelib.events import reactions as r
 
     return {
-        "profile": (r.credit_inviter, r.reward_completed_profile),
+        "profile": (r.credit_inviter, r.reward_completed_profile, r.gift_coupons_on_enrol),
         "account": (r.promote_on_growth,),
         "ledger": (r.notify_points_changed,),
         "order": (r.notify_points_changed,),
-        "redemption": (r.notify_redemption_status,),
-        "tier_change": (r.notify_tier_changed,),
+        "redemption": (r.notify_redemption_status, r.gift_coupons_on_redemption),
+        "tier_change": (r.notify_tier_changed, r.gift_coupons_on_tier),
         "expiry_reminder": (r.notify_points_expiring,),
         "winback": (r.notify_winback,),
     }

@@ -38,7 +38,8 @@ from chalicelib.settings import Settings, get_settings
 
 T = TypeVar("T", bound=BaseModel)
 
-__all__ = ["MEMBER", "PUBLIC", "STAFF", "TILL", "route", "operations_of", "error_response"]
+__all__ = ["MEMBER", "PUBLIC", "STAFF", "TILL", "Page", "PageQuery", "route", "operations_of", "error_response",
+           "seal_cursor"]
 JSON = "application/json"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -102,6 +103,7 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "hold_id": PathParameter(_ID, f"The till's hold id: {_ID_TEXT}"),
     "redemption_id": PathParameter(_ID, f"A redemption id (`rd-` + the request_id): {_ID_TEXT}"),
     "reward_id": PathParameter(_ID, f"A reward id: {_ID_TEXT}"),
+    "template_id": PathParameter(_ID, f"A coupon template id: {_ID_TEXT}"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 

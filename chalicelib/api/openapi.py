@@ -93,18 +93,22 @@ _TAGS = [
 ]
 
 _ERRORS = {
-    400: "`invalid_request` (a body, query or path parameter that is off), or a rule the request "
-         "breaks: `hold_exceeds_cap`, `unknown_tier`, `unknown_template`, `unknown_invite_code`, "
+    400: "`invalid_request` (a body, query or path parameter that is off; for a coupon template the "
+         "message names the field, e.g. `percent: must be 1 to 99`), or a rule the request breaks: "
+         "`hold_exceeds_cap`, `unknown_tier`, `unknown_template`, `unknown_invite_code`, "
          "`invalid_phone_code`, `wechat_app_rejected`.",
     401: "`unauthorized`, or why the credentials were refused: `token_expired`, `bad_signature`, "
          "`stale_timestamp`, `replayed_nonce`, `unknown_appid`, `invalid_code`, `login_required`.",
     403: "`forbidden`: the staff credential lacks the permission the operation requires.",
     404: "What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, "
-         "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`. Another "
+         "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, `template_not_found`, "
+         "`coupon_not_found` (also for another program's code). Another "
          "member's or program's resources are 404 too.",
     409: "`idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, "
          "`limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, "
-         "`birthday_already_set`, `version_conflict`.",
+         "`birthday_already_set`, `version_conflict`; coupons: `not_claimable`, `coupon_used` (the message "
+         "says when), `coupon_expired`, `coupon_not_yet_valid`, `threshold_not_met`, `store_not_allowed`, "
+         "`coupon_not_used` (a void of a coupon not used on that order).",
     413: f"`body_too_large`: the body is larger than {MAX_BODY_BYTES // 1024} KB.",
     503: "`retry_later`: throttled, contended or WeChat unavailable; nothing changed, retry shortly.",
 }

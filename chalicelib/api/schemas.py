@@ -118,6 +118,7 @@ class MemberCard(Answer):
     free_shipping_threshold_fen: int | None
     checkin: CardCheckin
     enrolled_at: dt.datetime
+    coupons_unused: int = Field(description="Coupons in the wallet not used yet (see GET /v1/members/me/coupons).")
 
 
 # --- member actions --------------------------------------------------------------------------
@@ -262,3 +263,81 @@ class ProgramView(ProgramConfig):
     """The program's rules as staff edit them, with the version to send back on PUT."""
 
     version: int
+
+
+# --- coupons (services/coupons.py) -----------------------------------------------------------
+
+class _CouponRules(Answer):
+    name: str
+    kind: Literal["amount_off", "percent_off", "gift"]
+    threshold_fen: int = Field(description="The order must reach this amount (0: any order).")
+    off_fen: int | None = Field(description="amount_off: fen taken off.")
+    percent: int | None = Field(description="percent_off: what the customer pays, 80 = 八折.")
+    max_off_fen: int | None = Field(description="percent_off: the most it takes off.")
+    gift_item: str | None = Field(description="gift: what it hands over.")
+    store_ids: list[str] | None = Field(description="Where it can be used; null: every store.")
+
+
+class CouponTemplate(_CouponRules):
+    template_id: str
+    version: int = Field(description="Send it back on the next PUT to refuse a concurrent edit.")
+    valid_days: int | None
+    total: int | None = Field(description="Stock; null: unlimited.")
+    issued: int
+    remaining: int | None
+    per_member_limit: int | None
+    claimable: bool
+    points_price: int
+    updated_at: dt.datetime
+
+
+class Coupon(_CouponRules):
+    coupon_id: str
+    code: str = Field(description="What the till types or scans (12 characters, no look-alikes).")
+    template_id: str
+    status: Literal["unused", "used", "expired"]
+    valid_from: dt.date
+    valid_until: dt.date = Field(description="The last day it can be used (program time zone).")
+    issued_at: dt.datetime
+    used_at: dt.datetime | None
+    order_id: str | None
+    discount_fen: int | None
+
+
+class CouponGrantRefusal(Answer):
+    member_id: str
+    code: str = Field(description="member_not_found, out_of_stock, limit_reached, not_claimable or "
+                                  "template_not_found.")
+
+
+class CouponGrant(Answer):
+    template_id: str
+    request_id: str
+    granted: int
+    refused: list[CouponGrantRefusal]
+
+
+class CouponRedeemed(Answer):
+    coupon_id: str
+    code: str
+    template_id: str
+    name: str
+    kind: Literal["amount_off", "percent_off", "gift"]
+    gift_item: str | None
+    order_id: str
+    order_amount_fen: int
+    discount_fen: int = Field(description="Never more than the order.")
+    status: Literal["used"]
+    used_at: dt.datetime
+
+
+class CouponEvent(Answer):
+    coupon_id: str
+    code: str
+    template_id: str
+    name: str
+    event: Literal["issued", "used", "voided", "expired"]
+    status: Literal["unused", "used", "expired"] = Field(description="The coupon's status after it.")
+    ref: str | None = Field(description="The request, order or cause.")
+    discount_fen: int | None
+    created_at: dt.datetime

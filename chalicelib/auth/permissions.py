@@ -15,6 +15,9 @@ Permission = Literal[
     "program:read",
     "program:write",
     "jobs:run",
+    "coupons:read",
+    "coupons:write",
+    "coupons:grant",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

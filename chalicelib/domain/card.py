@@ -30,6 +30,7 @@ class CardFacts:
     tier_since: str | None = None
     checkin_last: dt.date | None = None
     checkin_streak: int = 0
+    coupons_unused: int = 0
 
 
 def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[str, Any]:
@@ -69,4 +70,5 @@ def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[
         "checkin": {"last_date": facts.checkin_last.isoformat() if facts.checkin_last else None,
                     "streak": streak, "checked_in_today": checked_today},
         "enrolled_at": facts.enrolled_at,
+        "coupons_unused": facts.coupons_unused,
     }

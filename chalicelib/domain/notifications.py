@@ -20,7 +20,9 @@ POINTS_EXPIRING = "points_expiring"
 REDEMPTION_STATUS = "redemption_status"
 CHECKIN_REMINDER = "checkin_reminder"
 WINBACK = "winback"
-EVENTS = (POINTS_CHANGED, TIER_CHANGED, POINTS_EXPIRING, REDEMPTION_STATUS, CHECKIN_REMINDER, WINBACK)
+COUPON_EXPIRING = "coupon_expiring"
+EVENTS = (POINTS_CHANGED, TIER_CHANGED, POINTS_EXPIRING, REDEMPTION_STATUS, CHECKIN_REMINDER, WINBACK,
+          COUPON_EXPIRING)
 
 # Ledger row types a member hears about (holds and releases are part of a checkout they see).
 NOTIFIED_LEDGER_TYPES = {"earn", "redeem", "expire", "reverse", "adjust"}
@@ -32,6 +34,8 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     REDEMPTION_STATUS: {"thing1": "{reward}", "phrase2": "{status}", "number3": "{points}"},
     CHECKIN_REMINDER: {"thing1": "今日签到可得{points}积分", "number2": "{streak}"},
     WINBACK: {"thing1": "好久不见,{points}积分等你使用", "number2": "{days_idle}"},
+    COUPON_EXPIRING: {"thing1": "{name}", "number2": "{count}", "date3": "{valid_until}",
+                      "thing4": "{days_left}天后到期"},
 }
 DEFAULT_PAGES = {event: "pages/member/index" for event in EVENTS}
 

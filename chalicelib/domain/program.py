@@ -126,6 +126,17 @@ class TaskReward(Strict):
     growth: int = Field(default=0, ge=0, le=10**6)
 
 
+class CouponGifts(Strict):
+    """Coupons issued automatically, by template id; each once per member and cause (enrolment,
+    reaching a tier, a birthday year, a points-mall redemption)."""
+
+    on_enrol: list[str] = Field(default_factory=list, max_length=10)
+    on_tier: dict[str, list[str]] = Field(default_factory=dict)  # tier code -> templates
+    on_birthday: list[str] = Field(default_factory=list, max_length=10)
+    # Points-mall rewards that are coupons (积分兑换优惠券 in the mall): reward id -> templates.
+    on_redemption: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class ProgramConfig(Strict):
     program_id: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
     name: str = Field(min_length=1, max_length=64)
@@ -141,6 +152,7 @@ class ProgramConfig(Strict):
     tasks: dict[str, TaskReward] = Field(default_factory=lambda: {"complete_profile": TaskReward(points=50, growth=10)})
     # Notification event type -> subscribe template (a template id alone uses default fields).
     templates: dict[str, NotificationTemplate] = Field(default_factory=dict)
+    coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
 
     @field_validator("templates", mode="before")
     @classmethod
@@ -188,6 +200,13 @@ class ProgramConfig(Strict):
             raise ValueError("tier codes must be unique")
         return ordered
 
+    @model_validator(mode="after")
+    def _gift_tiers(self) -> ProgramConfig:
+        unknown = set(self.coupon_gifts.on_tier) - {tier.code for tier in self.tiers}
+        if unknown:
+            raise ValueError(f"coupon_gifts.on_tier names unknown tiers: {sorted(unknown)}")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -232,5 +251,6 @@ def demo_program() -> ProgramConfig:
             "tier_changed": NotificationTemplate(template_id="tmpl-tier"),
             "points_changed": NotificationTemplate(template_id="tmpl-points"),
             "points_expiring": NotificationTemplate(template_id="tmpl-expiring"),
+            "coupon_expiring": NotificationTemplate(template_id="tmpl-coupon"),
         },
     )

@@ -115,3 +115,37 @@ def notify_winback(event_name: str, new: dict[str, Any], old: dict[str, Any]) ->
     account = store.get_item(AccountItem, keys.account(new["program_id"], new["member_id"]))
     _enqueue(new, rules.WINBACK, f"winback#{new['last_active']}", {
         "days_idle": int(new["days_idle"]), "points": int(account.points) if account else 0})
+
+
+# --- automatic coupons (program rules: coupon_gifts) ------------------------------------------
+# Each gift is issued once per member and cause (services/coupons.py `gift`), so a redelivered
+# record issues nothing more.
+
+def gift_coupons_on_enrol(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if event_name != "INSERT":
+        return
+    from chalicelib.services import coupons
+    from chalicelib.settings import get_settings
+
+    coupons.gift_on_enrol(get_settings(), new["program_id"], new["member_id"])
+
+
+def gift_coupons_on_tier(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Reaching a tier (an upgrade or a staff grant), not a review dropping to it."""
+    if event_name != "INSERT" or new.get("direction") not in ("up", "grant") or new["from_tier"] == new["to_tier"]:
+        return
+    from chalicelib.services import coupons
+    from chalicelib.settings import get_settings
+
+    coupons.gift_on_tier(get_settings(), new["program_id"], new["member_id"], new["to_tier"])
+
+
+def gift_coupons_on_redemption(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A points-mall reward that is a coupon: issued when the redemption is made."""
+    if event_name != "INSERT" or new.get("status") != "redeemed":
+        return
+    from chalicelib.services import coupons
+    from chalicelib.settings import get_settings
+
+    coupons.gift_on_redemption(get_settings(), new["program_id"], new["member_id"], new["reward_id"],
+                               new["redemption_id"])

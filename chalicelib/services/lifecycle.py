@@ -158,7 +158,8 @@ def _put_once(item: TableItem) -> int:
 
 # --- birthday gifts --------------------------------------------------------------------------
 
-def _birthdays(as_of: dt.date) -> list[str]:
+def birthdays_on(as_of: dt.date) -> list[str]:
+    """The birthdays (MM-DD) celebrated on `as_of`: the birthday queues a gift job reads."""
     days = [as_of.strftime("%m-%d")]
     leap = as_of.year % 4 == 0 and (as_of.year % 100 != 0 or as_of.year % 400 == 0)
     if as_of.month == 2 and as_of.day == 28 and not leap:
@@ -171,7 +172,7 @@ def birthday_step(ctx: JobContext) -> Step:
     config = program_config(ctx.settings, ctx.program_id)
     shard = int(ctx.state.get("shard", 0))
     gifted = points = 0
-    for month_day in _birthdays(ctx.as_of):
+    for month_day in birthdays_on(ctx.as_of):
         for profile in TableItem.gsi2.query(keys.birthday_queue_partition(ctx.program_id, month_day, shard)):
             if isinstance(profile, ProfileItem):
                 gift = _birthday_gift(ctx, config, profile.member_id)

@@ -119,6 +119,7 @@ def facts_of(config: ProgramConfig, record: store.MemberRecord, today: dt.date) 
         phone_masked=profile.phone_masked,
         enrolled_at=profile.enrolled_at,
         lots=record.lot_values,
+        coupons_unused=record.coupons_unused,
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain.program import (
     CheckinPolicy,
+    CouponGifts,
     EarningRules,
     ExpiryPolicy,
     HoldPolicy,
@@ -39,6 +40,7 @@ class ProgramRulesIn(BaseModel):
     tasks: dict[str, TaskReward] = Field(default_factory=dict)
     # Event type -> template id, or {"template_id", "fields", "page"}; checked by ProgramConfig.
     templates: dict[str, Any] = Field(default_factory=dict)
+    coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:

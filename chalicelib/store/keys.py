@@ -353,3 +353,79 @@ def job_runs(program_id: str, job: str) -> str:
 
 def job_run_sort(as_of: str) -> str:
     return job_run("", "", as_of)[1]
+
+
+# --- coupons ---------------------------------------------------------------------------------
+#
+#   P#P#CTPL#<template id>  CTPL            a coupon template (its rules, version, stock counter)
+#   P#P#CTPL#<template id>  V#<version>     the rules as they were at one version (audit)
+#   P#P#COUPON#<code>       COUPON          a coupon, found by the code the till types
+#   P#P#M#M                 A#COUPONS       the member's unused-coupon count (read with the card)
+#   P#P#M#M                 CLIMIT#<tpl>    how many of a limited template the member was issued
+#   P#P#M#M                 CEVT#<id>#<ts>  one change of a coupon's state (history)
+
+COUPON_WALLET_SK = "A#COUPONS"
+
+
+@builds("coupon_template")
+def coupon_template(program_id: str, template_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#CTPL#{template_id}", "CTPL"
+
+
+@builds("coupon_template_version")
+def coupon_template_version(program_id: str, template_id: str, version: str) -> tuple[str, str]:
+    """`version` zero-padded (`version_sort`), so versions sort in order."""
+    return coupon_template(program_id, template_id)[0], f"V#{version}"
+
+
+def version_sort(version: int) -> str:
+    return f"{version:06d}"
+
+
+def coupon_templates_list(program_id: str) -> str:
+    """GSI1 partition listing a program's coupon templates."""
+    return f"P#{program_id}#CTPLS"
+
+
+@builds("coupon")
+def coupon(program_id: str, code: str) -> tuple[str, str]:
+    return f"P#{program_id}#COUPON#{code}", "COUPON"
+
+
+@builds("coupon_wallet")
+def coupon_wallet(program_id: str, member_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), COUPON_WALLET_SK
+
+
+@builds("coupon_limit")
+def coupon_limit(program_id: str, member_id: str, template_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"CLIMIT#{template_id}"
+
+
+@builds("coupon_event")
+def coupon_event(program_id: str, member_id: str, coupon_id: str, at: str, event: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"CEVT#{coupon_id}#{at}#{event}"
+
+
+def member_coupons(program_id: str, member_id: str, status: str) -> str:
+    """GSI1 partition of a member's coupons in one status (sorted by last valid day)."""
+    return f"{member_pk(program_id, member_id)}#COUPONS#{status}"
+
+
+def member_coupons_sort(valid_until: str, coupon_id: str) -> str:
+    return f"{valid_until}#{coupon_id}"
+
+
+def coupon_history(program_id: str, member_id: str) -> str:
+    """GSI1 partition of the changes of a member's coupons, by time."""
+    return f"{member_pk(program_id, member_id)}#CEVENTS"
+
+
+def coupon_expiry_queue(program_id: str, valid_until: str, member_id: str, code: str) -> tuple[str, str]:
+    """GSI2 keys of an unused coupon: by its last valid day and a shard of its member (a member's
+    coupons of one day sit together, so a reminder lists them all)."""
+    return f"P#{program_id}#CEXPIRES#{valid_until}#{_shard(member_id, EXPIRY_SHARDS)}", f"{member_id}#{code}"
+
+
+def coupon_expiry_queue_partition(program_id: str, valid_until: str, shard: int) -> str:
+    return f"P#{program_id}#CEXPIRES#{valid_until}#{shard}"

@@ -14,6 +14,7 @@ from chalicelib.store import keys
 from chalicelib.store.models import (
     AccountItem,
     CheckinStateItem,
+    CouponWalletItem,
     IdentityItem,
     LotItem,
     ProfileItem,
@@ -30,6 +31,7 @@ class MemberRecord:
     profile: ProfileItem
     lots: list[LotItem]
     checkin: CheckinStateItem | None = None
+    coupons_unused: int = 0
 
     @property
     def lot_values(self) -> list[Lot]:
@@ -98,8 +100,9 @@ def link_wechat_user(program_id: str, openid: str, member_id: str) -> None:
 
 
 def read_member(program_id: str, member_id: str) -> MemberRecord | None:
-    """Account, profile and lots: one consistent Query on the member's partition."""
+    """Account, profile, lots, check-in state and the unused-coupon count: one consistent Query on the member's partition."""
     account = profile = checkin = None
+    coupons_unused = 0
     lots: list[LotItem] = []
     for item in TableItem.query(keys.member_pk(program_id, member_id), TableItem.sk.startswith(keys.CARD_PREFIX),
                                 consistent_read=True):
@@ -111,9 +114,11 @@ def read_member(program_id: str, member_id: str) -> MemberRecord | None:
             lots.append(item)
         elif isinstance(item, CheckinStateItem):
             checkin = item
+        elif isinstance(item, CouponWalletItem):
+            coupons_unused = int(item.unused)
     if account is None or profile is None:
         return None
-    return MemberRecord(account, profile, lots, checkin)
+    return MemberRecord(account, profile, lots, checkin, coupons_unused)
 
 
 def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str, phone_masked: str,

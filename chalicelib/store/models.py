@@ -375,3 +375,89 @@ class NotificationItem(TableItem, discriminator="notification"):
     attempts = NumberAttribute(default=0)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute(null=True)
+
+
+class CouponTemplateItem(TableItem, discriminator="coupon_template"):
+    """A coupon template: its rules (domain/coupons.py CouponRules as JSON), its version, and the
+    stock counter every issue moves under a condition (`issued < total`)."""
+
+    program_id = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    rules = JSONAttribute()
+    version = NumberAttribute(default=1)
+    total = NumberAttribute(null=True)  # None: unlimited
+    issued = NumberAttribute(default=0)
+    per_member_limit = NumberAttribute(null=True)
+    claimable = NumberAttribute(default=0)
+    points_price = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
+
+
+class CouponTemplateVersionItem(TableItem, discriminator="coupon_template_version"):
+    """The rules of one version of a template, kept as written (audit; coupons copy their own)."""
+
+    template_id = UnicodeAttribute()
+    version = NumberAttribute()
+    rules = JSONAttribute()
+    total = NumberAttribute(null=True)
+    per_member_limit = NumberAttribute(null=True)
+    claimable = NumberAttribute(default=0)
+    points_price = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
+    updated_by = UnicodeAttribute(null=True)
+
+
+class CouponItem(TableItem, discriminator="coupon"):
+    """One coupon in a member's wallet, keyed by its code; status unused -> used -> (voided) unused,
+    or -> expired. It carries a copy of its template's rules.
+
+    Two index slots: gsi1 lists the member's coupons of its status by last valid day (the
+    wallet); gsi2 is the expiry day queue, set only while the coupon is unused."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    coupon_id = UnicodeAttribute()
+    code = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    template_version = NumberAttribute()
+    rules = JSONAttribute()
+    valid_from = UnicodeAttribute()
+    valid_until = UnicodeAttribute()
+    status = UnicodeAttribute()  # unused | used | expired
+    channel = UnicodeAttribute()  # claim | grant | gift
+    cause = UnicodeAttribute()  # the request or event it was issued for
+    issued_at = UnicodeAttribute()
+    used_at = UnicodeAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)
+    discount_fen = NumberAttribute(null=True)
+    used_store_id = UnicodeAttribute(null=True)
+    changed_at = UnicodeAttribute()
+
+
+class CouponWalletItem(TableItem, discriminator="coupon_wallet"):
+    """How many unused coupons the member holds: moved in the same transaction as every coupon
+    change, and read with the card (its sort key starts with A#)."""
+
+    unused = NumberAttribute(default=0)
+
+
+class CouponLimitItem(TableItem, discriminator="coupon_limit"):
+    """How many coupons of one limited template the member has been issued (never goes down)."""
+
+    issued = NumberAttribute(default=0)
+
+
+class CouponEventItem(TableItem, discriminator="coupon_event"):
+    """One change of a coupon's state (issued, used, voided, expired): immutable history."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    coupon_id = UnicodeAttribute()
+    code = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    event = UnicodeAttribute()  # issued | used | voided | expired
+    status = UnicodeAttribute()  # the coupon's status after it
+    ref = UnicodeAttribute(null=True)  # the request, order or cause
+    discount_fen = NumberAttribute(null=True)
+    created_at = UnicodeAttribute()

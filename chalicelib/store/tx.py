@@ -42,6 +42,12 @@ class Transaction:
         self._labels: dict[str, list[str]] = {group: [] for group in _GROUP_ORDER}
         self._committed: list[Callable[[], None]] = []
 
+    def check(self, model: type[Model], key: tuple[str, str], condition: Condition, *, label: str) -> Transaction:
+        """A condition on an item the transaction does not change (it must hold at commit)."""
+        self._tx.condition_check(model, key[0], key[1], condition=condition)
+        self._labels["check"].append(label)
+        return self
+
     def put(self, item: Model, condition: Condition | None = None, *, label: str) -> Transaction:
         self._tx.save(item, condition=condition)
         self._labels["put"].append(label)

@@ -182,17 +182,23 @@ def build_world(api: str) -> World:
                              {"reward_id": "demo-cup", "quantity": 1, "request_id": f"fz-r-{n}"})
         assert answer.status_code == 201, answer.text
         redemptions.append(answer.json()["redemption_id"])
+    coupon = http.member("POST", "/v1/members/me/coupons", token, {"template_id": "demo-10off", "request_id": "fz-cp"})
+    assert coupon.status_code == 201, coupon.text
     return World(api=api, member_token=token, rules=rules, path_values={
         "member_id": [member_id],
         "order_id": orders,
         "hold_id": holds,
         "redemption_id": redemptions,
         "reward_id": ["demo-cup"],
+        "template_id": ["demo-10off"],
     }, body_values={
         "member_id": [member_id],
         "reward_id": ["demo-cup"],
         "appid": [calls.DEMO_APPID],
-        "code": [f"dev-fuzz-login-{suffix}"],
+        # a wx.login code (login) or a coupon's code (核销, void): each is a 4xx where it does not fit
+        "code": [f"dev-fuzz-login-{suffix}", coupon.json()["code"]],
+        "template_id": ["demo-10off"],
+        "member_ids": [[member_id]],
         "phone_code": ["phone-13900000000", "phone-13900000001"],
         "invite_code": [invite_code],
         "tier": ["normal", "silver", "gold"],

@@ -101,6 +101,7 @@ def world(wechat):
         for request_id in ("a-member-cancels", "a-staff-cancels"):
             _must(w.as_member("POST", "/v1/members/me/redemptions", w.a_token,
                               {"reward_id": "demo-cup", "quantity": 1, "request_id": request_id}), 201)
+        _must(w.as_staff("PUT", "/v1/admin/coupon-templates/matrix-coupon", MATRIX_TEMPLATE), 200)
         for hold_id in ("h-a-capture", "h-a-release"):
             _must(w.as_till("POST", "/v1/points/holds", {"hold_id": hold_id, "member_id": w.a_member,
                                                          "order_id": "o-a", "order_amount_fen": 10_000,
@@ -135,6 +136,23 @@ def _program_rules(w: World) -> dict[str, Any]:
     return {k: v for k, v in current.items() if k not in ("program_id", "appid")}
 
 
+MATRIX_TEMPLATE = {"name": "Matrix 5 off", "kind": "amount_off", "off_fen": 500, "valid_days": 30, "claimable": True}
+
+
+def _a_coupon_code(w: World) -> str:
+    """A fresh unused coupon of A's (claimed by A)."""
+    return _must(w.as_member("POST", "/v1/members/me/coupons", w.a_token,
+                             {"template_id": "matrix-coupon", "request_id": w.fresh("cl")}), 201)["code"]
+
+
+def _a_used_coupon(w: World) -> dict[str, Any]:
+    """A void's body: one of A's coupons, used on an order just now."""
+    code, order_id = _a_coupon_code(w), w.fresh("o-cp")
+    _must(w.as_till("POST", "/v1/coupons/redeem", {"code": code, "order_id": order_id, "order_amount_fen": 2_000,
+                                                   "request_id": w.fresh("rdm")}), 201)
+    return {"code": code, "order_id": order_id, "request_id": w.fresh("void")}
+
+
 # Path parameters, unless a row says otherwise: A's resources, or harmless fixed names.
 PARAMS: dict[str, Callable[[World], str]] = {
     "member_id": lambda w: w.a_member,
@@ -143,6 +161,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "hold_id": lambda w: "h-a-capture",
     "reward_id": lambda w: "matrix-prize",
     "job": lambda w: "reconcile",
+    "template_id": lambda w: "matrix-coupon",
 }
 
 ROWS: dict[str, Row] = {
@@ -157,6 +176,8 @@ ROWS: dict[str, Row] = {
     "POST /v1/members/me/redemptions": Row(about_a=False,
         body=lambda w: {"reward_id": "demo-cup", "quantity": 1, "request_id": w.fresh("rq")}),
     "POST /v1/members/me/redemptions/{redemption_id}/cancel": Row(about_a=True),
+    "POST /v1/members/me/coupons": Row(about_a=False,
+        body=lambda w: {"template_id": "matrix-coupon", "request_id": w.fresh("cl")}),
     # till: every request names A's member, order or hold
     "POST /v1/orders": Row(about_a=True, body=lambda w: {
         "order_id": w.fresh("o"), "member_id": w.a_member, "amount_fen": 1_000,
@@ -168,6 +189,10 @@ ROWS: dict[str, Row] = {
         "points": 10}),
     "POST /v1/points/holds/{hold_id}/capture": Row(about_a=True, params={"hold_id": lambda w: "h-a-capture"}),
     "POST /v1/points/holds/{hold_id}/release": Row(about_a=True, params={"hold_id": lambda w: "h-a-release"}),
+    "POST /v1/coupons/redeem": Row(about_a=True, body=lambda w: {
+        "code": _a_coupon_code(w), "order_id": w.fresh("o-cp"), "order_amount_fen": 2_000,
+        "request_id": w.fresh("rdm")}),
+    "POST /v1/coupons/void": Row(about_a=True, body=_a_used_coupon),
     # staff: member routes address A; the others are the caller's own program
     "GET /v1/admin/members/{member_id}": Row(about_a=True),
     "GET /v1/admin/members/{member_id}/points/history": Row(about_a=True),
@@ -182,6 +207,11 @@ ROWS: dict[str, Row] = {
                                                              "stock": 10}),
     "POST /v1/admin/jobs/{job}/runs": Row(about_a=False, body=lambda w: {}),
     "PUT /v1/admin/program": Row(about_a=False, body=_program_rules),
+    "PUT /v1/admin/coupon-templates/{template_id}": Row(about_a=False, body=lambda w: MATRIX_TEMPLATE,
+                                                        params={"template_id": lambda w: "matrix-put"}),
+    "POST /v1/admin/coupon-templates/{template_id}/grants": Row(about_a=True, body=lambda w: {
+        "member_ids": [w.a_member], "request_id": w.fresh("gr")}),
+    "GET /v1/admin/members/{member_id}/coupons": Row(about_a=True),
     # reads about the caller's own membership or program
     "GET /v1/members/me": Row(about_a=False),
     "GET /v1/members/me/points/history": Row(about_a=False),
@@ -189,6 +219,10 @@ ROWS: dict[str, Row] = {
     "GET /v1/rewards": Row(about_a=False),
     "GET /v1/admin/rewards": Row(about_a=False),
     "GET /v1/admin/program": Row(about_a=False),
+    "GET /v1/members/me/coupons": Row(about_a=False),
+    "GET /v1/coupon-templates": Row(about_a=False),
+    "GET /v1/admin/coupon-templates": Row(about_a=False),
+    "GET /v1/admin/coupon-templates/{template_id}": Row(about_a=False),
 }
 
 

@@ -179,10 +179,10 @@ def test_leap_day_birthdays_are_celebrated_on_28_february(api):
     from chalicelib.store.models import AccountItem  # noqa: F401
 
     assert run(api, "birthday-gifts", dt.date(2027, 2, 28))["gifts"] == 0  # 普通 has no gift points
-    from chalicelib.services.lifecycle import _birthdays
+    from chalicelib.services.lifecycle import birthdays_on
 
-    assert _birthdays(dt.date(2027, 2, 28)) == ["02-28", "02-29"]
-    assert _birthdays(dt.date(2028, 2, 28)) == ["02-28"]
+    assert birthdays_on(dt.date(2027, 2, 28)) == ["02-28", "02-29"]
+    assert birthdays_on(dt.date(2028, 2, 28)) == ["02-28"]
 
 
 def test_dormant_members_get_one_winback(api):

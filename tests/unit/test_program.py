@@ -17,7 +17,8 @@ def test_demo_program_matches_the_contract_defaults():
     assert (demo.earning.points_per_yuan, demo.earning.growth_per_yuan, demo.earning.campaigns) == (1, 1, [])
     assert demo.expiry.months_after == 12
     assert {event: t.template_id for event, t in demo.templates.items()} == {
-        "tier_changed": "tmpl-tier", "points_changed": "tmpl-points", "points_expiring": "tmpl-expiring"}
+        "tier_changed": "tmpl-tier", "points_changed": "tmpl-points", "points_expiring": "tmpl-expiring",
+        "coupon_expiring": "tmpl-coupon"}
     assert demo.base_tier.code == "normal"
 
 
