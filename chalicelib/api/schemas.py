@@ -261,3 +261,80 @@ class ProgramView(ProgramConfig):
     """The program's rules as staff edit them, with the version to send back on PUT."""
 
     version: int
+
+
+# --- money: stored value, WeChat Pay (services/stored_value.py, services/payments.py) --------
+
+class TopUpPlanView(Answer):
+    plan_id: str
+    pay_fen: int
+    bonus_fen: int
+
+
+class PayParams(Answer):
+    """Exactly what `wx.requestPayment` takes (signed with the merchant key, RSA)."""
+
+    appId: str
+    timeStamp: str
+    nonceStr: str
+    package: str = Field(description="`prepay_id=...`")
+    signType: Literal["RSA"]
+    paySign: str
+
+
+class TopUp(Answer):
+    top_up_id: str = Field(description="Also the WeChat Pay out_trade_no.")
+    plan_id: str
+    pay_fen: int
+    bonus_fen: int
+    pay_params: PayParams
+
+
+class StoredValueEntry(Answer):
+    id: str
+    type: Literal["top_up", "payment", "payment_refund", "freeze", "capture", "release", "refund_pending", "refund",
+                  "refund_failed"]
+    amount_fen: int = Field(description="The change of the spendable balance (principal + bonus).")
+    principal_fen: int
+    bonus_fen: int
+    balance_after_fen: int
+    ref: str = Field(description="The top-up, payment or refund the change belongs to.")
+    created_at: dt.datetime
+
+
+class StoredValuePayment(Answer):
+    payment_id: str
+    member_id: str
+    order_id: str
+    amount_fen: int
+    principal_fen: int = Field(description="Paid from principal (spent first).")
+    bonus_fen: int = Field(description="Paid from bonus (spent last).")
+    status: Literal["paid", "frozen", "released"]
+    refunded_fen: int
+    stored_value_fen: int = Field(description="The member's spendable stored value after this call.")
+
+
+class StoredValuePaymentRefund(Answer):
+    refund_id: str
+    payment_id: str
+    amount_fen: int
+    principal_fen: int
+    bonus_fen: int
+    stored_value_fen: int
+
+
+class TopUpRefund(Answer):
+    refund_id: str = Field(description="The WeChat Pay out_refund_no (stable for this request_id).")
+    top_up_id: str
+    member_id: str
+    refund_fen: int = Field(description="The top-up's unspent principal, paid back through WeChat Pay.")
+    bonus_forfeited_fen: int
+    status: Literal["pending", "succeeded", "failed"]
+    stored_value_fen: int
+
+
+class WechatPayReply(Answer):
+    """WeChat Pay's own reply shape, for success (`SUCCESS`) and failure (`FAIL`) alike."""
+
+    code: str
+    message: str

@@ -15,6 +15,7 @@ Permission = Literal[
     "program:read",
     "program:write",
     "jobs:run",
+    "stored_value:refund",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

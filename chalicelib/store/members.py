@@ -18,6 +18,7 @@ from chalicelib.store.models import (
     LotItem,
     ProfileItem,
     ReferralItem,
+    StoredValueItem,
     TableItem,
     WechatUserItem,
 )
@@ -30,6 +31,13 @@ class MemberRecord:
     profile: ProfileItem
     lots: list[LotItem]
     checkin: CheckinStateItem | None = None
+    stored_value: StoredValueItem | None = None
+
+    @property
+    def stored_value_fen(self) -> int:
+        """What the member can spend from stored value (frozen money not included)."""
+        item = self.stored_value
+        return 0 if item is None else int(item.principal) + int(item.bonus)
 
     @property
     def lot_values(self) -> list[Lot]:
@@ -99,7 +107,7 @@ def link_wechat_user(program_id: str, openid: str, member_id: str) -> None:
 
 def read_member(program_id: str, member_id: str) -> MemberRecord | None:
     """Account, profile and lots: one consistent Query on the member's partition."""
-    account = profile = checkin = None
+    account = profile = checkin = wallet = None
     lots: list[LotItem] = []
     for item in TableItem.query(keys.member_pk(program_id, member_id), TableItem.sk.startswith(keys.CARD_PREFIX),
                                 consistent_read=True):
@@ -111,9 +119,11 @@ def read_member(program_id: str, member_id: str) -> MemberRecord | None:
             lots.append(item)
         elif isinstance(item, CheckinStateItem):
             checkin = item
+        elif isinstance(item, StoredValueItem):
+            wallet = item
     if account is None or profile is None:
         return None
-    return MemberRecord(account, profile, lots, checkin)
+    return MemberRecord(account, profile, lots, checkin, wallet)
 
 
 def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str, phone_masked: str,
