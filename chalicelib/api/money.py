@@ -32,7 +32,7 @@ def top_up(ctx):
 
 @route(bp, "/v1/members/me/stored-value/history", ["GET"], auth=MEMBER, page_of=StoredValueEntry, errors=(404,),
        summary="The caller's stored-value changes with the balance after each, newest first")
-def my_history(ctx):
+def my_stored_value_history(ctx):
     page = ctx.query()
     return stored_value.my_history(ctx.member, page.limit, page.cursor)
 
@@ -50,32 +50,32 @@ def wechat_pay_notify(ctx):
 @route(bp, "/v1/stored-value/payments", ["POST"], auth=TILL, status=201, body=stored_value.PaymentIn,
        response=StoredValuePayment, errors=(404, 409),
        summary="Pay with stored value (or freeze it: `freeze: true`), once per payment_id; 409 insufficient_balance")
-def pay(ctx):
+def pay_with_stored_value(ctx):
     return stored_value.pay(ctx.settings, ctx.till, ctx.body())
 
 
 @route(bp, "/v1/stored-value/payments/{payment_id}/capture", ["POST"], auth=TILL, response=StoredValuePayment,
        errors=(404, 409), summary="Take a frozen stored-value payment")
-def capture(ctx, payment_id):
+def capture_stored_value_payment(ctx, payment_id):
     return stored_value.settle_payment(ctx.settings, ctx.till, payment_id, stored_value.PAID)
 
 
 @route(bp, "/v1/stored-value/payments/{payment_id}/release", ["POST"], auth=TILL, response=StoredValuePayment,
        errors=(404, 409), summary="Give a frozen stored-value payment back")
-def release(ctx, payment_id):
+def release_stored_value_payment(ctx, payment_id):
     return stored_value.settle_payment(ctx.settings, ctx.till, payment_id, stored_value.RELEASED)
 
 
 @route(bp, "/v1/stored-value/payments/{payment_id}/refunds", ["POST"], auth=TILL, status=201,
        body=stored_value.PaymentRefundIn, response=StoredValuePaymentRefund, errors=(404, 409),
        summary="Refund a stored-value payment back to stored value, once per refund_id; never beyond the payment")
-def refund_payment(ctx, payment_id):
+def refund_stored_value_payment(ctx, payment_id):
     return stored_value.refund_payment(ctx.settings, ctx.till, payment_id, ctx.body())
 
 
 @route(bp, "/v1/admin/members/{member_id}/stored-value/history", ["GET"], auth=STAFF.require("members:read"),
        page_of=StoredValueEntry, errors=(404,), summary="A member's stored-value changes, newest first")
-def member_history(ctx, member_id):
+def member_stored_value_history(ctx, member_id):
     page = ctx.query()
     return stored_value.history(ctx.staff.program_id, member_id, page.limit, page.cursor)
 

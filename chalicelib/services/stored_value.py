@@ -19,11 +19,12 @@ from chalicelib.domain import stored_value as money
 from chalicelib.errors import Conflict, InsufficientBalance, NotFound, RetryLater
 from chalicelib.logs import logger
 from chalicelib.services import pay_orders
+from chalicelib.services.ledger import member_page
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.members import resolve_member_id
 from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
-from chalicelib.store import keys, paging
+from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store import stored_value as wallets
 from chalicelib.store.models import (
@@ -78,7 +79,8 @@ def plans(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
 
 
 def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    page = paging.gsi1_page(keys.stored_value_history(program_id, member_id), limit, cursor, newest_first=True)
+    """Newest first; an unknown (or another program's) member is a 404, not an empty list."""
+    page = member_page(program_id, member_id, keys.stored_value_history(program_id, member_id), limit, cursor)
     return {
         "items": [
             {"id": row.entry_id, "type": row.type, "amount_fen": int(row.amount_fen),
