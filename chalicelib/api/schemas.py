@@ -23,6 +23,11 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """An optional answer field that is absent, never null: no `default: null` in its schema."""
+    schema.pop("default", None)
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 class ErrorDetail(Answer):
@@ -184,6 +189,17 @@ class AdjustmentApplied(Answer):
 
 # --- rewards and redemptions (services/rewards.py) -------------------------------------------
 
+class PayParams(Answer):
+    """Exactly what `wx.requestPayment` takes (signed with the merchant key, RSA)."""
+
+    appId: str
+    timeStamp: str
+    nonceStr: str
+    package: str = Field(description="`prepay_id=...`")
+    signType: Literal["RSA"]
+    paySign: str
+
+
 class Reward(Answer):
     reward_id: str
     name: str
@@ -202,7 +218,15 @@ class Redemption(Answer):
     points_spent: int
     cash_fen: int
     points_balance: int
-    status: Literal["redeemed"]
+    status: Literal["redeemed", "awaiting_payment"] = Field(
+        description="`awaiting_payment` for points + cash: the points are held until the cash part is paid "
+                    "(then `redeemed`), or given back if it is not paid in time.")
+    out_trade_no: str | SkipJsonSchema[None] = Field(
+        default=None, description="Points + cash only: the cash part's WeChat Pay order.",
+        json_schema_extra=_absent_not_null)
+    pay_params: PayParams | SkipJsonSchema[None] = Field(
+        default=None, description="Points + cash only: what wx.requestPayment takes for the cash part.",
+        json_schema_extra=_absent_not_null)
 
 
 class RedemptionCancelled(Answer):
@@ -269,17 +293,6 @@ class TopUpPlanView(Answer):
     plan_id: str
     pay_fen: int
     bonus_fen: int
-
-
-class PayParams(Answer):
-    """Exactly what `wx.requestPayment` takes (signed with the merchant key, RSA)."""
-
-    appId: str
-    timeStamp: str
-    nonceStr: str
-    package: str = Field(description="`prepay_id=...`")
-    signType: Literal["RSA"]
-    paySign: str
 
 
 class TopUp(Answer):

@@ -58,30 +58,38 @@ class NewOrder:
     day: str  # the program's day (reconciliation lists orders by it)
 
 
+def pending_item(settings: Settings, caller_key: CallerKey, order: NewOrder) -> PayOrderItem:
+    """The order's item as first written: pending, in the program's day list and the due queue."""
+    out_trade_no = caller_key.item_key[0].removeprefix("PAYORDER#")
+    now = clock.now()
+    expires_at = now + dt.timedelta(minutes=settings.wechatpay_order_ttl_minutes)
+    check_pk, check_sk = due_slot(out_trade_no, min(now + FIRST_CHECK, expires_at))
+    return PayOrderItem(
+        *caller_key.item_key, program_id=order.program_id, member_id=order.member_id,
+        out_trade_no=out_trade_no, purpose=order.purpose, ref=order.ref, status=PENDING,
+        total_fen=order.total_fen, bonus_fen=order.bonus_fen, appid=order.appid, openid=order.openid,
+        created_at=clock.stamp(now), expires_at=clock.stamp(expires_at), request_hash=caller_key.request_hash,
+        gsi1pk=keys.pay_orders_of_day(order.program_id, order.day), gsi1sk=f"{clock.stamp(now)}#{out_trade_no}",
+        gsi2pk=check_pk, gsi2sk=check_sk,
+    )
+
+
+def put_pending(tx: Transaction, item: PayOrderItem) -> None:
+    tx.put(item, PayOrderItem.pk.does_not_exist(), label=ORDER_LABEL)
+
+
 def open_order(settings: Settings, caller_key: CallerKey, order: NewOrder, found: PayOrderItem | None,
-               answer_of: Callable[[str, dict[str, str]], dict[str, Any]],
-               extra: Callable[[Transaction], None] | None = None) -> tuple[dict[str, Any], int]:
-    """Write the pending order (with `extra` in the same transaction) unless `found`, get its
-    prepay_id, sign the pay_params, store and return the answer."""
+               answer_of: Callable[[str, dict[str, str]], dict[str, Any]]) -> tuple[dict[str, Any], int]:
+    """Write the pending order unless `found` (an order written before, by this call's earlier
+    attempt or in the caller's own transaction), get its prepay_id, sign the pay_params, store
+    and return the answer."""
     from chalicelib.wechat import pay  # lazy: wechatpayv3 only where money moves
 
     out_trade_no = caller_key.item_key[0].removeprefix("PAYORDER#")
     if found is None:
-        now = clock.now()
-        expires_at = now + dt.timedelta(minutes=settings.wechatpay_order_ttl_minutes)
-        check_pk, check_sk = due_slot(out_trade_no, min(now + FIRST_CHECK, expires_at))
-        found = PayOrderItem(
-            *caller_key.item_key, program_id=order.program_id, member_id=order.member_id,
-            out_trade_no=out_trade_no, purpose=order.purpose, ref=order.ref, status=PENDING,
-            total_fen=order.total_fen, bonus_fen=order.bonus_fen, appid=order.appid, openid=order.openid,
-            created_at=clock.stamp(now), expires_at=clock.stamp(expires_at), request_hash=caller_key.request_hash,
-            gsi1pk=keys.pay_orders_of_day(order.program_id, order.day), gsi1sk=f"{clock.stamp(now)}#{out_trade_no}",
-            gsi2pk=check_pk, gsi2sk=check_sk,
-        )
+        found = pending_item(settings, caller_key, order)
         tx = Transaction()
-        tx.put(found, PayOrderItem.pk.does_not_exist(), label=ORDER_LABEL)
-        if extra is not None:
-            extra(tx)
+        put_pending(tx, found)
         with reread_if_taken(ORDER_LABEL):
             tx.commit()
     elif found.request_hash != caller_key.request_hash:

@@ -25,7 +25,7 @@ from chalicelib.domain import stored_value as money
 from chalicelib.errors import Conflict, NotFound, RetryLater
 from chalicelib.jobs import JobContext, Step
 from chalicelib.logs import logger
-from chalicelib.services import pay_orders, stored_value
+from chalicelib.services import pay_orders, rewards, stored_value
 from chalicelib.services.idempotency import CallerKey, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
@@ -52,7 +52,7 @@ REFUND_RECHECK = dt.timedelta(minutes=2)
 
 def _settlers() -> dict[str, Callable[..., str]]:
     """What a paid order of each purpose does."""
-    return {"top_up": stored_value.credit_top_up}
+    return {"top_up": stored_value.credit_top_up, "reward": rewards.capture_paid}
 
 
 def settle_paid(settings: Settings, transaction: dict[str, Any], source: str) -> str:
@@ -148,7 +148,7 @@ def settle_due_orders(settings: Settings, now: dt.datetime, limit: int = 200) ->
                     if refused.wechat_code == "ORDERPAID":  # paid at the last moment: settle it next run
                         continue
                     raise
-            if _close(item, now):
+            if _close(settings, item, now):
                 summary["closed"] += 1
         except (RetryLater, pay.WechatPayRefused) as exc:
             logger().warning("order check failed", extra={"out_trade_no": item.out_trade_no, "error": type(exc).__name__})
@@ -163,8 +163,10 @@ def settle_due_orders(settings: Settings, now: dt.datetime, limit: int = 200) ->
     return summary
 
 
-def _close(item: PayOrderItem, now: dt.datetime) -> bool:
-    """Mark a timed-out order closed (once); its purpose's hold, if any, is released by its owner."""
+def _close(settings: Settings, item: PayOrderItem, now: dt.datetime) -> bool:
+    """Mark a timed-out order closed, once; a reward's held points go back in the same transaction."""
+    if item.purpose == "reward":
+        return rewards.release_unpaid(settings, item) == "released"
     try:
         PayOrderItem(item.pk, item.sk).update(
             actions=[PayOrderItem.status.set(pay_orders.CLOSED), PayOrderItem.closed_at.set(clock.stamp(now)),

@@ -217,3 +217,49 @@ def test_daily_reconciliation_and_liability(api, member, pay):
     assert [m["out_trade_no"] for m in run["mismatches"]] == [unnotified]
     liability = api.staff("POST", "/v1/admin/jobs/stored-value-liability/runs", {"as_of": today}).json
     assert (liability["principal_fen"], liability["bonus_fen"]) == (0, 500)
+
+
+def test_points_plus_cash_holds_points_until_paid_and_releases_them_when_not(api, member, pay, monkeypatch):
+    from chalicelib import clock, jobs, wiring
+    from chalicelib.settings import get_settings
+
+    token, member_id = member
+    assert api.staff("PUT", "/v1/admin/rewards/cash-mug", {"name": "Mug", "points_price": 100, "cash_fen": 990,
+                                                           "stock": 5}).status_code == 200
+    api.till("POST", "/v1/orders", {"order_id": "o-1", "member_id": member_id, "amount_fen": 50_000,
+                                    "paid_at": "2026-11-20T12:00:00+08:00"})
+
+    def redeem(request_id):
+        return api.member("POST", "/v1/members/me/redemptions", token,
+                          {"reward_id": "cash-mug", "quantity": 1, "request_id": request_id})
+
+    def points():
+        return api.member("GET", "/v1/members/me", token).json["points"]
+
+    first = redeem("paid")
+    assert first.status_code == 201, first.body
+    assert first.json["status"] == "awaiting_payment" and first.json["cash_fen"] == 990
+    assert first.json["pay_params"]["package"].startswith("prepay_id=")
+    assert redeem("paid").json == first.json
+    assert points()["available"] == 400 and points()["held"] == 100
+    assert pay.orders[first.json["out_trade_no"]]["amount"]["total"] == 990
+    assert api.member("POST", f"/v1/members/me/redemptions/{first.json['redemption_id']}/cancel",
+                      token).status_code == 409  # not while the cash part may still be paid
+    assert notify(api, pay, first.json["out_trade_no"]).status_code == 200
+    assert notify(api, pay, first.json["out_trade_no"]).status_code == 200
+    assert points()["available"] == 400 and points()["held"] == 0
+    history = api.member("GET", "/v1/members/me/points/history", token).json["items"]
+    assert [(h["type"], h["points"]) for h in history[:2]] == [("redeem", 0), ("hold", -100)]
+
+    unpaid = redeem("unpaid").json
+    assert points()["available"] == 300 and points()["held"] == 100
+    later = clock.now() + dt.timedelta(minutes=31)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    run = jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"]
+    assert {"job": "settle-payments", "queried": 1, "settled": 0, "closed": 1, "refunds_settled": 0} in run
+    assert points()["available"] == 400 and points()["held"] == 0
+    assert pay.orders[unpaid["out_trade_no"]]["trade_state"] == "CLOSED"
+    mug = next(r for r in api.staff("GET", "/v1/admin/rewards").json["items"] if r["reward_id"] == "cash-mug")
+    assert mug["stock"] == 4  # one sold, one back on the shelf
+    report = api.staff("POST", "/v1/admin/jobs/reconcile/runs", {"as_of": "2040-01-01"}).json
+    assert report["clean"], report
