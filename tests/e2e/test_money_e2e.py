@@ -108,3 +108,21 @@ def test_refunding_a_top_up_after_spending_part_refunds_the_unspent_principal_on
     refunds = [r for r in _standin(stack, "GET", "/_pay/refunds") if r["out_trade_no"] == top_up_id]
     assert [r["amount"]["refund"] for r in refunds] == [7_000]
     assert _stored_value(http, token) == 300
+
+
+def test_points_plus_cash_paid_through_wechat_pay_captures_the_held_points(http, stack):
+    assert http.staff("PUT", "/v1/admin/rewards/cash-mug-e2e", {"name": "Mug", "points_price": 100, "cash_fen": 990,
+                                                                "stock": 10}).status_code == 200
+    token, member_id = http.enrolled("cash-e2e")
+    assert http.till("POST", "/v1/orders", {"order_id": "o-cash-e2e", "member_id": member_id, "amount_fen": 50_000,
+                                            "paid_at": "2026-11-20T12:00:00+08:00"}).status_code == 201
+    redeemed = http.member("POST", "/v1/members/me/redemptions", token,
+                           {"reward_id": "cash-mug-e2e", "quantity": 1, "request_id": "r-1"})
+    assert redeemed.status_code == 201 and redeemed.json()["status"] == "awaiting_payment", redeemed.text
+    assert http.member("GET", "/v1/members/me", token).json()["points"]["held"] == 100
+    confirmed = _standin(stack, "POST", "/_pay/confirm", {"out_trade_no": redeemed.json()["out_trade_no"], "times": 3})
+    assert confirmed["deliveries"] == [200, 200, 200]
+    points = http.member("GET", "/v1/members/me", token).json()["points"]
+    assert (points["available"], points["held"]) == (400, 0)
+    history = http.member("GET", "/v1/members/me/points/history", token).json()["items"]
+    assert [h["type"] for h in history[:2]] == ["redeem", "hold"]
