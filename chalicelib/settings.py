@@ -57,14 +57,17 @@ class Settings(TableSettings):
     # WeChat Pay v3. The merchant's private key signs our requests and `pay_params`; the platform
     # public key (public-key mode: no certificate download) verifies WeChat Pay's answers and
     # notifications; the APIv3 key decrypts notification resources. Dev defaults: local only.
-    wechatpay_mchid: str = DEV_WECHATPAY_MCHID
-    wechatpay_merchant_serial: str = DEV_WECHATPAY_MERCHANT_SERIAL
+    # All five come from the stage's secret like the other secrets (infra: SecretStr fields); the
+    # mchid, serial and public key are not secret as such, but belong to the same merchant account.
+    wechatpay_mchid: SecretStr = SecretStr(DEV_WECHATPAY_MCHID)
+    wechatpay_merchant_serial: SecretStr = SecretStr(DEV_WECHATPAY_MERCHANT_SERIAL)
     wechatpay_merchant_private_key: SecretStr = SecretStr(DEV_MERCHANT_PRIVATE_KEY)
     wechatpay_apiv3_key: SecretStr = SecretStr(DEV_WECHATPAY_APIV3_KEY)
-    wechatpay_public_key: str = DEV_PLATFORM_PUBLIC_KEY
-    wechatpay_public_key_id: str = DEV_WECHATPAY_PUBLIC_KEY_ID
+    wechatpay_public_key: SecretStr = SecretStr(DEV_PLATFORM_PUBLIC_KEY)
+    wechatpay_public_key_id: SecretStr = SecretStr(DEV_WECHATPAY_PUBLIC_KEY_ID)
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
-    # Where WeChat Pay sends payment and refund notifications (this service's notify route).
+    # Where WeChat Pay sends payment and refund notifications (this service's notify route). Set per
+    # deployment (the API's https address); an order is refused while it is not https outside local.
     wechatpay_notify_url: str = "http://127.0.0.1:8000/v1/payments/wechat/notify"
     wechatpay_timeout_seconds: float = 5.0
     # A notification signed longer ago than this (either way) is refused: replays of old ones.
@@ -94,18 +97,17 @@ class Settings(TableSettings):
             for name in ("token_secret", "data_key", "lookup_key", "wechatpay_apiv3_key")
             if getattr(self, name).get_secret_value() in DEV_SECRETS
         ]
-        if self.wechatpay_merchant_private_key.get_secret_value() == DEV_MERCHANT_PRIVATE_KEY:
-            in_use.append("wechatpay_merchant_private_key")
-        if self.wechatpay_public_key == DEV_PLATFORM_PUBLIC_KEY:
-            in_use.append("wechatpay_public_key")
-        if self.wechatpay_mchid == DEV_WECHATPAY_MCHID:
-            in_use.append("wechatpay_mchid")
+        dev_wechatpay = {"wechatpay_mchid": DEV_WECHATPAY_MCHID, "wechatpay_merchant_serial": DEV_WECHATPAY_MERCHANT_SERIAL,
+                         "wechatpay_merchant_private_key": DEV_MERCHANT_PRIVATE_KEY,
+                         "wechatpay_public_key": DEV_PLATFORM_PUBLIC_KEY,
+                         "wechatpay_public_key_id": DEV_WECHATPAY_PUBLIC_KEY_ID}
+        in_use += [name for name, dev in dev_wechatpay.items() if getattr(self, name).get_secret_value() == dev]
         if in_use:
             raise ValueError(f"dev default secrets refused outside the local stage: {', '.join(in_use)}")
         if not self.wechat_api_base.startswith("https://"):
             raise ValueError("wechat_api_base must be https outside the local stage")
-        if not (self.wechatpay_api_base.startswith("https://") and self.wechatpay_notify_url.startswith("https://")):
-            raise ValueError("wechatpay_api_base and wechatpay_notify_url must be https outside the local stage")
+        if not self.wechatpay_api_base.startswith("https://"):
+            raise ValueError("wechatpay_api_base must be https outside the local stage")
         return self
 
 

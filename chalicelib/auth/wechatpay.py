@@ -10,6 +10,7 @@ RSA signature over the raw body bytes and decrypts the resource (AES-256-GCM, th
 from __future__ import annotations
 
 
+import hmac
 import re
 import time
 from collections.abc import Mapping
@@ -39,7 +40,7 @@ def verify(settings: Settings, headers: Mapping[str, str], raw_body: bytes, now:
     lowered = {name.lower(): value for name, value in headers.items()}
     if not all(lowered.get(name) for name in HEADERS):
         raise Unauthorized("missing WeChat Pay signature headers")
-    if lowered["wechatpay-serial"] != settings.wechatpay_public_key_id:
+    if not hmac.compare_digest(lowered["wechatpay-serial"].encode(), settings.wechatpay_public_key_id.get_secret_value().encode()):
         raise Unauthorized("unknown WeChat Pay serial", code="unknown_serial")
     timestamp = lowered["wechatpay-timestamp"]
     if not re.fullmatch(r"[0-9]{1,12}", timestamp) or abs(now - int(timestamp)) > settings.wechatpay_notify_window_seconds:

@@ -263,3 +263,29 @@ def test_points_plus_cash_holds_points_until_paid_and_releases_them_when_not(api
     assert mug["stock"] == 4  # one sold, one back on the shelf
     report = api.staff("POST", "/v1/admin/jobs/reconcile/runs", {"as_of": "2040-01-01"}).json
     assert report["clean"], report
+
+
+def test_the_wechat_pay_dev_keys_are_refused_outside_local():
+    from pydantic import ValidationError
+
+    from chalicelib.settings import Settings
+
+    others = {"token_secret": "x" * 40, "data_key": "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=",
+              "lookup_key": "y" * 40, "wechat_api_base": "https://api.weixin.qq.com",
+              "wechatpay_api_base": "https://api.mch.weixin.qq.com"}
+    with pytest.raises(ValidationError) as refused:
+        Settings(stage="prod", **others)
+    for name in ("wechatpay_apiv3_key", "wechatpay_merchant_private_key", "wechatpay_public_key",
+                 "wechatpay_public_key_id", "wechatpay_mchid"):
+        assert name in str(refused.value)
+
+
+def test_a_notification_with_odd_headers_or_body_is_a_401_never_a_500(api, member, pay):
+    token, _ = member
+    headers, body, _ = pay.payment_notification(top_up(api, token).json["top_up_id"])
+    for changed in ({"Wechatpay-Serial": "é"}, {"Wechatpay-Timestamp": "１２"}, {"Wechatpay-Signature-Type": "HMAC"},
+                    {"Wechatpay-Signature": "not base64!"}):
+        answer = api.request("POST", NOTIFY, headers={**headers, **changed}, raw=body)
+        assert answer.status_code == 401 and answer.json["code"] == "FAIL", (changed, answer.body)
+    assert api.request("POST", NOTIFY, headers=headers, raw=b"\xff\xfe").status_code == 401
+    assert balance(api, token) == 0
