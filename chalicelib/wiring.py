@@ -36,12 +36,14 @@ def daily_jobs() -> dict[str, Job]:
 @functools.cache
 def frequent_jobs() -> dict[str, FrequentJob]:
     """Every few minutes, over every program."""
-    from chalicelib.services import holds, payments
+    from chalicelib.services import holds, payments, stored_value
 
     table = (
         FrequentJob("release-holds", holds.release_due_holds),
         # WeChat Pay orders and refunds nobody notified us about: query, settle, close timed-out ones.
         FrequentJob("settle-payments", payments.settle_due_orders),
+        # Frozen stored-value till payments never captured in the program's hold time go back.
+        FrequentJob("release-frozen-payments", stored_value.release_due_payments),
     )
     return {job.name: job for job in table}
 

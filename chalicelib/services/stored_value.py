@@ -9,12 +9,13 @@ Spending order: principal first, bonus last (domain/stored_value.py).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from chalicelib import clock, ids
-from chalicelib.auth.principals import MemberPrincipal, TillPrincipal
+from chalicelib.auth.principals import MemberPrincipal, NonceClaim, TillPrincipal
 from chalicelib.domain import stored_value as money
 from chalicelib.errors import Conflict, InsufficientBalance, NotFound, RetryLater
 from chalicelib.logs import logger
@@ -35,6 +36,7 @@ from chalicelib.store.models import (
     StoredValueItem,
     StoredValuePaymentItem,
     StoredValuePaymentRefundItem,
+    TableItem,
 )
 from chalicelib.store.tx import Transaction
 
@@ -221,12 +223,17 @@ def pay(settings: Settings, till: TillPrincipal, body: PaymentIn) -> tuple[dict[
         answer = {"payment_id": body.payment_id, "member_id": body.member_id, "order_id": body.order_id,
                   "amount_fen": body.amount_fen, "principal_fen": split.principal, "bonus_fen": split.bonus,
                   "status": status, "refunded_fen": 0, "stored_value_fen": after.available}
-        tx = Transaction()
-        tx.put(StoredValuePaymentItem(
+        item = StoredValuePaymentItem(
             *caller_key.item_key, program_id=program_id, member_id=body.member_id, payment_id=body.payment_id,
             order_id=body.order_id, amount_fen=body.amount_fen, principal_fen=split.principal,
             bonus_fen=split.bonus, status=status, created_at=stamp, request_hash=caller_key.request_hash,
-            response=caller_key.answer(answer)), StoredValuePaymentItem.pk.does_not_exist(), label="sv_payment")
+            response=caller_key.answer(answer))
+        if body.freeze:  # in the due queue while frozen: a till that never settles does not keep the money
+            due = clock.now() + dt.timedelta(minutes=program_config(settings, program_id).holds.ttl_minutes)
+            item.gsi2pk = keys.sv_payments_due(due.date().isoformat())
+            item.gsi2sk = f"{clock.stamp(due)}#{program_id}#{body.payment_id}"
+        tx = Transaction()
+        tx.put(item, StoredValuePaymentItem.pk.does_not_exist(), label="sv_payment")
         wallets.write(tx, program_id, body.member_id, wallet_item, after,  # type: ignore[arg-type]
                       wallets.Entry("pay", body.payment_id, "freeze" if body.freeze else "payment",
                                     -split.principal, -split.bonus, body.payment_id),
@@ -248,7 +255,27 @@ def _require_member(program_id: str, member_id: str) -> None:
 def settle_payment(settings: Settings, till: TillPrincipal, payment_id: str, outcome: str) -> dict[str, Any]:
     """Capture (outcome "paid") or release a frozen payment, once; settling it again the same way
     answers the same."""
-    program_id = till.program_id
+    return _settle_payment(settings, till.program_id, payment_id, outcome, till.nonce)
+
+
+def release_due_payments(settings: Settings, now: dt.datetime, limit: int = 500) -> dict[str, int]:
+    """Frozen till payments never captured within the program's hold time go back (frequent job)."""
+    released = 0
+    cutoff = clock.stamp(now)
+    for days_back in range(8, -1, -1):  # the hold time is at most 7 days
+        day = (now - dt.timedelta(days=days_back)).date().isoformat()
+        for item in TableItem.gsi2.query(keys.sv_payments_due(day), TableItem.gsi2sk <= cutoff, limit=limit):
+            if isinstance(item, StoredValuePaymentItem) and item.status == FROZEN:
+                try:
+                    _settle_payment(settings, item.program_id, item.payment_id, RELEASED, None)
+                    released += 1
+                except Conflict:
+                    pass
+    return {"released": released}
+
+
+def _settle_payment(settings: Settings, program_id: str, payment_id: str, outcome: str,
+                    nonce: NonceClaim | None) -> dict[str, Any]:
     payment_key = keys.sv_payment(program_id, payment_id)
 
     def attempt() -> dict[str, Any]:
@@ -267,15 +294,16 @@ def settle_payment(settings: Settings, till: TillPrincipal, payment_id: str, out
         stamp, day = _now_and_day(settings, program_id)
         tx = Transaction()
         tx.update(StoredValuePaymentItem(*payment_key),
-                  actions=[StoredValuePaymentItem.status.set(outcome), StoredValuePaymentItem.settled_at.set(stamp)],
+                  actions=[StoredValuePaymentItem.status.set(outcome), StoredValuePaymentItem.settled_at.set(stamp),
+                           StoredValuePaymentItem.gsi2pk.remove(), StoredValuePaymentItem.gsi2sk.remove()],
                   condition=StoredValuePaymentItem.status == FROZEN, label="sv_payment")
         entry_type = "capture" if outcome == PAID else "release"
         back = split if outcome == RELEASED else money.Split(0, 0)
         wallets.write(tx, program_id, payment.member_id, wallet_item, after,
                       wallets.Entry(entry_type, payment_id, entry_type, back.principal, back.bonus, payment_id),
                       stamp, day, ids.new_entry_id())
-        if till.nonce is not None:
-            till.nonce.add_to(tx)
+        if nonce is not None:
+            nonce.add_to(tx)
         with reread_if_taken("sv_payment", *_MOVED):
             tx.commit()
         payment.status = outcome

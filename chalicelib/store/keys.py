@@ -399,6 +399,11 @@ def sv_payment(program_id: str, payment_id: str) -> tuple[str, str]:
     return f"P#{program_id}#SVPAY#{payment_id}", "SVPAY"
 
 
+def sv_payments_due(day: str) -> str:
+    """GSI2 partition of frozen till payments whose time runs out on `day` (UTC), every program."""
+    return f"SVPAYDUE#{day}"
+
+
 @builds("sv_payment_refund")
 def sv_payment_refund(program_id: str, payment_id: str, refund_id: str) -> tuple[str, str]:
     return f"P#{program_id}#SVPAY#{payment_id}", f"REFUND#{refund_id}"

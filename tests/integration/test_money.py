@@ -144,8 +144,21 @@ def test_till_payments_refunds_and_two_step(api, member, pay):
     captured = api.till("POST", "/v1/stored-value/payments/p-4/capture")
     assert captured.json["status"] == "paid" and captured.json["stored_value_fen"] == 10_000
     assert api.till("POST", "/v1/stored-value/payments/p-4/release").status_code == 409
+    # A frozen payment nobody settles goes back after the program's hold time (30 minutes).
+    till_pay("p-5", 2_000, freeze=True)
+    assert balance(api, token) == 8_000
+    from chalicelib import clock, jobs, wiring
+    from chalicelib.settings import get_settings
+
+    later = clock.now() + dt.timedelta(minutes=31)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clock, "now", lambda: later)
+        run = jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"]
+    assert {"job": "release-frozen-payments", "released": 1} in run
+    assert balance(api, token) == 10_000
     types = [h["type"] for h in api.member("GET", "/v1/members/me/stored-value/history", token).json["items"]]
-    assert types == ["capture", "freeze", "release", "freeze", "payment_refund", "payment_refund", "payment", "top_up"]
+    assert types == ["release", "freeze", "capture", "freeze", "release", "freeze", "payment_refund", "payment_refund",
+                     "payment", "top_up"]
 
 
 def test_refunding_a_top_up_pays_back_the_unspent_principal_once(api, member, pay):
