@@ -158,6 +158,12 @@ def settle_due_orders(settings: Settings, now: dt.datetime, limit: int = 200) ->
                 found = pay.query_refund(settings, item.out_refund_no)
             except (RetryLater, pay.WechatPayRefused):
                 continue
+            if found is None:  # our request never reached WeChat Pay: ask again (same out_refund_no)
+                _ask_wechat_pay(settings, item, "储值退款")
+                again = store.get_item(PayRefundItem, (item.pk, item.sk))
+                if isinstance(again, PayRefundItem) and again.status != REFUND_PENDING:
+                    summary["refunds_settled"] += 1
+                continue
             if found and settle_refund(settings, item.out_refund_no, str(found.get("status") or ""), "query") != "pending":
                 summary["refunds_settled"] += 1
     return summary

@@ -38,7 +38,7 @@ from chalicelib.store.models import (
     StoredValuePaymentRefundItem,
     TableItem,
 )
-from chalicelib.store.tx import Transaction
+from chalicelib.store.tx import Transaction, TransactionConflict
 
 PAID, FROZEN, RELEASED = "paid", "frozen", "released"
 # A conflict on any of these means another request got there first: re-read and answer again.
@@ -181,7 +181,7 @@ def credit_top_up(settings: Settings, order: PayOrderItem, wallet_item: StoredVa
         try:
             with reread_if_taken(pay_orders.ORDER_LABEL, *_MOVED):
                 return attempt(order, wallet_item)
-        except TryAgain:
+        except (TryAgain, TransactionConflict):
             continue
     raise RetryLater("the stored value is very busy; retry shortly")
 

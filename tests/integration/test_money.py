@@ -171,11 +171,11 @@ def test_refunding_a_top_up_pays_back_the_unspent_principal_once(api, member, pa
     assert refund.status_code == 201, refund.body
     assert refund.json["refund_fen"] == 7_000 and refund.json["bonus_forfeited_fen"] == 700
     assert refund.json["status"] == "succeeded" and refund.json["stored_value_fen"] == 300
-    assert [(r["out_trade_no"], r["amount"]["refund"]) for r in pay.refunds.values()] == [(top_up_id, 7_000)]
+    assert [r["amount"]["refund"] for r in pay.refunds.values() if r["out_trade_no"] == top_up_id] == [7_000]
     assert api.staff("POST", path, {"request_id": "rq-1"}).json == refund.json  # the same request: the same refund
     again = api.staff("POST", path, {"request_id": "rq-2"})
     assert again.status_code == 409 and again.json["error"]["code"] == "nothing_to_refund"
-    assert len(pay.refunds) == 1
+    assert len([r for r in pay.refunds.values() if r["out_trade_no"] == top_up_id]) == 1
 
 
 def test_a_failed_refund_gives_the_money_back(api, member, pay):
@@ -302,3 +302,30 @@ def test_a_notification_with_odd_headers_or_body_is_a_401_never_a_500(api, membe
         assert answer.status_code == 401 and answer.json["code"] == "FAIL", (changed, answer.body)
     assert api.request("POST", NOTIFY, headers=headers, raw=b"\xff\xfe").status_code == 401
     assert balance(api, token) == 0
+
+
+def test_a_refund_whose_request_was_lost_is_asked_again_until_final(api, member, pay, monkeypatch):
+    from chalicelib import clock, jobs, wiring
+    from chalicelib.settings import get_settings
+    from chalicelib.wechat import pay as wechat_pay
+
+    token, member_id = member
+    top_up_id = paid_top_up(api, pay, token)
+    real_refund = wechat_pay.refund
+
+    def lost(*args, **kwargs):
+        raise wechat_pay.WechatPayUnavailable("timed out")
+
+    monkeypatch.setattr(wechat_pay, "refund", lost)
+    pending = api.staff("POST", f"/v1/admin/members/{member_id}/top-ups/{top_up_id}/refunds", {"request_id": "lost"})
+    assert pending.status_code == 201 and pending.json["status"] == "pending"
+    ours = lambda: [r["amount"]["refund"] for r in pay.refunds.values() if r["out_trade_no"] == top_up_id]  # noqa: E731
+    assert balance(api, token) == 0 and ours() == []  # frozen; WeChat Pay never heard of it
+    monkeypatch.setattr(wechat_pay, "refund", real_refund)
+    later = clock.now() + dt.timedelta(minutes=3)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    run = jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"]
+    assert {"job": "settle-payments", "queried": 0, "settled": 0, "closed": 0, "refunds_settled": 1} in run
+    assert ours() == [10_000]
+    assert [h["type"] for h in api.member("GET", "/v1/members/me/stored-value/history", token).json["items"]] == [
+        "refund", "refund_pending", "top_up"]
