@@ -60,3 +60,17 @@ class RetryLater(LoyaltyError):
 
 class WechatUnavailable(RetryLater):
     """WeChat timed out or answered garbage: the caller may retry, nothing was changed."""
+
+
+class BalanceCap(Conflict):
+    """A top-up that would take the stored value past its legal cap (refused before paying)."""
+
+    code = "balance_cap"
+
+
+class InsufficientBalance(Conflict):
+    code = "insufficient_balance"
+
+
+class RefundExceedsPayment(Conflict):
+    code = "refund_exceeds_payment"

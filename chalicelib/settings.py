@@ -23,13 +23,20 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chalicelib.wechatpay_dev_keys import DEV_MERCHANT_PRIVATE_KEY, DEV_PLATFORM_PUBLIC_KEY
+
 LOCAL_STAGE = "local"
 
 # Published dev defaults (also in ../shared/API.md). Never valid outside the local stage.
 DEV_TOKEN_SECRET = "dev-token-secret-not-for-production-use"
 DEV_DATA_KEY = "ZGV2LWRhdGEta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE="  # base64 of a 32-byte dev key
 DEV_LOOKUP_KEY = "dev-lookup-key-not-for-production-use"
-DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY})
+# WeChat Pay (wechatpayv3, public-key mode): the stand-in's merchant and platform dev keys.
+DEV_WECHATPAY_MCHID = "1900000001"
+DEV_WECHATPAY_MERCHANT_SERIAL = "DEV0000000000000000000000000000000000001"
+DEV_WECHATPAY_APIV3_KEY = "dev-apiv3-key-not-for-production"  # 32 bytes, as WeChat Pay's are
+DEV_WECHATPAY_PUBLIC_KEY_ID = "PUB_KEY_ID_DEV0000000000000000000001"
+DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY, DEV_WECHATPAY_APIV3_KEY})
 SECRET_FIELDS = ("token_secret", "data_key", "lookup_key")
 
 
@@ -84,6 +91,27 @@ class Settings(TableSettings):
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout_seconds: float = 5.0
 
+    # WeChat Pay v3. The merchant's private key signs our requests and `pay_params`; the platform
+    # public key (public-key mode: no certificate download) verifies WeChat Pay's answers and
+    # notifications; the APIv3 key decrypts notification resources. Dev defaults: local only.
+    # All five come from the stage's secret like the other secrets (infra: SecretStr fields); the
+    # mchid, serial and public key are not secret as such, but belong to the same merchant account.
+    wechatpay_mchid: SecretStr = SecretStr(DEV_WECHATPAY_MCHID)
+    wechatpay_merchant_serial: SecretStr = SecretStr(DEV_WECHATPAY_MERCHANT_SERIAL)
+    wechatpay_merchant_private_key: SecretStr = SecretStr(DEV_MERCHANT_PRIVATE_KEY)
+    wechatpay_apiv3_key: SecretStr = SecretStr(DEV_WECHATPAY_APIV3_KEY)
+    wechatpay_public_key: SecretStr = SecretStr(DEV_PLATFORM_PUBLIC_KEY)
+    wechatpay_public_key_id: SecretStr = SecretStr(DEV_WECHATPAY_PUBLIC_KEY_ID)
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+    # Where WeChat Pay sends payment and refund notifications (this service's notify route). Set per
+    # deployment (the API's https address); an order is refused while it is not https outside local.
+    wechatpay_notify_url: str = "http://127.0.0.1:8000/v1/payments/wechat/notify"
+    wechatpay_timeout_seconds: float = 5.0
+    # A notification signed longer ago than this (either way) is refused: replays of old ones.
+    wechatpay_notify_window_seconds: int = Field(default=300, ge=30, le=3600)
+    # An unpaid order closes after this long; the frequent job queries, then closes it.
+    wechatpay_order_ttl_minutes: int = Field(default=30, ge=5, le=24 * 60)
+
     hmac_skew_seconds: int = 300
     nonce_window_seconds: int = 600
     # Program config and till keys are cached per Lambda container for this long.
@@ -128,14 +156,21 @@ class Settings(TableSettings):
             return self
         in_use = [
             name
-            for name in SECRET_FIELDS
+            for name in (*SECRET_FIELDS, "wechatpay_apiv3_key")
             if getattr(self, name) is not None
             and DEV_SECRETS & {part.rpartition(":")[2] for part in getattr(self, name).get_secret_value().split(",")}
         ]
+        dev_wechatpay = {"wechatpay_mchid": DEV_WECHATPAY_MCHID, "wechatpay_merchant_serial": DEV_WECHATPAY_MERCHANT_SERIAL,
+                         "wechatpay_merchant_private_key": DEV_MERCHANT_PRIVATE_KEY,
+                         "wechatpay_public_key": DEV_PLATFORM_PUBLIC_KEY,
+                         "wechatpay_public_key_id": DEV_WECHATPAY_PUBLIC_KEY_ID}
+        in_use += [name for name, dev in dev_wechatpay.items() if getattr(self, name).get_secret_value() == dev]
         if in_use:
             raise ValueError(f"dev default secrets refused outside the local stage: {', '.join(in_use)}")
         if not self.wechat_api_base.startswith("https://"):
             raise ValueError("wechat_api_base must be https outside the local stage")
+        if not self.wechatpay_api_base.startswith("https://"):
+            raise ValueError("wechatpay_api_base must be https outside the local stage")
         return self
 
 

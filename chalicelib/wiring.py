@@ -17,7 +17,7 @@ def daily_jobs() -> dict[str, Job]:
     """The daily schedule runs these in this order (expire before reconciling, review last);
     staff may run any of them for a day through the admin API."""
     from chalicelib.domain.tiers import is_review_day
-    from chalicelib.services import coupons, lifecycle, notifications, reconcile, tiers
+    from chalicelib.services import coupons, lifecycle, notifications, payments, reconcile, tiers
 
     table = (
         Job("expire-points", lifecycle.expire_step),
@@ -29,6 +29,8 @@ def daily_jobs() -> dict[str, Job]:
         Job("dormant-members", lifecycle.dormant_step),
         Job("checkin-reminders", notifications.checkin_reminder_step),
         Job("reconcile", reconcile.reconcile_step),
+        Job("reconcile-payments", payments.reconcile_payments_step),
+        Job("stored-value-liability", payments.liability_step),
         Job("tier-review", tiers.review_step, due=is_review_day),
     )
     return {job.name: job for job in table}
@@ -37,9 +39,15 @@ def daily_jobs() -> dict[str, Job]:
 @functools.cache
 def frequent_jobs() -> dict[str, FrequentJob]:
     """Every few minutes, over every program."""
-    from chalicelib.services import holds
+    from chalicelib.services import holds, payments, stored_value
 
-    table = (FrequentJob("release-holds", holds.release_due_holds),)
+    table = (
+        FrequentJob("release-holds", holds.release_due_holds),
+        # WeChat Pay orders and refunds nobody notified us about: query, settle, close timed-out ones.
+        FrequentJob("settle-payments", payments.settle_due_orders),
+        # Frozen stored-value till payments never captured in the program's hold time go back.
+        FrequentJob("release-frozen-payments", stored_value.release_due_payments),
+    )
     return {job.name: job for job in table}
 
 

@@ -44,6 +44,8 @@ _STACK_OWNED = (
     "LOYALTY_REGION",
     "LOYALTY_DYNAMODB_ENDPOINT",
     "LOYALTY_WECHAT_API_BASE",
+    "LOYALTY_WECHATPAY_API_BASE",
+    "LOYALTY_WECHATPAY_NOTIFY_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_DEFAULT_REGION",
@@ -91,6 +93,9 @@ def configure_environment(ports: Ports) -> dict[str, str]:
         "LOYALTY_REGION": region,
         "LOYALTY_DYNAMODB_ENDPOINT": f"http://{HOST}:{ports.dynamodb}",
         "LOYALTY_WECHAT_API_BASE": f"http://{HOST}:{ports.wechat}",
+        # WeChat Pay's stand-in shares the WeChat stand-in's port; its notifications come to the API.
+        "LOYALTY_WECHATPAY_API_BASE": f"http://{HOST}:{ports.wechat}",
+        "LOYALTY_WECHATPAY_NOTIFY_URL": f"http://{HOST}:{ports.api}/v1/payments/wechat/notify",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": region,

@@ -22,6 +22,9 @@ Inspection and control for tests (not WeChat paths, hence the leading underscore
   DELETE /_refuse          forget every refusal
   POST   /_apps            {"appid": ..., "secret": ...}: register another app
 
+WeChat Pay v3 (orders, queries, refunds, signed notifications; `/_pay/...` controls) answers on
+the same port: see devstack/wechatpay_standin.py.
+
 Secrets, tokens, session keys and phone numbers are never logged: request lines are logged
 without their query string and bodies are never logged.
 """
@@ -41,6 +44,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from devstack import wechatpay_standin
 
 logger = logging.getLogger("devstack.wechat")
 
@@ -301,7 +306,18 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s %s -> %s", self.command, urlsplit(self.path).path, code)
 
     def _dispatch(self) -> None:
-        route = self.server.routes.get((self.command, urlsplit(self.path).path))
+        path = urlsplit(self.path).path
+        route = self.server.routes.get((self.command, path))
+        if route is None and path.startswith(("/v3/", "/_pay/")):  # WeChat Pay v3 and its controls
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if 0 < length <= MAX_BODY_BYTES else b""
+            try:
+                if wechatpay_standin.handle(self, self.server.pay, path, raw):
+                    return
+            except Exception:
+                logger.exception("WeChat Pay stand-in failed on %s %s", self.command, path)
+                self._answer({"code": "SYSTEM_ERROR", "message": "系统错误"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+                return
         if route is None:
             self._answer(_error(-1, f"the WeChat stand-in has no {self.command} {urlsplit(self.path).path}"),
                          HTTPStatus.NOT_FOUND)
@@ -414,9 +430,10 @@ class _StandinServer(ThreadingHTTPServer):
     # socketserver's default backlog (5) resets clients when many senders connect at once.
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], state: WechatState) -> None:
+    def __init__(self, address: tuple[str, int], state: WechatState, pay: wechatpay_standin.WechatPayState) -> None:
         super().__init__(address, _Handler)
         self.state = state
+        self.pay = pay
         self.routes = _ROUTES
 
 
@@ -425,8 +442,10 @@ class WechatStandin:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8001, apps: Mapping[str, str] | None = None) -> None:
         self.state = WechatState(apps)
+        # WeChat Pay v3 on the same port (devstack/wechatpay_standin.py).
+        self.pay = wechatpay_standin.WechatPayState()
         self._host = host
-        self._server = _StandinServer((host, port), self.state)  # binds now: a busy port fails here
+        self._server = _StandinServer((host, port), self.state, self.pay)  # binds now: a busy port fails here
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="wechat-standin", daemon=True)
 

@@ -18,6 +18,7 @@ os.environ.update({
     "LOYALTY_TABLE_NAME": "loyalty-test",
     "LOYALTY_REGION": "us-east-1",
     "LOYALTY_WECHAT_API_BASE": f"http://127.0.0.1:{WECHAT_PORT}",
+    "LOYALTY_WECHATPAY_API_BASE": f"http://127.0.0.1:{WECHAT_PORT}",
     "LOYALTY_CONFIG_CACHE_SECONDS": "0",
     "LOYALTY_LOG_LEVEL": "WARNING",
     "AWS_ACCESS_KEY_ID": "testing",

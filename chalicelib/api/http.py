@@ -31,15 +31,15 @@ from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
-from chalicelib.auth.schemes import MEMBER, PUBLIC, STAFF, TILL, Authenticator
+from chalicelib.auth.schemes import MEMBER, PUBLIC, STAFF, TILL, WECHATPAY, Authenticator
 from chalicelib.errors import InvalidRequest, LoyaltyError, RetryLater
 from chalicelib.logs import logger
 from chalicelib.settings import Settings, get_settings
 
 T = TypeVar("T", bound=BaseModel)
 
-__all__ = ["MEMBER", "PUBLIC", "STAFF", "TILL", "Page", "PageQuery", "route", "operations_of", "error_response",
-           "seal_cursor"]
+__all__ = ["MEMBER", "PUBLIC", "STAFF", "TILL", "WECHATPAY", "Page", "PageQuery", "route", "operations_of",
+           "error_response", "seal_cursor"]
 JSON = "application/json"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -62,12 +62,13 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "request_id": current_request_id()}}
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(status: int, code: str, message: str, auth: Authenticator | None = None) -> Response:
+    """The contract's error envelope, or the body the caller's scheme answers errors in (WeChat Pay)."""
     from chalicelib import metrics
 
     metrics.emit("Refusals", code=code)
-    return Response(body=error_body(code, message), status_code=status,
-                    headers={"Content-Type": JSON})
+    body = (auth.error_body(code, message) if auth is not None else None) or error_body(code, message)
+    return Response(body=body, status_code=status, headers={"Content-Type": JSON})
 
 
 # --- path parameters -----------------------------------------------------------------------
@@ -104,6 +105,8 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "redemption_id": PathParameter(_ID, f"A redemption id (`rd-` + the request_id): {_ID_TEXT}"),
     "reward_id": PathParameter(_ID, f"A reward id: {_ID_TEXT}"),
     "template_id": PathParameter(_ID, f"A coupon template id: {_ID_TEXT}"),
+    "payment_id": PathParameter(_ID, f"The till's stored-value payment id: {_ID_TEXT}"),
+    "top_up_id": PathParameter(_ID, f"A top-up id (its WeChat Pay out_trade_no): {_ID_TEXT}"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 
@@ -321,13 +324,13 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
                 # the caller's retry must see the 5xx, not a 401 for a nonce its own write spent.
                 auth.finish(principal, settings)
             except LoyaltyError as exc:
-                return error_response(exc.status, exc.code, exc.message)
+                return error_response(exc.status, exc.code, exc.message, auth)
             except Exception as exc:  # noqa: BLE001 - the one place unknown failures are mapped
                 if _is_throttle(exc):
                     err = RetryLater()
-                    return error_response(err.status, err.code, err.message)
+                    return error_response(err.status, err.code, err.message, auth)
                 logger().exception("unhandled error", extra={"path": path})
-                return error_response(500, "internal_error", "internal error")
+                return error_response(500, "internal_error", "internal error", auth)
             answer_status = status
             if isinstance(result, tuple):
                 result, answer_status = result

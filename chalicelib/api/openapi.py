@@ -23,6 +23,7 @@ from chalicelib.api.http import (
     PUBLIC,
     STAFF,
     TILL,
+    WECHATPAY,
     Operation,
     operations_of,
 )
@@ -77,6 +78,10 @@ _SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
                   "description": "Fresh per request; see `tillSignature`."},
     "tillSignature": {"type": "apiKey", "in": "header", "name": "X-Loyalty-Signature",
                       "description": _TILL_SIGNING},
+    "wechatpaySignature": {"type": "apiKey", "in": "header", "name": "Wechatpay-Signature",
+                           "description": "WeChat Pay v3's signature (with `Wechatpay-Timestamp`, `Wechatpay-Nonce`, "
+                                          "`Wechatpay-Serial` and `Wechatpay-Signature-Type`), verified with the "
+                                          "platform public key over the raw body."},
 }
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     PUBLIC.kind: [],
@@ -84,12 +89,14 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     STAFF.kind: [{"staffKey": []}],
     # One requirement naming all four: every header must be present (and the signature right).
     TILL.kind: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}],
+    WECHATPAY.kind: [{"wechatpaySignature": []}],
 }
 _TAGS = [
     {"name": "public", "description": "No credentials."},
     {"name": "member", "description": "The mini-program, with a member token."},
     {"name": "till", "description": "Store tills and order systems, HMAC-signed."},
     {"name": "staff", "description": "The merchant's console, with an admin key."},
+    {"name": "wechatpay", "description": "WeChat Pay's notifications, signed by WeChat Pay; answered in its format."},
 ]
 
 _ERRORS = {
@@ -108,7 +115,9 @@ _ERRORS = {
          "`limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, "
          "`birthday_already_set`, `version_conflict`; coupons: `not_claimable`, `coupon_used` (the message "
          "says when), `coupon_expired`, `coupon_not_yet_valid`, `threshold_not_met`, `store_not_allowed`, "
-         "`coupon_not_used` (a void of a coupon not used on that order).",
+         "`coupon_not_used` (a void of a coupon not used on that order); money: `balance_cap`, "
+         "`insufficient_balance`, `refund_exceeds_payment`, `payment_settled`, `payment_not_paid`, "
+         "`top_up_not_paid`, `nothing_to_refund`, `payment_refused`.",
     413: f"`body_too_large`: the body is larger than {MAX_BODY_BYTES // 1024} KB.",
     503: "`retry_later`: throttled, contended or WeChat unavailable; nothing changed, retry shortly.",
 }
@@ -176,8 +185,14 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {content_type: {"schema": success_schema}},
         }
+    own_errors = op.auth.error_body("code", "message") is not None  # the scheme answers errors in its own shape
     for status in op.error_statuses:
-        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+        if own_errors:
+            responses[str(status)] = {"description": "Refused, in the caller's own reply format",
+                                      "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                                      "content": {content_type: {"schema": success_schema}}}
+        else:
+            responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     document: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,

@@ -24,6 +24,11 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """An optional answer field that is absent, never null: no `default: null` in its schema."""
+    schema.pop("default", None)
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 class ErrorDetail(Answer):
@@ -186,6 +191,17 @@ class AdjustmentApplied(Answer):
 
 # --- rewards and redemptions (services/rewards.py) -------------------------------------------
 
+class PayParams(Answer):
+    """Exactly what `wx.requestPayment` takes (signed with the merchant key, RSA)."""
+
+    appId: str
+    timeStamp: str
+    nonceStr: str
+    package: str = Field(description="`prepay_id=...`")
+    signType: Literal["RSA"]
+    paySign: str
+
+
 class Reward(Answer):
     reward_id: str
     name: str
@@ -204,7 +220,15 @@ class Redemption(Answer):
     points_spent: int
     cash_fen: int
     points_balance: int
-    status: Literal["redeemed"]
+    status: Literal["redeemed", "awaiting_payment"] = Field(
+        description="`awaiting_payment` for points + cash: the points are held until the cash part is paid "
+                    "(then `redeemed`), or given back if it is not paid in time.")
+    out_trade_no: str | SkipJsonSchema[None] = Field(
+        default=None, description="Points + cash only: the cash part's WeChat Pay order.",
+        json_schema_extra=_absent_not_null)
+    pay_params: PayParams | SkipJsonSchema[None] = Field(
+        default=None, description="Points + cash only: what wx.requestPayment takes for the cash part.",
+        json_schema_extra=_absent_not_null)
 
 
 class RedemptionCancelled(Answer):
@@ -341,3 +365,69 @@ class CouponEvent(Answer):
     ref: str | None = Field(description="The request, order or cause.")
     discount_fen: int | None
     created_at: dt.datetime
+
+
+# --- money: stored value, WeChat Pay (services/stored_value.py, services/payments.py) --------
+
+class TopUpPlanView(Answer):
+    plan_id: str
+    pay_fen: int
+    bonus_fen: int
+
+
+class TopUp(Answer):
+    top_up_id: str = Field(description="Also the WeChat Pay out_trade_no.")
+    plan_id: str
+    pay_fen: int
+    bonus_fen: int
+    pay_params: PayParams
+
+
+class StoredValueEntry(Answer):
+    id: str
+    type: Literal["top_up", "payment", "payment_refund", "freeze", "capture", "release", "refund_pending", "refund",
+                  "refund_failed"]
+    amount_fen: int = Field(description="The change of the spendable balance (principal + bonus).")
+    principal_fen: int
+    bonus_fen: int
+    balance_after_fen: int
+    ref: str = Field(description="The top-up, payment or refund the change belongs to.")
+    created_at: dt.datetime
+
+
+class StoredValuePayment(Answer):
+    payment_id: str
+    member_id: str
+    order_id: str
+    amount_fen: int
+    principal_fen: int = Field(description="Paid from principal (spent first).")
+    bonus_fen: int = Field(description="Paid from bonus (spent last).")
+    status: Literal["paid", "frozen", "released"]
+    refunded_fen: int
+    stored_value_fen: int = Field(description="The member's spendable stored value after this call.")
+
+
+class StoredValuePaymentRefund(Answer):
+    refund_id: str
+    payment_id: str
+    amount_fen: int
+    principal_fen: int
+    bonus_fen: int
+    stored_value_fen: int
+
+
+class TopUpRefund(Answer):
+    refund_id: str = Field(description="The WeChat Pay out_refund_no (stable for this request_id).")
+    top_up_id: str
+    member_id: str
+    refund_fen: int = Field(description="The top-up's unspent principal, paid back through WeChat Pay.")
+    bonus_forfeited_fen: int
+    status: Literal["pending", "succeeded", "failed"]
+    stored_value_fen: int
+
+
+class WechatPayReply(Answer):
+    """WeChat Pay's own reply shape, for success (`SUCCESS`) and failure (`FAIL`) alike."""
+
+    code: str
+    message: str

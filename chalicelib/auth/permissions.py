@@ -18,6 +18,7 @@ Permission = Literal[
     "coupons:read",
     "coupons:write",
     "coupons:grant",
+    "stored_value:refund",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.auth import staff, till, tokens
+from chalicelib.auth import staff, till, tokens, wechatpay
 from chalicelib.auth.permissions import Permission
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
 from chalicelib.errors import Forbidden, Unauthorized
@@ -38,6 +38,10 @@ class Authenticator:
 
     def finish(self, principal: Any, settings: Settings) -> None:
         """After the view (whatever it answered); may still refuse the request."""
+
+    def error_body(self, code: str, message: str) -> dict[str, Any] | None:
+        """The body of an error answer; None: the contract's error envelope."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,24 @@ class Staff(Authenticator):
         return principal
 
 
+@dataclass(frozen=True)
+class WechatPayNotification(Authenticator):
+    """WeChat Pay calling us: a signed, encrypted notification (auth/wechatpay.py). The principal
+    is the verified notification itself; every answer, errors included, is in WeChat Pay's shape."""
+
+    kind: str = "wechatpay"
+
+    def authenticate(self, request: Any, settings: Settings) -> wechatpay.PaymentNotice:
+        return wechatpay.verify(settings, dict(request.headers.items()), request.raw_body or b"")
+
+    def error_body(self, code: str, message: str) -> dict[str, Any] | None:
+        return wechatpay.reply("FAIL", f"{code}: {message}")
+
+
 PUBLIC = Public()
 MEMBER = Member()
 TILL = Till()
 STAFF = Staff()
+WECHATPAY = WechatPayNotification()
 
-__all__ = ["Authenticator", "MEMBER", "PUBLIC", "STAFF", "TILL", "bearer"]
+__all__ = ["Authenticator", "MEMBER", "PUBLIC", "STAFF", "TILL", "WECHATPAY", "bearer"]

@@ -91,6 +91,33 @@ class HoldPolicy(Strict):
     ttl_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
 
 
+class TopUpPlan(Strict):
+    """A stored-value top-up plan: pay `pay_fen`, get `bonus_fen` on top (充100送10)."""
+
+    plan_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    pay_fen: int = Field(ge=1, le=5_000_000)
+    bonus_fen: int = Field(default=0, ge=0, le=5_000_000)
+
+
+class StoredValuePolicy(Strict):
+    """Stored value (储值): the plans on sale and the caps of 单用途商业预付卡管理办法 — at most
+    5000 yuan on a card whose holder is known (a bound phone: 记名), 1000 yuan otherwise."""
+
+    plans: list[TopUpPlan] = Field(default_factory=list, max_length=50)
+    cap_named_fen: int = Field(default=500_000, ge=0, le=500_000)
+    cap_anonymous_fen: int = Field(default=100_000, ge=0, le=100_000)
+
+    @field_validator("plans")
+    @classmethod
+    def _unique_plans(cls, plans: list[TopUpPlan]) -> list[TopUpPlan]:
+        if len({p.plan_id for p in plans}) != len(plans):
+            raise ValueError("plan ids must be unique")
+        return plans
+
+    def plan(self, plan_id: str) -> TopUpPlan | None:
+        return next((p for p in self.plans if p.plan_id == plan_id), None)
+
+
 class TierPolicy(Strict):
     """How growth counts and how the periodic review treats members who fall short."""
 
@@ -146,6 +173,7 @@ class ProgramConfig(Strict):
     tiers: list[Tier]
     expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
     holds: HoldPolicy = Field(default_factory=HoldPolicy)
+    stored_value: StoredValuePolicy = Field(default_factory=StoredValuePolicy)
     tier_policy: TierPolicy = Field(default_factory=TierPolicy)
     checkin: CheckinPolicy = Field(default_factory=CheckinPolicy)
     # One-off tasks a member completes once ("complete_profile": nickname, birthday and phone).
@@ -247,6 +275,8 @@ def demo_program() -> ProgramConfig:
                            Benefit(code="discount_95", description="消费95折"),
                            Benefit(code="birthday_gift", description="生日礼")]),
         ],
+        stored_value=StoredValuePolicy(plans=[TopUpPlan(plan_id="sv-100", pay_fen=10_000, bonus_fen=1_000),
+                                              TopUpPlan(plan_id="sv-500", pay_fen=50_000, bonus_fen=8_000)]),
         templates={
             "tier_changed": NotificationTemplate(template_id="tmpl-tier"),
             "points_changed": NotificationTemplate(template_id="tmpl-points"),

@@ -113,7 +113,7 @@ def facts_of(config: ProgramConfig, record: store.MemberRecord, today: dt.date) 
         checkin_streak=int(record.checkin.streak) if record.checkin else 0,
         held=int(account.held),
         debt=int(account.debt),
-        stored_value_fen=int(account.stored_value_fen),
+        stored_value_fen=record.stored_value_fen,
         invite_code=profile.invite_code,
         invited_count=int(profile.invited_count),
         phone_masked=profile.phone_masked,

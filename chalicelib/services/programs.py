@@ -15,6 +15,7 @@ from chalicelib.domain.program import (
     ExpiryPolicy,
     HoldPolicy,
     ProgramConfig,
+    StoredValuePolicy,
     TaskReward,
     Tier,
     TierPolicy,
@@ -35,6 +36,7 @@ class ProgramRulesIn(BaseModel):
     tiers: list[Tier]
     expiry: ExpiryPolicy
     holds: HoldPolicy
+    stored_value: StoredValuePolicy = Field(default_factory=StoredValuePolicy)
     tier_policy: TierPolicy = Field(default_factory=TierPolicy)
     checkin: CheckinPolicy = Field(default_factory=CheckinPolicy)
     tasks: dict[str, TaskReward] = Field(default_factory=dict)

@@ -429,3 +429,86 @@ def coupon_expiry_queue(program_id: str, valid_until: str, member_id: str, code:
 
 def coupon_expiry_queue_partition(program_id: str, valid_until: str, shard: int) -> str:
     return f"P#{program_id}#CEXPIRES#{valid_until}#{shard}"
+
+
+# --- money (stored value, WeChat Pay orders, till payments, refunds) -------------------------
+# Money records have no TTL: top-ups, payments and refunds are kept for at least five years.
+
+STORED_VALUE_SK = "A#STORED_VALUE"  # in the card's "A#" range: the card stays one Query
+
+
+@builds("stored_value")
+def stored_value(program_id: str, member_id: str) -> tuple[str, str]:
+    """The member's stored-value account (its own version: money never shares one with points)."""
+    return member_pk(program_id, member_id), STORED_VALUE_SK
+
+
+@builds("sv_entry")
+def stored_value_entry(program_id: str, member_id: str, kind: str, key: str) -> tuple[str, str]:
+    """One stored-value change (immutable history), keyed by the operation that made it."""
+    return member_pk(program_id, member_id), f"SV#{kind}#{key}"
+
+
+def stored_value_history(program_id: str, member_id: str) -> str:
+    """GSI1 partition of a member's stored-value history."""
+    return f"{member_pk(program_id, member_id)}#SV"
+
+
+def stored_value_day(program_id: str, day: str, member_id: str, entry_id: str) -> tuple[str, str]:
+    """GSI2 keys of a stored-value change by the program's day (liability, reconciliation)."""
+    return f"P#{program_id}#SVDAY#{day}#{_shard(member_id, MEMBER_SHARDS)}", f"{member_id}#{entry_id}"
+
+
+def stored_value_day_partition(program_id: str, day: str, shard: int) -> str:
+    return f"P#{program_id}#SVDAY#{day}#{shard}"
+
+
+@builds("pay_order")
+def pay_order(out_trade_no: str) -> tuple[str, str]:
+    """A WeChat Pay order we created (a top-up, the cash part of a reward). out_trade_no is
+    unique for our merchant id (it hashes the program in), so a notification finds it alone."""
+    return f"PAYORDER#{out_trade_no}", "PAYORDER"
+
+
+def pay_orders_due(day: str) -> str:
+    """GSI2 partition of unsettled WeChat Pay orders whose time runs out on `day` (UTC)."""
+    return f"PAYDUE#{day}"
+
+
+def pay_orders_of_day(program_id: str, day: str) -> str:
+    """GSI1 partition of a program's WeChat Pay orders created on `day` (reconciliation)."""
+    return f"P#{program_id}#PAYORDERS#{day}"
+
+
+@builds("pay_refund")
+def pay_refund(out_refund_no: str) -> tuple[str, str]:
+    """A refund through WeChat Pay (of a top-up's unspent principal); out_refund_no is unique
+    for our merchant id like out_trade_no."""
+    return f"PAYREFUND#{out_refund_no}", "PAYREFUND"
+
+
+def pay_refunds_due(day: str) -> str:
+    """GSI2 partition of pending refunds to query (by the day they were asked for)."""
+    return f"PAYREFUNDDUE#{day}"
+
+
+@builds("sv_payment")
+def sv_payment(program_id: str, payment_id: str) -> tuple[str, str]:
+    """A till's payment with stored value (keyed by the till's payment_id)."""
+    return f"P#{program_id}#SVPAY#{payment_id}", "SVPAY"
+
+
+def sv_payments_due(day: str) -> str:
+    """GSI2 partition of frozen till payments whose time runs out on `day` (UTC), every program."""
+    return f"SVPAYDUE#{day}"
+
+
+@builds("sv_payment_refund")
+def sv_payment_refund(program_id: str, payment_id: str, refund_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#SVPAY#{payment_id}", f"REFUND#{refund_id}"
+
+
+@builds("liability")
+def liability(program_id: str, day: str) -> tuple[str, str]:
+    """Stored-value liability at the end of a program day (principal and bonus)."""
+    return f"P#{program_id}#LIABILITY", day

@@ -19,6 +19,7 @@ from chalicelib.store.models import (
     LotItem,
     ProfileItem,
     ReferralItem,
+    StoredValueItem,
     TableItem,
     WechatUserItem,
 )
@@ -32,6 +33,13 @@ class MemberRecord:
     lots: list[LotItem]
     checkin: CheckinStateItem | None = None
     coupons_unused: int = 0
+    stored_value: StoredValueItem | None = None
+
+    @property
+    def stored_value_fen(self) -> int:
+        """What the member can spend from stored value (frozen money not included)."""
+        item = self.stored_value
+        return 0 if item is None else int(item.principal) + int(item.bonus)
 
     @property
     def lot_values(self) -> list[Lot]:
@@ -100,8 +108,9 @@ def link_wechat_user(program_id: str, openid: str, member_id: str) -> None:
 
 
 def read_member(program_id: str, member_id: str) -> MemberRecord | None:
-    """Account, profile, lots, check-in state and the unused-coupon count: one consistent Query on the member's partition."""
-    account = profile = checkin = None
+    """Account, profile, lots, check-in state, the unused-coupon count and stored value: one consistent
+    Query on the member's partition."""
+    account = profile = checkin = wallet = None
     coupons_unused = 0
     lots: list[LotItem] = []
     for item in TableItem.query(keys.member_pk(program_id, member_id), TableItem.sk.startswith(keys.CARD_PREFIX),
@@ -116,9 +125,11 @@ def read_member(program_id: str, member_id: str) -> MemberRecord | None:
             checkin = item
         elif isinstance(item, CouponWalletItem):
             coupons_unused = int(item.unused)
+        elif isinstance(item, StoredValueItem):
+            wallet = item
     if account is None or profile is None:
         return None
-    return MemberRecord(account, profile, lots, checkin, coupons_unused)
+    return MemberRecord(account, profile, lots, checkin, coupons_unused, wallet)
 
 
 def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str, phone_masked: str,

@@ -461,3 +461,134 @@ class CouponEventItem(TableItem, discriminator="coupon_event"):
     ref = UnicodeAttribute(null=True)  # the request, order or cause
     discount_fen = NumberAttribute(null=True)
     created_at = UnicodeAttribute()
+
+
+# --- money -----------------------------------------------------------------------------------
+# None of these has a TTL: records of top-ups, payments and refunds are kept for years.
+
+class StoredValueItem(TableItem, discriminator="stored_value"):
+    """A member's stored value (储值), apart from the points account: money and points never share
+    a version. Principal (paid in) and bonus (given) are separate buckets; `frozen_*` is money
+    set aside for a two-step till payment or a pending refund: not spendable, still the member's."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    principal = NumberAttribute(default=0)
+    bonus = NumberAttribute(default=0)
+    frozen_principal = NumberAttribute(default=0)
+    frozen_bonus = NumberAttribute(default=0)
+    version = NumberAttribute(default=0)
+    updated_at = UnicodeAttribute()
+
+
+class StoredValueEntryItem(TableItem, discriminator="sv_entry"):
+    """One change of a member's stored value: immutable history with the balance after it."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    entry_id = UnicodeAttribute()
+    type = UnicodeAttribute()  # top_up | payment | payment_refund | freeze | capture | release | refund_pending | refund | refund_failed
+    amount_fen = NumberAttribute()  # the change of the spendable balance (principal + bonus)
+    principal_fen = NumberAttribute()
+    bonus_fen = NumberAttribute()
+    balance_after_fen = NumberAttribute()
+    principal_after_fen = NumberAttribute()
+    bonus_after_fen = NumberAttribute()
+    # The change of what the program owes the member (frozen money included): the liability.
+    owed_principal_fen = NumberAttribute(default=0)
+    owed_bonus_fen = NumberAttribute(default=0)
+    ref = UnicodeAttribute()
+    day = UnicodeAttribute()  # the program's calendar day
+    created_at = UnicodeAttribute()
+
+
+class PayOrderItem(TableItem, discriminator="pay_order"):
+    """A WeChat Pay order we created: status pending -> paid | closed. A top-up's also carries
+    what has been refunded of it. gsi1: the program's orders by day (reconciliation); gsi2: the
+    due queue (query, then close) while pending."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    out_trade_no = UnicodeAttribute()
+    purpose = UnicodeAttribute()  # top_up | reward
+    ref = UnicodeAttribute()  # the plan id, or the redemption id
+    status = UnicodeAttribute()  # pending | paid | closed
+    total_fen = NumberAttribute()
+    bonus_fen = NumberAttribute(default=0)
+    appid = UnicodeAttribute()
+    openid = UnicodeAttribute()
+    prepay_id = UnicodeAttribute(null=True)  # set once WeChat Pay answered
+    created_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    paid_at = UnicodeAttribute(null=True)
+    closed_at = UnicodeAttribute(null=True)
+    transaction_id = UnicodeAttribute(null=True)
+    refunded_fen = NumberAttribute(default=0)  # principal refunded or being refunded
+    forfeited_bonus_fen = NumberAttribute(default=0)
+    refund_count = NumberAttribute(default=0)
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute(null=True)  # the first answer (pay_params), once WeChat Pay answered
+
+
+class PayRefundItem(TableItem, discriminator="pay_refund"):
+    """A refund through WeChat Pay: pending -> succeeded | failed. Its money stays frozen in the
+    member's stored value while pending; gsi2 is the query queue while pending."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    out_refund_no = UnicodeAttribute()
+    out_trade_no = UnicodeAttribute()
+    refund_fen = NumberAttribute()
+    total_fen = NumberAttribute()
+    forfeit_bonus_fen = NumberAttribute()
+    status = UnicodeAttribute()  # pending | succeeded | failed
+    created_at = UnicodeAttribute()
+    settled_at = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+
+
+class StoredValuePaymentItem(TableItem, discriminator="sv_payment"):
+    """A till's payment with stored value: paid, or frozen -> paid (captured) | released.
+    `refunded_*` are cumulative: refunds never add up past the payment."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    payment_id = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    amount_fen = NumberAttribute()
+    principal_fen = NumberAttribute()
+    bonus_fen = NumberAttribute()
+    status = UnicodeAttribute()  # paid | frozen | released
+    refunded_fen = NumberAttribute(default=0)
+    refunded_principal_fen = NumberAttribute(default=0)
+    refunded_bonus_fen = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    settled_at = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+
+
+class StoredValuePaymentRefundItem(TableItem, discriminator="sv_payment_refund"):
+    """A refund of a till payment back to stored value (keyed by the till's refund_id)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    payment_id = UnicodeAttribute()
+    refund_id = UnicodeAttribute()
+    amount_fen = NumberAttribute()
+    principal_fen = NumberAttribute()
+    bonus_fen = NumberAttribute()
+    created_at = UnicodeAttribute()
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+
+
+class LiabilityItem(TableItem, discriminator="liability"):
+    """Stored value owed to members at the end of a program day (frozen money included)."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    principal_fen = NumberAttribute()
+    bonus_fen = NumberAttribute()
+    created_at = UnicodeAttribute()

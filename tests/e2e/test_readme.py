@@ -32,3 +32,22 @@ def test_the_readme_commands_work_as_written(stack):
     card = answers[-2]
     assert (card["nickname"], card["phone"], card["tier"]["code"]) == ("Alice", "138****0000", "normal")
     assert answers[-1]["program_id"] == "demo"
+
+
+def test_the_readme_top_up_commands_work_as_written(stack):
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(TOP_UP=.*?)```", text, flags=re.S)
+    assert block, "the README's top-up block is gone"
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    login = _try_it_block()[:3]  # J, TOKEN (a fresh member: alice's session is the first test's)
+    api_port, wechat_port = stack.api.rsplit(":", 1)[1], stack.wechat.rsplit(":", 1)[1]
+    script = "set -euo pipefail\n" + "\n".join(
+        line.replace("dev-alice", "dev-readme-saver").replace("localhost:8000", f"localhost:{api_port}")
+        .replace("localhost:8001", f"localhost:{wechat_port}") + ("; echo" if line.startswith("curl") else "")
+        for line in login + lines)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert answers[-2]["deliveries"] == [200, 200, 200]
+    history = answers[-1]["items"]
+    assert [(h["type"], h["balance_after_fen"]) for h in history] == [("top_up", 11_000)]

@@ -115,7 +115,11 @@ def test_dev_keys_are_refused_outside_local(aws):
     from chalicelib.settings import Settings
 
     prod = Settings(stage="prod", token_secret="x" * 40, data_key="eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=",
-                    lookup_key="y" * 40, wechat_api_base="https://api.weixin.qq.com")
+                    lookup_key="y" * 40, wechat_api_base="https://api.weixin.qq.com",
+                    wechatpay_api_base="https://api.mch.weixin.qq.com",
+                    **{name: f"prod-{name}" for name in ("wechatpay_mchid", "wechatpay_merchant_serial",
+                                                         "wechatpay_merchant_private_key", "wechatpay_apiv3_key",
+                                                         "wechatpay_public_key", "wechatpay_public_key_id")})
     with pytest.raises(Unauthorized):
         staff.verify(prod, calls.ADMIN_KEY)
     body = calls.encode(ORDER)

@@ -32,8 +32,8 @@ import pytest
 from app import app
 from chalicelib.auth import schemes
 
-PUBLIC, MEMBER, TILL, STAFF = (scheme.kind for scheme in (schemes.PUBLIC, schemes.MEMBER, schemes.TILL,
-                                                           schemes.STAFF))
+PUBLIC, MEMBER, TILL, STAFF, WECHATPAY = (scheme.kind for scheme in (schemes.PUBLIC, schemes.MEMBER, schemes.TILL,
+                                                                      schemes.STAFF, schemes.WECHATPAY))
 from tests.support import calls, seeded
 
 OPEN, DENIED, HIDDEN = "open", "denied", "hidden"
@@ -51,6 +51,9 @@ class World:
     b_token: str = ""
     a_member: str = ""
     b_member: str = ""
+    pay: Any = None  # the WeChat Pay stand-in's state: it signs the notifications WeChat Pay would send
+    a_top_up: str = ""  # A's paid top-up (refunds address it)
+    a_pending_top_up: str = ""  # A's unpaid top-up (the notification reports its payment)
     _seq: Any = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -90,7 +93,7 @@ def _must(answer: Any, status: int) -> Any:
 def world(wechat):
     with seeded.seeded_client() as client:
         seeded.add_other_program()
-        w = World(client)
+        w = World(client, pay=wechat.pay)
         w.a_token, w.a_member = _enrol(w, "matrix-a", A_NICKNAME)
         w.b_token, w.b_member = _enrol(w, "matrix-b", "Bob Matrix")
         paid_at = dt.datetime.now(dt.timezone.utc).isoformat()
@@ -102,6 +105,20 @@ def world(wechat):
             _must(w.as_member("POST", "/v1/members/me/redemptions", w.a_token,
                               {"reward_id": "demo-cup", "quantity": 1, "request_id": request_id}), 201)
         _must(w.as_staff("PUT", "/v1/admin/coupon-templates/matrix-coupon", MATRIX_TEMPLATE), 200)
+        # A's money: a paid top-up, an unpaid one, a paid and two frozen stored-value payments.
+        for request_id, plan_id in (("a-paid", "sv-500"), ("a-pending", "sv-100")):
+            answer = _must(w.as_member("POST", "/v1/members/me/top-ups", w.a_token,
+                                       {"plan_id": plan_id, "request_id": request_id}), 201)
+            if request_id == "a-paid":
+                w.a_top_up = answer["top_up_id"]
+                headers, raw, _ = w.pay.payment_notification(w.a_top_up)
+                assert w.send("POST", "/v1/payments/wechat/notify", headers, raw).status_code == 200
+            else:
+                w.a_pending_top_up = answer["top_up_id"]
+        for payment_id, freeze in (("p-a", False), ("p-a-capture", True), ("p-a-release", True)):
+            _must(w.as_till("POST", "/v1/stored-value/payments", {"payment_id": payment_id, "member_id": w.a_member,
+                                                                 "order_id": "o-a", "amount_fen": 1_000,
+                                                                 "freeze": freeze}), 201)
         for hold_id in ("h-a-capture", "h-a-release"):
             _must(w.as_till("POST", "/v1/points/holds", {"hold_id": hold_id, "member_id": w.a_member,
                                                          "order_id": "o-a", "order_amount_fen": 10_000,
@@ -162,7 +179,15 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "reward_id": lambda w: "matrix-prize",
     "job": lambda w: "reconcile",
     "template_id": lambda w: "matrix-coupon",
+    "payment_id": lambda w: "p-a",
+    "top_up_id": lambda w: w.a_top_up,
 }
+
+
+def _payment_notification(w: World) -> Any:
+    """What WeChat Pay sends when A pays the pending top-up (the caller's headers sign it)."""
+    _headers, raw, _url = w.pay.payment_notification(w.a_pending_top_up)
+    return json.loads(raw)
 
 ROWS: dict[str, Row] = {
     # public
@@ -193,6 +218,24 @@ ROWS: dict[str, Row] = {
         "code": _a_coupon_code(w), "order_id": w.fresh("o-cp"), "order_amount_fen": 2_000,
         "request_id": w.fresh("rdm")}),
     "POST /v1/coupons/void": Row(about_a=True, body=_a_used_coupon),
+    # money: the member's own top-ups and history; tills name A's member or payment
+    "GET /v1/stored-value/plans": Row(about_a=False),
+    "POST /v1/members/me/top-ups": Row(about_a=False, body=lambda w: {"plan_id": "sv-100",
+                                                                      "request_id": w.fresh("tu")}),
+    "GET /v1/members/me/stored-value/history": Row(about_a=False),
+    "POST /v1/stored-value/payments": Row(about_a=True, body=lambda w: {
+        "payment_id": w.fresh("p"), "member_id": w.a_member, "order_id": "o-a", "amount_fen": 1}),
+    "POST /v1/stored-value/payments/{payment_id}/capture": Row(about_a=True,
+                                                               params={"payment_id": lambda w: "p-a-capture"}),
+    "POST /v1/stored-value/payments/{payment_id}/release": Row(about_a=True,
+                                                               params={"payment_id": lambda w: "p-a-release"}),
+    "POST /v1/stored-value/payments/{payment_id}/refunds": Row(about_a=True, body=lambda w: {
+        "refund_id": w.fresh("svr"), "amount_fen": 1}),
+    "GET /v1/admin/members/{member_id}/stored-value/history": Row(about_a=True),
+    "POST /v1/admin/members/{member_id}/top-ups/{top_up_id}/refunds": Row(about_a=True, body=lambda w: {
+        "request_id": w.fresh("tur")}),
+    # WeChat Pay's own scheme: its notification is about its payment, not a member's resource
+    "POST /v1/payments/wechat/notify": Row(about_a=False, body=_payment_notification),
     # staff: member routes address A; the others are the caller's own program
     "GET /v1/admin/members/{member_id}": Row(about_a=True),
     "GET /v1/admin/members/{member_id}/points/history": Row(about_a=True),
@@ -275,6 +318,13 @@ class Caller:
     def headers(self, w: World, method: str, path: str, raw: bytes) -> dict[str, str]:
         if self.name == "anonymous":
             return {"Content-Type": "application/json"}
+        if self.scheme == WECHATPAY:
+            # Signed as WeChat Pay signs, over the raw body; the forged one with another timestamp
+            # than it signed (what a replay of an old notification looks like).
+            headers = {**w.pay.signed_headers(raw.decode()), "Content-Type": "application/json"}
+            if self.forged:
+                headers["Wechatpay-Timestamp"] = str(int(headers["Wechatpay-Timestamp"]) + 1)
+            return headers
         if self.scheme == MEMBER:
             return calls.bearer(w.a_token if self.entitled else w.b_token)
         if self.scheme == STAFF:
@@ -307,6 +357,8 @@ CALLERS = [
     Caller("till_replayed_nonce", TILL, forged=True),
     Caller("staff", STAFF),
     Caller("staff_other_program", STAFF, entitled=False),
+    Caller("wechatpay", WECHATPAY),
+    Caller("wechatpay_forged", WECHATPAY, forged=True),
 ]
 
 
@@ -366,7 +418,10 @@ def test_cell(world, route, caller):
             # The rightful caller's plausible request does the work: the row really exercises the route.
             assert 200 <= answer.status_code < 300, answer.body
         return
-    if want == DENIED:
+    if want == DENIED and route.auth == WECHATPAY:
+        assert answer.status_code == 401, answer.body
+        assert answer.json["code"] == "FAIL" and set(answer.json) == {"code", "message"}  # WeChat Pay's reply shape
+    elif want == DENIED:
         assert answer.status_code == 401, answer.body
         error = answer.json["error"]
         assert set(error) == {"code", "message", "request_id"} and error["request_id"] == answer.headers["X-Request-Id"]

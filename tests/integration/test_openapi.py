@@ -14,12 +14,13 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib.api import openapi
-from chalicelib.api.http import MEMBER, PUBLIC, STAFF, TILL
+from chalicelib.api.http import MEMBER, PUBLIC, STAFF, TILL, WECHATPAY
 from tests.support import calls
 
 DOCUMENT = openapi.build_document(app)
 SCHEMES = {PUBLIC.kind: [], MEMBER.kind: [{"memberToken": []}], STAFF.kind: [{"staffKey": []}],
-           TILL.kind: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}]}
+           TILL.kind: [{"tillKey": [], "tillTimestamp": [], "tillNonce": [], "tillSignature": []}],
+           WECHATPAY.kind: [{"wechatpaySignature": []}]}
 PAID_AT = "2026-11-20T12:00:00+08:00"
 
 
@@ -220,6 +221,38 @@ def test_staff_answers_match_their_schemas(api, member):
     conform(api.staff("PUT", "/v1/admin/program", body), "PUT", "/v1/admin/program")
     stale = conform(api.staff("PUT", "/v1/admin/program", body), "PUT", "/v1/admin/program")
     assert stale["error"]["code"] == "version_conflict"
+
+
+def test_money_answers_match_their_schemas(api, member, wechat):
+    token, member_id = member
+    conform(api.member("GET", "/v1/stored-value/plans", token), "GET", "/v1/stored-value/plans")
+    top_up = conform(api.member("POST", "/v1/members/me/top-ups", token, {"plan_id": "sv-100", "request_id": "t-1"}),
+                     "POST", "/v1/members/me/top-ups")
+    headers, body, _ = wechat.pay.payment_notification(top_up["top_up_id"])
+    notify = "/v1/payments/wechat/notify"
+    assert conform(api.request("POST", notify, headers=headers, raw=body), "POST", notify)["code"] == "SUCCESS"
+    refused = conform(api.request("POST", notify, headers={**headers, "Wechatpay-Signature": "eA=="}, raw=body),
+                      "POST", notify)
+    assert refused["code"] == "FAIL"
+    assert conform(api.request("POST", notify, raw=b"{}"), "POST", notify)["code"] == "FAIL"
+    conform(api.member("GET", "/v1/members/me/stored-value/history", token), "GET", "/v1/members/me/stored-value/history")
+    payment = {"member_id": member_id, "order_id": "s-1", "amount_fen": 100}
+    conform(api.till("POST", "/v1/stored-value/payments", {**payment, "payment_id": "p-1"}),
+            "POST", "/v1/stored-value/payments")
+    conform(api.till("POST", "/v1/stored-value/payments/p-1/refunds", {"refund_id": "r-1", "amount_fen": 50}),
+            "POST", "/v1/stored-value/payments/{payment_id}/refunds")
+    for payment_id, settle in (("p-2", "capture"), ("p-3", "release")):
+        conform(api.till("POST", "/v1/stored-value/payments", {**payment, "payment_id": payment_id, "freeze": True}),
+                "POST", "/v1/stored-value/payments")
+        conform(api.till("POST", f"/v1/stored-value/payments/{payment_id}/{settle}"),
+                "POST", f"/v1/stored-value/payments/{{payment_id}}/{settle}")
+    short = conform(api.till("POST", "/v1/stored-value/payments", {**payment, "payment_id": "p-4", "amount_fen": 10**6}),
+                    "POST", "/v1/stored-value/payments")
+    assert short["error"]["code"] == "insufficient_balance"
+    conform(api.staff("GET", f"/v1/admin/members/{member_id}/stored-value/history"),
+            "GET", "/v1/admin/members/{member_id}/stored-value/history")
+    conform(api.staff("POST", f"/v1/admin/members/{member_id}/top-ups/{top_up['top_up_id']}/refunds",
+                      {"request_id": "rf-1"}), "POST", "/v1/admin/members/{member_id}/top-ups/{top_up_id}/refunds")
 
 
 def test_error_answers_are_the_envelope_under_declared_statuses(api, member):

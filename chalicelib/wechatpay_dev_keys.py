@@ -1,0 +1,45 @@
+"""The local stack's published WeChat Pay dev keys (the service's side): the merchant's private
+key it signs requests and `pay_params` with, and the stand-in platform's public key it verifies
+notifications and answers with. Generated once (RSA-2048, `cryptography`) and committed; public
+knowledge, so `settings.py` refuses them outside the local stage."""
+
+DEV_MERCHANT_PRIVATE_KEY = """-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDx9YkCYUuJrZY4
+e9XsKYhMH/Jr84c+CjEKYX/IUm8dKmp9rYLT0yavxRQsW7ijf2GSrYOJjyDXT04U
+erf/m+p1r64wsA9onPVSChU69Q3ev8v3f54zxXIQEkEaFdftkPZUW282AOqXDR+R
+KtfHKAj+KS1ipVoovuBSNDlvCKO4FfmBTED4yNczfQg+sW1YSzNlxO2v+3X2+P9x
+pG58njyFGf2Rvt15iwJnx5Pp3upkNWH2E2e83+lR40ueBGN2on1M42vuq9t3beys
+YNO0OZED2tmSLyaN4MTkktbNRU5C08X8AqNiVXst2LX0PPHMbItYkg2LhZ3sTLfy
+0GDXh2dlAgMBAAECggEAETpAhlcbnAKsTLrCfUVqwzLOHbIR+dCbc8gD42U9LJgx
+y1+Ajmj9Guw/FrZ0I84Eyj8I+9EhTztCDbK8KZq2G6mFz0kl27a7P9tgbhl3IppI
+4UcoojqHd8347SzLekqFQ3XcKf3wNg+U5Q7mHLPEyiXv6ZNo4zhN/ARkZ3u3vnpM
+nuPmdIbGT0Z+Uvc6UJ461hF8MuPB0u1hAJTPX+uCSnI12cSny/lu0rtCHK+zoNJG
+BgcatHFaY9J6oTq8gmh7kNfbyCr5eo9dfxRMn5jsO5/2Cpo52z+egDIVUnY7tqf1
+aPyyjFvSDDzc9Rc//zUawJGs2cWW9mJhF0MqNFdJwQKBgQD8iLrR8f1T/HzM3yo7
+j8ZKRlyLXSmaYue1q04/y21EGj1QrA8rX7iPUBNekY7lGu7UWbD9f9R/Krl3bUBP
+95n77mT1/CwJBz4dJYiP1jQwWfSeMBxR2DN80kjaUqIfBjLT+cudQFrYlR3z+NtU
+94gjxcGKOq4HLsVtW4MgQvH6pQKBgQD1R6aM46SqXrDQTGRiAHLWCrGDpTYUNpzV
+ah+08M9qAwITM8884YjkBF/TTz495xBwtaCvMoyOLIwMW5fUncwsGHr/YA72d4v9
+T+lieOTeD90PlgNjtX/6r1q7Xnn5N66BoHHjlI1JWLlgH9NkRWwir0c2HTTebshf
+cc2hmoXdwQKBgQCENvHYyWFgf2i3un9Z/8RJTt1U+cm2UuINc0rci50Bctt3SR4I
+D22JWttJP9wYhylTdEH99tdCXRQNOt3ZAEFWbVHel9BWSbxzdhsxc2yPhAlWaMnq
+787FIzORWoIWzCAAa1/3TKJDko7EFR6ANbjJQdg6js5eZFZpEuhsE6CtIQKBgC0U
+byLjz+bUInEWKTjt1i1Kp9eHLMpIQ0jiCVPLEoPsa5w14HfTB8LInwgKP2lHJ3lf
+mFm606RpwY+f4ebc3aKZGToIYJeh3yO+ZSmJCJ9bkQiFTLgtqojbY7SeJ5LLThJa
+97OZIOKDIQbusn5yV+6EAnWKpqXe/Iq2MtHpwYLBAoGAfzczC5PXQg4GZ4fGmTlN
+/7qXv4OQYNIp0Qg7ZFVh05d2kjxP5sYeRl87r1eMNMLGdYOVFNSIcpN6PT4X0PRP
+SANt9cB8+w4z0mM4Egl+52pO+B5+tmZygS9zugi3NMwdF5wlYPoaUdn21Hiw8L0G
+BdGBbOQVPAj/SC319ami8qM=
+-----END PRIVATE KEY-----
+"""
+
+DEV_PLATFORM_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAp458SeZ1RENnNepCI+kX
+fAyLPbDJTIrY2eRklM9+QqaTbmwFLj2a3D6QORWbCWf+nFkoanb94kK4N+6c8LwN
+h8D2ucNaTjh4NpdOdCbt3Nt/Hb6Stg+mn3EMdu5JeuaUlWfe/f+ujq8Jxie3MgPq
+YvM8pgkJAuNzDlPRJpIYphRfNqb3EtvlJMgH399tmfbljmV3Eo97z5uAIgQs9Ybq
+wUayBfT7mlcFLkDQ37Z6nBs097ChAA/6GwuM/8ZnC5J22GBZE1QID6JXBwAWF31q
+lZBE3UZwUpiFpqn3UOG972HoVlg/zs3lyldtxG9BhVyRK+7rjr7votnau7okMiOU
+xwIDAQAB
+-----END PUBLIC KEY-----
+"""

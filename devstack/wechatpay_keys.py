@@ -1,0 +1,44 @@
+"""The WeChat Pay stand-in's dev keys: its platform private key (signs answers and notifications)
+and the merchant public key it checks the service's requests with. The other halves are in
+chalicelib/wechatpay_dev_keys.py. Dev keys only: generated once, published, refused outside local."""
+
+DEV_PLATFORM_PRIVATE_KEY = """-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCnjnxJ5nVEQ2c1
+6kIj6Rd8DIs9sMlMitjZ5GSUz35CppNubAUuPZrcPpA5FZsJZ/6cWShqdv3iQrg3
+7pzwvA2HwPa5w1pOOHg2l050Ju3c238dvpK2D6afcQx27kl65pSVZ979/66OrwnG
+J7cyA+pi8zymCQkC43MOU9EmkhimFF82pvcS2+UkyAff322Z9uWOZXcSj3vPm4Ai
+BCz1hurBRrIF9PuaVwUuQNDftnqcGzT3sKEAD/obC4z/xmcLknbYYFkTVAgPolcH
+ABYXfWqVkETdRnBSmIWmqfdQ4b3vYehWWD/OzeXKV23Eb0GFXJEr7uuOvu+i2dq7
+uiQyI5THAgMBAAECggEAQW4qqtELyfRoQW2RFmTXfuGHHjgC45j0xWGixVmhfHV/
+7QbRnxT/fDISL7h4Klwp2PQYDDsbOVfEiFLthjRpNDHuJuxaP2Fd0DOVt1XcXPp5
+0SuyLtY9wtVqgKbcmtmf/BfrxFQr3hwMPQ0VRLqytKE3db7hffdD3rxsWBuE9JUu
+LrL1/3mr7c/lJ5MO19ffXXuSmKXyTEJVXkeT2XkGaZ+BWzzaAiO3Yf/rez3hwHYA
+yRmYw+LO/18h0dQuMiXfzEhzn9PIlBy6eGfGMCdxtd+AC3jcsvBjOPIAY4+aDywP
+Rx5GyUyPRAzn541xBHlMwTalVm7lB10Jitkqf0yWAQKBgQDTlj2HNvF3ok/hRjEw
+vmLxX2MnomsCLprEPoxV2JIH1VwLbcQukPv44DO717hiWY5viN1rgA4WsvJ98wWs
++H1TkW47PA93uYYuulJM5RlVJE/HTMEIF0F3Z3VbF21TihYb7tT+/dNqJbA9t5t0
+Qv61DOldIOn/ar2+FSyyGkuMpwKBgQDKuj+d7dg6YPsKwcVheuurTqtnANKAAkRW
+uxYHRxS8zZui4sq3cJxVT3+fhdu2zlskq/C4NL+Ey5ZyMPGzsHN3ww/jBQxNW0Iu
++GPbXPzpsg9gPuL0ZchPNsApF8OqByAezF5h82+NzYEOZR8ZgQDHSh8E0LNLEKMG
+Z6AytWwa4QKBgDVoxElAbj1zpFRKIpqaRGGHYYEct4RKfViyLTxyOZJuohhkcdQL
+Vv9goM52yp1Q2+p9kt7S6TuDmkB+ut0JsKEKodej9oeTNjLPZ3zvi7B5RQYa8tL3
+A9h/Lhl7VWZ0Ada1N+DR867kqpM5qKz1SFQtWS7f4xFNQW4c7DZc+tsbAoGAOKXs
+quvQVRfOboYQ6plXi0nzWVgAeiaoA/hJQoVZRRzLFav762B7Ptd1GRVlfOKS0198
+Z2zN64ScKJKGp6hxy5BlOxGpC2Cp0Mg11xFX1tGbvFA2SQa7/26UKadrVHKjRhfj
+c8l7bYt0OZqGIzFKD2Yl3smWoC4o79w7BpBtgeECgYAf9hdX1Te54qlw4r5Ow2A2
+D7JArYcP1w2ipbW2UOXh1oL3eI1PIg7YvSepyKKXsctQb8RQ9a6Qw+AmhV+Enb9g
+ocUmJwlzQj5zJERuJHNLQd4gmru9UhYKpFnt0LFil5CFj1R4lS4FgU8BEBXTlhBD
+zmGTjPcNSuOlb5SQCULwAQ==
+-----END PRIVATE KEY-----
+"""
+
+DEV_MERCHANT_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA8fWJAmFLia2WOHvV7CmI
+TB/ya/OHPgoxCmF/yFJvHSpqfa2C09Mmr8UULFu4o39hkq2DiY8g109OFHq3/5vq
+da+uMLAPaJz1UgoVOvUN3r/L93+eM8VyEBJBGhXX7ZD2VFtvNgDqlw0fkSrXxygI
+/iktYqVaKL7gUjQ5bwijuBX5gUxA+MjXM30IPrFtWEszZcTtr/t19vj/caRufJ48
+hRn9kb7deYsCZ8eT6d7qZDVh9hNnvN/pUeNLngRjdqJ9TONr7qvbd23srGDTtDmR
+A9rZki8mjeDE5JLWzUVOQtPF/AKjYlV7Ldi19DzxzGyLWJINi4Wd7Ey38tBg14dn
+ZQIDAQAB
+-----END PUBLIC KEY-----
+"""
