@@ -99,6 +99,8 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "hold_id": PathParameter(_ID, f"The till's hold id: {_ID_TEXT}"),
     "redemption_id": PathParameter(_ID, f"A redemption id (`rd-` + the request_id): {_ID_TEXT}"),
     "reward_id": PathParameter(_ID, f"A reward id: {_ID_TEXT}"),
+    "entry_id": PathParameter(_ID, f"The `id` of a history row of type `pending`: {_ID_TEXT}"),
+    "flag_id": PathParameter(_ID, f"A flag id: {_ID_TEXT}"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 

@@ -15,6 +15,8 @@ Permission = Literal[
     "program:read",
     "program:write",
     "jobs:run",
+    "risk:read",
+    "risk:review",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

@@ -14,6 +14,7 @@ from chalicelib.domain.program import (
     ExpiryPolicy,
     HoldPolicy,
     ProgramConfig,
+    RiskRules,
     TaskReward,
     Tier,
     TierPolicy,
@@ -39,6 +40,7 @@ class ProgramRulesIn(BaseModel):
     tasks: dict[str, TaskReward] = Field(default_factory=dict)
     # Event type -> template id, or {"template_id", "fields", "page"}; checked by ProgramConfig.
     templates: dict[str, Any] = Field(default_factory=dict)
+    risk: RiskRules = Field(default_factory=RiskRules)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:

@@ -51,6 +51,7 @@ class World:
     b_token: str = ""
     a_member: str = ""
     b_member: str = ""
+    pending_entries: list[str] = field(default_factory=list)
     _seq: Any = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -105,6 +106,17 @@ def world(wechat):
             _must(w.as_till("POST", "/v1/points/holds", {"hold_id": hold_id, "member_id": w.a_member,
                                                          "order_id": "o-a", "order_amount_fen": 10_000,
                                                          "points": 100}), 201)
+        # Two of A's orders held for review (demo: 50 000 yuan or more), to release and to reject;
+        # and a flag about A, to read and resolve.
+        for order_id in ("o-a-big-1", "o-a-big-2"):
+            _must(w.as_till("POST", "/v1/orders", {"order_id": order_id, "member_id": w.a_member,
+                                                   "amount_fen": 5_000_000, "paid_at": paid_at}), 201)
+        queue = _must(w.as_staff("GET", "/v1/admin/pending"), 200)["items"]
+        w.pending_entries = [entry["entry_id"] for entry in queue]
+        from chalicelib.store import risk as risk_store
+
+        risk_store.raise_flag("demo", "matrix-flag", "shared_device", [w.a_member], {"members_seen": 1},
+                              dt.datetime.now(dt.timezone.utc).isoformat())
         yield w
 
 
@@ -143,6 +155,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "hold_id": lambda w: "h-a-capture",
     "reward_id": lambda w: "matrix-prize",
     "job": lambda w: "reconcile",
+    "entry_id": lambda w: w.pending_entries[0],
+    "flag_id": lambda w: "matrix-flag",
 }
 
 ROWS: dict[str, Row] = {
@@ -182,6 +196,18 @@ ROWS: dict[str, Row] = {
                                                              "stock": 10}),
     "POST /v1/admin/jobs/{job}/runs": Row(about_a=False, body=lambda w: {}),
     "PUT /v1/admin/program": Row(about_a=False, body=_program_rules),
+    "POST /v1/admin/members/{member_id}/pending/{entry_id}/release": Row(
+        about_a=True, body=lambda w: {"request_id": w.fresh("pr")}, params={"entry_id": lambda w: w.pending_entries[0]}),
+    "POST /v1/admin/members/{member_id}/pending/{entry_id}/reject": Row(
+        about_a=True, body=lambda w: {"request_id": w.fresh("pj"), "reason": "matrix"},
+        params={"entry_id": lambda w: w.pending_entries[1]}),
+    "GET /v1/admin/members/{member_id}/pending": Row(about_a=True),
+    "GET /v1/admin/flags/{flag_id}": Row(about_a=True),
+    "POST /v1/admin/flags/{flag_id}/resolve": Row(about_a=True, body=lambda w: {
+        "request_id": w.fresh("fl"), "resolution": "dismissed", "reason": "matrix"}),
+    "GET /v1/admin/pending": Row(about_a=False),
+    "GET /v1/admin/flags": Row(about_a=False),
+    "GET /v1/admin/resolved-flags": Row(about_a=False),
     # reads about the caller's own membership or program
     "GET /v1/members/me": Row(about_a=False),
     "GET /v1/members/me/points/history": Row(about_a=False),
