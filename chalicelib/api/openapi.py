@@ -102,12 +102,15 @@ _ERRORS = {
          "`stale_timestamp`, `replayed_nonce`, `unknown_appid`, `invalid_code`, `login_required`.",
     403: "`forbidden`: the staff credential lacks the permission the operation requires.",
     404: "What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, "
-         "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`. Another "
+         "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, "
+         "`pending_not_found`, `flag_not_found`. Another "
          "member's or program's resources are 404 too.",
     409: "`idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, "
          "`limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, "
-         "`birthday_already_set`, `version_conflict`.",
+         "`birthday_already_set`, `version_conflict`, `pending_settled`, `flag_resolved`.",
     413: f"`body_too_large`: the body is larger than {MAX_BODY_BYTES // 1024} KB.",
+    429: "`rate_limited`: the till is beyond one of its rate caps (orders a minute, amount an hour); "
+         "nothing was written.",
     503: "`retry_later`: throttled, contended or WeChat unavailable; nothing changed, retry shortly.",
 }
 
