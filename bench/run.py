@@ -126,6 +126,17 @@ def _operations(bench: Bench, settings: Any, calls: Any) -> list[dict[str, Any]]
         payload = json.dumps(body).encode()
         return bench.api("POST", path, body, calls.till_headers("POST", path, payload))
 
+    from chalicelib.domain.program import RiskRules, TillCaps
+    from chalicelib.store import programs
+
+    demo = programs.get_program(settings, "demo", fresh=True).config
+
+    def with_risk(rules: Any) -> None:
+        programs.save_program(settings, demo.model_copy(update={"risk": rules}))
+        programs.clear_cache()
+
+    # The baseline rows run with no risk rule at all; the risk rows below switch them on.
+    with_risk(RiskRules(shared_phone_members=None, shared_device_members=None))
     ledger.accrue_order(settings, till, order("warm-up"))  # caches warm, lot of this month exists
     ok201 = lambda r: r[1] == 201  # noqa: E731
     bench.measure("accrual", lambda: ledger.accrue_order(settings, till, order("o-1")), ok201)
@@ -147,6 +158,27 @@ def _operations(bench: Bench, settings: Any, calls: Any) -> list[dict[str, Any]]
     bench.measure("card read via API (token without member id)",
                   lambda: bench.api("GET", "/v1/members/me", headers=calls.bearer(token)), lambda r: r[0] == 200)
     _money(bench, token, member_id, till_call, calls)
+
+    # Risk rules on, none of them triggered (the ordinary order): the member rules ride on the
+    # account item; the till caps add their hour counter to the transaction.
+    member_rules = RiskRules(daily_points_cap=10**8, monthly_points_cap=10**9, review_threshold_fen=10**10,
+                             refund_ratio_pct=50, shared_phone_members=3, shared_device_members=5)
+    with_risk(member_rules)
+    ledger.accrue_order(settings, till, order("warm-risk"))
+    bench.measure("accrual, member risk rules on", lambda: ledger.accrue_order(settings, till, order("o-r1")), ok201)
+    all_rules = member_rules.model_copy(update={"till_caps": {"dev-pos": TillCaps(orders_per_minute=10**5,
+                                                                                   amount_fen_per_hour=10**12)}})
+    with_risk(all_rules)
+    ledger.accrue_order(settings, till, order("warm-till"))
+    bench.measure("accrual, all risk rules on (+ till caps)",
+                  lambda: ledger.accrue_order(settings, till, order("o-r2")), ok201)
+    body = {"order_id": "o-r3", "member_id": member_id, "amount_fen": 100_000, "paid_at": paid_at}
+    bench.measure("accrual via API, all risk rules on", lambda: till_call("/v1/orders", body), lambda r: r[0] == 201)
+    review = RiskRules(review_threshold_fen=100_000)
+    with_risk(review)
+    pended = bench.measure("accrual held for review (pending entry)",
+                           lambda: ledger.accrue_order(settings, till, order("o-r4")), ok201)
+    assert pended[0]["points_pending"] > 0
     return bench.rows
 
 
@@ -234,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     table = render(rows) + "\n\n" + render_proof(extra, by_name["accrual via API (till auth incl.)"] | {
         "requests": by_name["accrual"]["requests"], "write_units": by_name["accrual"]["write_units"]})
     print(table)
-    targets = [("accrual", 2, 6), ("accrual replayed", 1, 0),
+    base = by_name["accrual"]
+    for name in ("accrual, member risk rules on", "accrual, all risk rules on (+ till caps)"):
+        row = by_name[name]
+        print(f"{name}: +{row['requests'] - base['requests']} requests, "
+              f"+{row['write_units'] - base['write_units']:g} write units over the accrual without rules")
+    targets = [("accrual", 2, 6), ("accrual replayed", 1, 0), ("accrual, member risk rules on", 2, 7),
                ("top-up notification via API (verify, decrypt, credit)", 3, 99),
                ("stored-value payment via API (till auth incl.)", 2, 99)]
     failed = [f"{name}: {by_name[name]['requests']} requests / {by_name[name]['write_units']:g} WU "

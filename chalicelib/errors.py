@@ -49,6 +49,12 @@ class InsufficientPoints(Conflict):
         super().__init__(message)
 
 
+class RateLimited(LoyaltyError):
+    """A till beyond one of its rate caps: nothing was written (../shared/API.md)."""
+
+    status, code = 429, "rate_limited"
+
+
 class RetryLater(LoyaltyError):
     """Throttling or sustained contention: the only 5xx the contract allows."""
 

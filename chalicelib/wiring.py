@@ -17,7 +17,7 @@ def daily_jobs() -> dict[str, Job]:
     """The daily schedule runs these in this order (expire before reconciling, review last);
     staff may run any of them for a day through the admin API."""
     from chalicelib.domain.tiers import is_review_day
-    from chalicelib.services import coupons, lifecycle, notifications, payments, reconcile, tiers
+    from chalicelib.services import coupons, lifecycle, notifications, payments, pending, reconcile, tiers
 
     table = (
         Job("expire-points", lifecycle.expire_step),
@@ -28,6 +28,7 @@ def daily_jobs() -> dict[str, Job]:
         Job("birthday-coupons", coupons.birthday_step),
         Job("dormant-members", lifecycle.dormant_step),
         Job("checkin-reminders", notifications.checkin_reminder_step),
+        Job("release-pending", pending.auto_release_step),
         Job("reconcile", reconcile.reconcile_step),
         Job("reconcile-payments", payments.reconcile_payments_step),
         Job("stored-value-liability", payments.liability_step),

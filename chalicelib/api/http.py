@@ -107,6 +107,8 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "template_id": PathParameter(_ID, f"A coupon template id: {_ID_TEXT}"),
     "payment_id": PathParameter(_ID, f"The till's stored-value payment id: {_ID_TEXT}"),
     "top_up_id": PathParameter(_ID, f"A top-up id (its WeChat Pay out_trade_no): {_ID_TEXT}"),
+    "entry_id": PathParameter(_ID, f"The `id` of a history row of type `pending`: {_ID_TEXT}"),
+    "flag_id": PathParameter(_ID, f"A flag id: {_ID_TEXT}"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 

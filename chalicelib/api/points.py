@@ -11,7 +11,8 @@ bp = Blueprint(__name__)
 
 
 @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201, body=ledger.OrderIn, response=OrderAccrued,
-       errors=(404, 409), summary="Report a paid order: points and growth, once per order_id")
+       errors=(404, 409, 429), summary="Report a paid order: points and growth, once per order_id (429 "
+       "rate_limited beyond the till's caps; points held back by a risk rule are `points_pending`)")
 def post_order(ctx):
     return ledger.accrue_order(ctx.settings, ctx.till, ctx.body())
 

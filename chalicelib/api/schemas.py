@@ -90,6 +90,8 @@ class CardPoints(Answer):
     available: int = Field(description="Negative while refund debt exceeds the live points.")
     held: int = Field(description="Frozen by open checkout holds.")
     debt: int = Field(description="Points owed from refunds of spent points; earnings repay it first.")
+    pending: int = Field(description="Awarded but held back by a risk rule (review, caps, refund ratio) until "
+                                     "staff release them: not spendable.")
     expiring: list[ExpiringPoints] = Field(description="Live lots, soonest first.")
 
 
@@ -142,8 +144,10 @@ class Subscriptions(Answer):
 
 class HistoryEntry(Answer):
     id: str
-    type: Literal["earn", "redeem", "hold", "release", "expire", "reverse", "adjust"]
-    points: int
+    type: Literal["earn", "redeem", "hold", "release", "expire", "reverse", "adjust", "pending"]
+    points: int = Field(description="The change to the balance; for a `pending` row, to the pending points "
+                                    "(negative: rejected).")
+    pending: int = Field(description="The change to the pending points (`points.pending` on the card).")
     balance_after: int
     growth: int
     reason: str
@@ -166,9 +170,13 @@ class TierChange(Answer):
 class OrderAccrued(Answer):
     order_id: str
     member_id: str
-    points_awarded: int
+    points_awarded: int = Field(description="Spendable now.")
     growth_awarded: int
     points_balance: int
+    points_pending: int = Field(description="Held back by a risk rule until staff release them (card: "
+                                            "`points.pending`).")
+    pending_reason: Literal["review", "refund_ratio", "daily_cap", "monthly_cap"] | None = Field(
+        description="Why points are pending; null when none are.")
 
 
 class RefundApplied(Answer):
@@ -179,6 +187,7 @@ class RefundApplied(Answer):
     growth_reversed: int
     points_balance: int
     points_debt: int
+    pending_reversed: int = Field(description="Taken back from the order's pending points (not the balance).")
 
 
 class AdjustmentApplied(Answer):
@@ -262,6 +271,72 @@ class HoldSettled(Hold):
     points_balance: int | SkipJsonSchema[None] = Field(  # type: ignore[assignment]  # optional here
         default=None, description="The balance after the settlement; may be absent when the hold had "
         "already been settled this way.", json_schema_extra=_no_default)
+
+
+# --- risk controls (services/pending.py, services/flags.py) ---------------------------------
+
+class PendingEntry(Answer):
+    entry_id: str = Field(description="The `id` of the history row of type `pending`.")
+    member_id: str
+    order_id: str | None
+    rule: Literal["review", "refund_ratio", "daily_cap", "monthly_cap"]
+    points: int = Field(description="As held back.")
+    remaining: int = Field(description="Still pending (refunds of the order take from it).")
+    status: Literal["pending", "released", "rejected"]
+    auto_release_on: dt.date | None = Field(description="The day it releases itself unless rejected.")
+    created_at: dt.datetime
+    settled_at: dt.datetime | None
+    settled_points: int | None
+    settled_reason: str | None
+    settled_by: str | None
+
+
+class PendingSettled(Answer):
+    member_id: str
+    entry_id: str
+    status: Literal["released", "rejected"]
+    points: int = Field(description="Released into the balance, or dropped.")
+    points_balance: int
+    points_pending: int
+
+
+class Flag(Answer):
+    flag_id: str
+    rule: Literal["shared_phone", "shared_device", "refund_ratio"]
+    status: Literal["open", "resolved"]
+    member_ids: list[str]
+    evidence: dict[str, Any] = Field(description="What the rule saw when it raised the flag.")
+    hits: int = Field(description="How often the rule fired for this case.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    resolution: Literal["confirmed", "dismissed"] | None
+    resolved_reason: str | None
+    resolved_by: str | None
+    resolved_at: dt.datetime | None
+
+
+class EvidenceRow(Answer):
+    id: str
+    type: str
+    ref: str | None
+    points: int
+    pending: int
+    amount_fen: int | None
+    created_at: dt.datetime
+
+
+class FlagMember(Answer):
+    member_id: str
+    nickname: str | None
+    enrolled_at: dt.datetime | None
+    points_balance: int | None
+    points_pending: int | None
+    orders: list[EvidenceRow] = Field(description="Orders of the last 30 days, newest first.")
+    refunds: list[EvidenceRow] = Field(description="Refunds of the last 30 days, newest first.")
+
+
+class FlagDetail(Flag):
+    members: list[FlagMember] = Field(description="The members involved, with their orders and refunds.")
 
 
 # --- staff -----------------------------------------------------------------------------------

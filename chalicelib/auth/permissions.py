@@ -19,6 +19,8 @@ Permission = Literal[
     "coupons:write",
     "coupons:grant",
     "stored_value:refund",
+    "risk:read",
+    "risk:review",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

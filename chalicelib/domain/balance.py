@@ -3,7 +3,9 @@
 Balances: `points` is the ledger sum and always equals (points left in lots) - debt. `held` are
 points frozen for a checkout (already out of lots and out of `points`). `debt` arises only when a
 reversal finds the points already spent; earnings repay it before anything reaches a lot, and no
-redemption is allowed while it is owed.
+redemption is allowed while it is owed. `pending` are points awarded but held back by a risk
+rule (review, caps, refund ratio): their own bucket, in no lot and not in `points`, until staff
+release them (they become earned points) or reject them (they are dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Balances:
     debt: int = 0
     growth: int = 0
     growth_months: dict[str, int] = field(default_factory=dict)
+    pending: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,34 @@ def _positive(**amounts: int) -> None:
             raise ValueError(f"{name} must not be negative, got {value}")
 
 
-def earn(before: Balances, points: int, lot_day: dt.date, growth: int = 0, month: str | None = None) -> Change:
-    """Credit earned points: repay debt first, the rest goes into the lot expiring on `lot_day`."""
-    _positive(points=points, growth=growth)
+def earn(before: Balances, points: int, lot_day: dt.date, growth: int = 0, month: str | None = None,
+         pending: int = 0) -> Change:
+    """Credit earned points: repay debt first, the rest goes into the lot expiring on `lot_day`.
+    `pending` points of the same award go to the pending bucket instead."""
+    _positive(points=points, growth=growth, pending=pending)
     repay = min(before.debt, points)
     credit = points - repay
     after = replace(before, points=before.points + points, debt=before.debt - repay,
-                    growth=max(0, before.growth + growth), growth_months=_with_growth(before, growth, month))
+                    growth=max(0, before.growth + growth), growth_months=_with_growth(before, growth, month),
+                    pending=before.pending + pending)
     return Change(after, {lot_day: credit} if credit else {}, repaid_debt=repay)
+
+
+def release_pending(before: Balances, points: int, lot_day: dt.date) -> Change:
+    """Pending points approved: they leave the pending bucket and are earned like any others."""
+    _positive(points=points)
+    if points > before.pending:
+        raise ValueError(f"cannot release {points} of {before.pending} pending points")
+    change = earn(before, points, lot_day)
+    return replace(change, after=replace(change.after, pending=before.pending - points))
+
+
+def drop_pending(before: Balances, points: int) -> Change:
+    """Pending points rejected (or refunded before release): they leave the pending bucket only."""
+    _positive(points=points)
+    if points > before.pending:
+        raise ValueError(f"cannot drop {points} of {before.pending} pending points")
+    return Change(replace(before, pending=before.pending - points), {})
 
 
 def spend(before: Balances, lots: list[Lot], today: dt.date, points: int, *, to_held: bool = False) -> Change:
@@ -131,4 +154,5 @@ def expire(before: Balances, lot: Lot) -> Change:
     return Change(replace(before, points=before.points - lot.remaining), {lot.expires_on: -lot.remaining})
 
 
-__all__ = ["Balances", "Change", "InDebt", "NotEnoughPoints", "earn", "spend", "reverse", "restore", "capture", "expire"]
+__all__ = ["Balances", "Change", "InDebt", "NotEnoughPoints", "earn", "spend", "reverse", "restore", "capture", "expire",
+           "release_pending", "drop_pending"]

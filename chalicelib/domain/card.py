@@ -31,6 +31,7 @@ class CardFacts:
     checkin_last: dt.date | None = None
     checkin_streak: int = 0
     coupons_unused: int = 0
+    pending: int = 0
 
 
 def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[
             "available": available,
             "held": facts.held,
             "debt": facts.debt,
+            "pending": facts.pending,
             "expiring": [{"date": lot.expires_on.isoformat(), "points": lot.remaining} for lot in live],
         },
         "stored_value_fen": facts.stored_value_fen,

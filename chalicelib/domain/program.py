@@ -7,6 +7,7 @@ shares are integer percentages (120 = x1.2) so that no float ever enters a rule.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from typing import Annotated, Any, Literal
@@ -164,6 +165,48 @@ class CouponGifts(Strict):
     on_redemption: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class TillCaps(Strict):
+    """Caps on one till key (None: no cap). Beyond a cap the till gets 429 `rate_limited`."""
+
+    orders_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    amount_fen_per_hour: int | None = Field(default=None, ge=1, le=10**13)
+
+
+class RiskRules(Strict):
+    """Risk controls (防刷单). Every rule is optional; the defaults change nothing for members
+    except the two flags, which only put a case in the staff's queue."""
+
+    # Points a member may earn per program day / calendar month; the excess goes pending.
+    daily_points_cap: int | None = Field(default=None, ge=1, le=10**9)
+    monthly_points_cap: int | None = Field(default=None, ge=1, le=10**10)
+    # Till key id -> caps; "*" applies to every till key without its own entry.
+    till_caps: dict[str, TillCaps] = Field(default_factory=dict, max_length=200)
+    # An order of at least this amount: all its points pending until staff release them...
+    review_threshold_fen: int | None = Field(default=None, ge=1, le=10**12)
+    # ...or until they release themselves this many days later (None: only staff release).
+    review_auto_release_days: int | None = Field(default=7, ge=1, le=366)
+    # Refunded / ordered over the last 30 days above this percentage: new accruals pending.
+    refund_ratio_pct: int | None = Field(default=None, ge=1, le=100)
+    # ...counted only once the member has ordered at least this much in the window.
+    refund_ratio_min_ordered_fen: int = Field(default=10_000, ge=0, le=10**12)
+    # This many members or more behind one phone number / one device id: flagged for staff.
+    shared_phone_members: int | None = Field(default=3, ge=2, le=100)
+    shared_device_members: int | None = Field(default=5, ge=2, le=100)
+
+    @field_validator("till_caps")
+    @classmethod
+    def _key_ids(cls, value: dict[str, TillCaps]) -> dict[str, TillCaps]:
+        if any(not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}|\*", key) for key in value):
+            raise ValueError("till_caps keys are till key ids or \"*\"")
+        return value
+
+    def caps_for(self, key_id: str) -> TillCaps | None:
+        caps = self.till_caps.get(key_id) or self.till_caps.get("*")
+        if caps is None or (caps.orders_per_minute is None and caps.amount_fen_per_hour is None):
+            return None
+        return caps
+
+
 class ProgramConfig(Strict):
     program_id: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
     name: str = Field(min_length=1, max_length=64)
@@ -181,6 +224,7 @@ class ProgramConfig(Strict):
     # Notification event type -> subscribe template (a template id alone uses default fields).
     templates: dict[str, NotificationTemplate] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
+    risk: RiskRules = Field(default_factory=RiskRules)
 
     @field_validator("templates", mode="before")
     @classmethod
@@ -283,4 +327,5 @@ def demo_program() -> ProgramConfig:
             "points_expiring": NotificationTemplate(template_id="tmpl-expiring"),
             "coupon_expiring": NotificationTemplate(template_id="tmpl-coupon"),
         },
+        risk=RiskRules(till_caps={"dev-pos": TillCaps(orders_per_minute=600)}, review_threshold_fen=5_000_000),
     )

@@ -18,6 +18,7 @@ from chalicelib.domain.program import ProgramConfig
 from chalicelib.errors import Conflict, InvalidRequest, NotFound, RetryLater, Unauthorized
 from chalicelib.settings import Settings
 from chalicelib.store import keys, members as store
+from chalicelib.services import flags
 from chalicelib.services.programs import program_config
 from chalicelib.store import programs
 from chalicelib.store.models import AccountItem, ProfileItem
@@ -29,10 +30,16 @@ _INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 _INVITE_LENGTH = 8
 
 
+_DEVICE_ID = r"^[\x21-\x7e]{8,128}$"
+
+
 class LoginIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
     appid: str = Field(min_length=1, max_length=64)
     code: str = Field(min_length=1, max_length=256)
+    device_id: str | None = Field(default=None, pattern=_DEVICE_ID,
+                                  description="Optional: the device's id, if the mini-program sends one (risk flags "
+                                              "for many members behind one device; stored only as a keyed hash).")
 
 
 class EnrollIn(BaseModel):
@@ -40,6 +47,7 @@ class EnrollIn(BaseModel):
     nickname: str | None = Field(default=None, min_length=1, max_length=32)
     birthday: dt.date | None = None
     invite_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{4,16}$")
+    device_id: str | None = Field(default=None, pattern=_DEVICE_ID, description="Optional, as at login.")
 
 
 class ProfileIn(BaseModel):
@@ -72,6 +80,8 @@ def login(settings: Settings, body: LoginIn) -> dict[str, Any]:
         program_id, session.openid, session.unionid,
         crypto.encrypt(settings, session.session_key, context=user_pk), clock.now().isoformat(),
     )
+    if member_id and body.device_id:
+        flags.note_device(settings, program_id, body.device_id, member_id)
     token, expires_in = tokens.issue(settings, program_id, session.openid, member_id)
     return {"token": token, "expires_in": expires_in, "enrolled": member_id is not None, "member_id": member_id}
 
@@ -113,6 +123,7 @@ def facts_of(config: ProgramConfig, record: store.MemberRecord, today: dt.date) 
         checkin_streak=int(record.checkin.streak) if record.checkin else 0,
         held=int(account.held),
         debt=int(account.debt),
+        pending=int(account.pending or 0),
         stored_value_fen=record.stored_value_fen,
         invite_code=profile.invite_code,
         invited_count=int(profile.invited_count),
@@ -158,6 +169,8 @@ def enroll(settings: Settings, principal: MemberPrincipal, body: EnrollIn) -> tu
         )
         try:
             store.create_member(program_id, principal.openid, user.unionid, member_id, profile, account)
+            if body.device_id:
+                flags.note_device(settings, program_id, body.device_id, member_id)
             return card_of(settings, program_id, member_id), 201
         except ConditionsFailed as failed:
             if "wechat_user" in failed.labels:
@@ -194,8 +207,11 @@ def bind_phone(settings: Settings, principal: MemberPrincipal, body: PhoneIn) ->
                          crypto.mask_phone(phone), record.profile.phone_hash)
     except ConditionsFailed as failed:
         if "phone" in failed.labels:
+            # A second member reaching for a number another holds is what the shared-phone rule counts.
+            flags.note_phone(settings, program_id, phone_hash, member_id)
             raise Conflict("this phone number belongs to another member", code="phone_in_use") from None
         raise
+    flags.note_phone(settings, program_id, phone_hash, member_id)
     return card_of(settings, program_id, member_id)
 
 

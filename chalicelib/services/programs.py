@@ -16,6 +16,7 @@ from chalicelib.domain.program import (
     HoldPolicy,
     ProgramConfig,
     StoredValuePolicy,
+    RiskRules,
     TaskReward,
     Tier,
     TierPolicy,
@@ -43,6 +44,7 @@ class ProgramRulesIn(BaseModel):
     # Event type -> template id, or {"template_id", "fields", "page"}; checked by ProgramConfig.
     templates: dict[str, Any] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
+    risk: RiskRules = Field(default_factory=RiskRules)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:

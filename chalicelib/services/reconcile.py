@@ -1,4 +1,5 @@
-"""Reconciliation: check every member of a program against the ledger invariant; change nothing.
+"""Reconciliation: check every member of a program against the ledger invariant (pending points
+are their own bucket: account = ledger = open pending entries); change nothing.
 
 Run it with `make reconcile` (or `python -m chalicelib.services.reconcile --program demo`), from
 the admin jobs endpoint (`reconcile`), or let the daily schedule run it."""
@@ -14,6 +15,7 @@ from chalicelib.domain.reconcile import MemberTotals, differences
 from chalicelib.services import holds
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
+from chalicelib.store import risk as risk_store
 from chalicelib.store.models import ProfileItem, TableItem
 
 
@@ -38,6 +40,10 @@ def totals(program_id: str, member_id: str) -> MemberTotals | None:
         ledger_growth=sum(int(row.growth or 0) for row in rows),
         lots_remaining=sum(int(lot.remaining) for lot in record.lots),
         open_holds=open_holds,
+        pending=int(account.pending or 0),
+        ledger_pending=sum(int(row.pending or 0) for row in rows),
+        open_pending=sum(int(item.remaining) for item in risk_store.member_pending(program_id, member_id)
+                         if item.status == "pending"),
     )
 
 

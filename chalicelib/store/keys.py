@@ -25,6 +25,10 @@ Layout (P = program id, M = member id):
   P#P#IDEM#<scope>#<k> IDEM                   a caller's key of an operation not keyed by it
   P#P#REWARD#<id>      REWARD                 rewards catalogue item with stock
   P#P#JOB#<job>        RUN#<as_of>            one run of a scheduled job
+  P#P#M#M              PENDING#<entry id>     points held back by a risk rule (pending/released/rejected)
+  TILLRATE#<key>#<hour> RATE                  a till key's orders per minute and amount in one UTC hour
+  P#P#SIGHT#<what>#<h> SIGHT                  members seen behind one phone / device (keyed hash)
+  P#P#FLAG#<flag id>   FLAG                   a risk case for staff (open/resolved)
 
 Ledger rows are found per member through GSI1: gsi1pk = P#P#M#M#POINTS, gsi1sk = <ts>#<id>.
 Every sort key the member card needs starts with "A#", so the card is one Query.
@@ -353,6 +357,61 @@ def job_runs(program_id: str, job: str) -> str:
 
 def job_run_sort(as_of: str) -> str:
     return job_run("", "", as_of)[1]
+
+
+@builds("pending")
+def pending(program_id: str, member_id: str, entry_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"PENDING#{entry_id}"
+
+
+def member_pending_prefix() -> str:
+    return "PENDING#"
+
+
+PENDING_SHARDS = 4
+
+
+def pending_queue(program_id: str, created_at: str, member_id: str, entry_id: str) -> tuple[str, str]:
+    """GSI1 keys of an open pending entry: the program's review queue, oldest first."""
+    return f"P#{program_id}#PENDINGQ", f"{created_at}#{member_id}#{entry_id}"
+
+
+def pending_queue_partition(program_id: str) -> str:
+    return f"P#{program_id}#PENDINGQ"
+
+
+def pending_due(program_id: str, day: str, member_id: str, entry_id: str) -> tuple[str, str]:
+    """GSI2 keys of an open pending entry that releases itself on `day`, sharded by member."""
+    return f"P#{program_id}#PENDINGDUE#{day}#{_shard(member_id, PENDING_SHARDS)}", f"{member_id}#{entry_id}"
+
+
+def pending_due_partition(program_id: str, day: str, shard: int) -> str:
+    return f"P#{program_id}#PENDINGDUE#{day}#{shard}"
+
+
+@builds("till_rate")
+def till_rate(key_id: str, hour: str) -> tuple[str, str]:
+    """One item per till key and UTC hour: the rate caps' counters (never one item forever)."""
+    return f"TILLRATE#{key_id}#{hour}", "RATE"
+
+
+@builds("sighting")
+def sighting(program_id: str, what: str, lookup_hash: str) -> tuple[str, str]:
+    return f"P#{program_id}#SIGHT#{what}#{lookup_hash}", "SIGHT"
+
+
+@builds("flag")
+def flag(program_id: str, flag_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#FLAG#{flag_id}", "FLAG"
+
+
+def flag_queue(program_id: str, status: str, created_at: str, flag_id: str) -> tuple[str, str]:
+    """GSI1 keys of a flag: the program's flags of one status, oldest first."""
+    return f"P#{program_id}#FLAGS#{status}", f"{created_at}#{flag_id}"
+
+
+def flag_queue_partition(program_id: str, status: str) -> str:
+    return f"P#{program_id}#FLAGS#{status}"
 
 
 # --- coupons ---------------------------------------------------------------------------------

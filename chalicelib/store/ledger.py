@@ -25,7 +25,8 @@ from chalicelib.store.tx import Transaction
 
 def balances_of(account: AccountItem) -> Balances:
     return Balances(points=int(account.points), held=int(account.held), debt=int(account.debt),
-                    growth=int(account.growth), growth_months=dict(account.growth_months or {}))
+                    growth=int(account.growth), growth_months=dict(account.growth_months or {}),
+                    pending=int(account.pending or 0))
 
 
 def read_items(item_keys: list[tuple[str, str]]) -> dict[tuple[str, str], TableItem]:
@@ -60,11 +61,16 @@ class LedgerRow:
     growth: int = 0
     model: builtins.type[LedgerItem] = LedgerItem  # the field `type` hides the builtin here
     extra: dict[str, Any] = field(default_factory=dict)
+    pending: int = 0  # what the change does to the pending bucket
 
 
 def _account_update(tx: Transaction, account: AccountItem, after: Balances, now: str,
-                    active_on: str | None) -> None:
+                    active_on: str | None, risk: dict[str, Any] | None = None) -> None:
     extra: list[Action] = [AccountItem.last_active_on.set(active_on)] if active_on else []
+    if risk is not None:
+        extra.append(AccountItem.risk.set(risk))
+    if after.pending or account.pending:
+        extra.append(AccountItem.pending.set(after.pending))
     tx.update(
         account,
         actions=extra + [
@@ -116,7 +122,7 @@ def ledger_item(program_id: str, member_id: str, row: LedgerRow, balance_after: 
         program_id=program_id, member_id=member_id, entry_id=entry_id, type=row.type,
         points=row.points, balance_after=balance_after, growth=row.growth, reason=row.reason,
         ref=row.ref, created_at=now, request_hash=row.request_hash, response=row.response,
-        detail=row.detail or None,
+        detail=row.detail or None, pending=row.pending or None,
         gsi1pk=keys.points_history(program_id, member_id), gsi1sk=keys.history_sort(now, entry_id),
         **row.extra,
     )
@@ -133,16 +139,18 @@ def apply_change(
     entry_id: str,
     extra: Callable[[Transaction], None] | None = None,
     activity_day: str | None = None,
+    risk: dict[str, Any] | None = None,
 ) -> None:
     """One transaction: account + lots + ledger row + `extra` items. Raises ConditionsFailed
     with the labels of what moved: "account", "ledger", "lot:<day>" or the extra items' labels.
 
     `activity_day`: the member acted today (order, check-in, redemption, hold). The first such
-    row of a day also enters the day's activity queue, which the dormant-member job reads."""
+    row of a day also enters the day's activity queue, which the dormant-member job reads.
+    `risk`: the account's risk counters after the change (domain/risk.py), when it moves them."""
     member_id = account.member_id
     tx = Transaction()
     first_today = activity_day is not None and account.last_active_on != activity_day
-    _account_update(tx, account, change.after, now, activity_day if first_today else None)
+    _account_update(tx, account, change.after, now, activity_day if first_today else None, risk)
     for day, delta in sorted(change.lot_changes.items()):
         if delta:
             before = None if lots_before is None else lots_before.get(day, 0)

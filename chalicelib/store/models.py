@@ -12,6 +12,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -144,6 +145,10 @@ class AccountItem(TableItem, discriminator="account"):
     last_review = UnicodeAttribute(null=True)  # as_of of the last review that looked at this member
     last_active_on = UnicodeAttribute(null=True)  # last day with a member-initiated points change
     stored_value_fen = NumberAttribute(default=0)
+    # Points held back by a risk rule (review, caps, refund ratio): not spendable, in no lot.
+    pending = NumberAttribute(null=True)
+    # The risk rules' per-member counters (domain/risk.py Counters, short names).
+    risk = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
     updated_at = UnicodeAttribute()
 
@@ -199,6 +204,8 @@ class LedgerItem(TableItem, discriminator="ledger"):
     # The first answer, returned again on replay; and kind-specific facts (draws, amounts).
     response = JSONAttribute(null=True)
     detail = JSONAttribute(null=True)
+    # What the change did to the pending bucket (absent: nothing).
+    pending = NumberAttribute(null=True)
 
 
 class OrderItem(LedgerItem, discriminator="order"):
@@ -216,6 +223,8 @@ class OrderTotalsItem(TableItem, discriminator="order_totals"):
     points_reversed = NumberAttribute(default=0)
     growth_reversed = NumberAttribute(default=0)
     refund_count = NumberAttribute(default=0)
+    # Of the order's pending points, how many refunds have taken back so far.
+    pending_reversed = NumberAttribute(null=True)
 
 
 class IdempotencyItem(TableItem, discriminator="idempotency"):
@@ -375,6 +384,63 @@ class NotificationItem(TableItem, discriminator="notification"):
     attempts = NumberAttribute(default=0)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute(null=True)
+
+
+class PendingItem(TableItem, discriminator="pending"):
+    """Points held back by a risk rule: pending -> released | rejected. Keyed by the entry id of
+    its ledger row (type `pending`), which is what staff name to release or reject it.
+
+    Two index slots, two queues, both only while pending: gsi1 the program's review queue,
+    gsi2 the auto-release day queue (review-sized orders)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    entry_id = UnicodeAttribute()
+    order_id = UnicodeAttribute(null=True)
+    rule = UnicodeAttribute()  # review | refund_ratio | daily_cap | monthly_cap
+    points = NumberAttribute()  # as awarded pending
+    remaining = NumberAttribute()  # what is still pending (refunds take from it)
+    status = UnicodeAttribute()  # pending | released | rejected
+    auto_release_on = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    settled_at = UnicodeAttribute(null=True)
+    settled_points = NumberAttribute(null=True)
+    settled_reason = UnicodeAttribute(null=True)
+    settled_by = UnicodeAttribute(null=True)
+
+
+class TillRateItem(TableItem, discriminator="till_rate"):
+    """One till key's orders in one UTC hour: an attribute per minute (`m00`..`m59`, orders) and
+    the hour's amount. Raised under conditions in the accrual's transaction (domain/risk.py)."""
+
+    key_id = UnicodeAttribute(null=True)
+    amount_fen = NumberAttribute(null=True)
+
+
+class SightingItem(TableItem, discriminator="sighting"):
+    """The members seen behind one phone number or device id (keyed by its keyed hash)."""
+
+    program_id = UnicodeAttribute()
+    what = UnicodeAttribute()  # phone | device
+    member_ids = UnicodeSetAttribute(null=True)
+
+
+class FlagItem(TableItem, discriminator="flag"):
+    """A case for staff: open -> resolved. gsi1 is the program's queue of its status."""
+
+    program_id = UnicodeAttribute()
+    flag_id = UnicodeAttribute()
+    rule = UnicodeAttribute()  # shared_phone | shared_device | refund_ratio
+    status = UnicodeAttribute()  # open | resolved
+    member_ids = JSONAttribute(default=list)
+    evidence = JSONAttribute(default=dict)
+    hits = NumberAttribute(default=1)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    resolution = UnicodeAttribute(null=True)  # confirmed | dismissed
+    resolved_reason = UnicodeAttribute(null=True)
+    resolved_by = UnicodeAttribute(null=True)
+    resolved_at = UnicodeAttribute(null=True)
 
 
 class CouponTemplateItem(TableItem, discriminator="coupon_template"):

@@ -54,6 +54,7 @@ class World:
     pay: Any = None  # the WeChat Pay stand-in's state: it signs the notifications WeChat Pay would send
     a_top_up: str = ""  # A's paid top-up (refunds address it)
     a_pending_top_up: str = ""  # A's unpaid top-up (the notification reports its payment)
+    pending_entries: list[str] = field(default_factory=list)
     _seq: Any = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -123,6 +124,17 @@ def world(wechat):
             _must(w.as_till("POST", "/v1/points/holds", {"hold_id": hold_id, "member_id": w.a_member,
                                                          "order_id": "o-a", "order_amount_fen": 10_000,
                                                          "points": 100}), 201)
+        # Two of A's orders held for review (demo: 50 000 yuan or more), to release and to reject;
+        # and a flag about A, to read and resolve.
+        for order_id in ("o-a-big-1", "o-a-big-2"):
+            _must(w.as_till("POST", "/v1/orders", {"order_id": order_id, "member_id": w.a_member,
+                                                   "amount_fen": 5_000_000, "paid_at": paid_at}), 201)
+        queue = _must(w.as_staff("GET", "/v1/admin/pending"), 200)["items"]
+        w.pending_entries = [entry["entry_id"] for entry in queue]
+        from chalicelib.store import risk as risk_store
+
+        risk_store.raise_flag("demo", "matrix-flag", "shared_device", [w.a_member], {"members_seen": 1},
+                              dt.datetime.now(dt.timezone.utc).isoformat())
         yield w
 
 
@@ -181,6 +193,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "template_id": lambda w: "matrix-coupon",
     "payment_id": lambda w: "p-a",
     "top_up_id": lambda w: w.a_top_up,
+    "entry_id": lambda w: w.pending_entries[0],
+    "flag_id": lambda w: "matrix-flag",
 }
 
 
@@ -255,6 +269,18 @@ ROWS: dict[str, Row] = {
     "POST /v1/admin/coupon-templates/{template_id}/grants": Row(about_a=True, body=lambda w: {
         "member_ids": [w.a_member], "request_id": w.fresh("gr")}),
     "GET /v1/admin/members/{member_id}/coupons": Row(about_a=True),
+    "POST /v1/admin/members/{member_id}/pending/{entry_id}/release": Row(
+        about_a=True, body=lambda w: {"request_id": w.fresh("pr")}, params={"entry_id": lambda w: w.pending_entries[0]}),
+    "POST /v1/admin/members/{member_id}/pending/{entry_id}/reject": Row(
+        about_a=True, body=lambda w: {"request_id": w.fresh("pj"), "reason": "matrix"},
+        params={"entry_id": lambda w: w.pending_entries[1]}),
+    "GET /v1/admin/members/{member_id}/pending": Row(about_a=True),
+    "GET /v1/admin/flags/{flag_id}": Row(about_a=True),
+    "POST /v1/admin/flags/{flag_id}/resolve": Row(about_a=True, body=lambda w: {
+        "request_id": w.fresh("fl"), "resolution": "dismissed", "reason": "matrix"}),
+    "GET /v1/admin/pending": Row(about_a=False),
+    "GET /v1/admin/flags": Row(about_a=False),
+    "GET /v1/admin/resolved-flags": Row(about_a=False),
     # reads about the caller's own membership or program
     "GET /v1/members/me": Row(about_a=False),
     "GET /v1/members/me/points/history": Row(about_a=False),

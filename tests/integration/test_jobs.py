@@ -38,10 +38,11 @@ def test_scheduled_entry_point_runs_every_program(api):
 
     result = jobs.run_daily(get_settings(), wiring.daily_jobs())
     ran = [r["job"] for r in result["runs"]]
-    assert result["complete"] and ran[:9] == ["expire-points", "expiry-reminders", "birthday-gifts",
-                                              "expire-coupons", "coupon-reminders", "birthday-coupons",
-                                              "dormant-members", "checkin-reminders", "reconcile"]
-    assert ran[9:11] == ["reconcile-payments", "stored-value-liability"]
-    assert ran[11:] in ([], ["tier-review"])  # the review runs on review days only
+    assert result["complete"] and ran[:10] == ["expire-points", "expiry-reminders", "birthday-gifts",
+                                               "expire-coupons", "coupon-reminders", "birthday-coupons",
+                                               "dormant-members", "checkin-reminders", "release-pending",
+                                               "reconcile"]
+    assert ran[10:12] == ["reconcile-payments", "stored-value-liability"]
+    assert ran[12:] in ([], ["tier-review"])  # the review runs on review days only
     assert jobs.run_daily(get_settings(), wiring.daily_jobs())["runs"] == []  # today is done
     assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][0] == {"job": "release-holds", "released": 0}

@@ -25,7 +25,8 @@ def test_accrual_awards_once_and_replays_the_first_answer(api, alice):
     first = api.till("POST", "/v1/orders", order("o-1", member_id, 12_345))
     assert first.status_code == 201
     assert first.json == {"order_id": "o-1", "member_id": member_id, "points_awarded": 123,
-                          "growth_awarded": 123, "points_balance": 123}
+                          "growth_awarded": 123, "points_balance": 123, "points_pending": 0,
+                          "pending_reason": None}
     for _ in range(3):
         again = api.till("POST", "/v1/orders", order("o-1", member_id, 12_345))
         assert again.status_code == 201 and again.json == first.json

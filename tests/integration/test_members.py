@@ -26,7 +26,7 @@ def test_login_before_enrolment_then_enrol_and_read_the_card(api):
     assert card["tier"] == {"code": "normal", "name": "普通", "level": 0, "since": None}
     assert card["retention"] is None and card["checkin"] == {"last_date": None, "streak": 0, "checked_in_today": False}
     assert card["next_tier"] == {"code": "silver", "growth_needed": 1000}
-    assert card["points"] == {"available": 0, "held": 0, "debt": 0, "expiring": []}
+    assert card["points"] == {"available": 0, "held": 0, "debt": 0, "pending": 0, "expiring": []}
     assert card["stored_value_fen"] == 0 and card["phone"] is None
     assert len(card["invite_code"]) == 8
     assert card["benefits"] and {"code", "description"} <= set(card["benefits"][0])
