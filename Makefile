@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 WECHAT_PORT ?= 8001
 DYNAMODB_PORT ?= 8002
-export PORT WECHAT_PORT DYNAMODB_PORT
+WEBHOOK_PORT ?= 8003
+export PORT WECHAT_PORT DYNAMODB_PORT WEBHOOK_PORT
 
 .PHONY: run test unit integration e2e lint-code package lint-template fuzz bench reconcile clean
 

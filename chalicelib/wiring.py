@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from chalicelib.events.stream import Reactions
+from chalicelib.events.stream import Reaction, Reactions
 from chalicelib.jobs import FrequentJob, Job
 
 
@@ -34,18 +34,20 @@ def daily_jobs() -> dict[str, Job]:
 @functools.cache
 def frequent_jobs() -> dict[str, FrequentJob]:
     """Every few minutes, over every program."""
-    from chalicelib.services import holds
+    from chalicelib.services import holds, webhooks
 
-    table = (FrequentJob("release-holds", holds.release_due_holds),)
+    table = (FrequentJob("release-holds", holds.release_due_holds),
+             FrequentJob("retry-webhooks", webhooks.retry_due))
     return {job.name: job for job in table}
 
 
 @functools.cache
 def table_reactions() -> Reactions:
     """The first stream function: item kind -> what happens when such an item changes."""
+    from chalicelib.domain.webhooks import KINDS as WEBHOOK_KINDS
     from chalicelib.events import reactions as r
 
-    return {
+    table: dict[str, tuple[Reaction, ...]] = {
         "profile": (r.credit_inviter, r.reward_completed_profile),
         "account": (r.promote_on_growth,),
         "ledger": (r.notify_points_changed,),
@@ -55,3 +57,7 @@ def table_reactions() -> Reactions:
         "expiry_reminder": (r.notify_points_expiring,),
         "winback": (r.notify_winback,),
     }
+    # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
+    for kind in WEBHOOK_KINDS:
+        table[kind] = (*table.get(kind, ()), r.publish_webhook_events)
+    return table

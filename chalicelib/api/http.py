@@ -99,6 +99,8 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "hold_id": PathParameter(_ID, f"The till's hold id: {_ID_TEXT}"),
     "redemption_id": PathParameter(_ID, f"A redemption id (`rd-` + the request_id): {_ID_TEXT}"),
     "reward_id": PathParameter(_ID, f"A reward id: {_ID_TEXT}"),
+    "webhook_id": PathParameter(r"[A-Za-z0-9._:-]{1,64}", "A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : -"),
+    "event_id": PathParameter(r"evt_[0-9a-f]{32}", "An event id: evt_ and 32 hex digits"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 

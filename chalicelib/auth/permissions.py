@@ -15,6 +15,8 @@ Permission = Literal[
     "program:read",
     "program:write",
     "jobs:run",
+    "webhooks:read",
+    "webhooks:write",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

@@ -115,3 +115,13 @@ def notify_winback(event_name: str, new: dict[str, Any], old: dict[str, Any]) ->
     account = store.get_item(AccountItem, keys.account(new["program_id"], new["member_id"]))
     _enqueue(new, rules.WINBACK, f"winback#{new['last_active']}", {
         "days_idle": int(new["days_idle"]), "points": int(account.points) if account else 0})
+
+
+# --- webhooks: table changes -> events and their deliveries (sent by the third stream function) --
+
+def publish_webhook_events(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """The events this change makes (domain/webhooks.py's RULES), once, with their deliveries."""
+    from chalicelib.services import webhooks
+    from chalicelib.settings import get_settings
+
+    webhooks.publish(get_settings(), event_name, new, old)
