@@ -284,7 +284,8 @@ class Webhook(Answer):
     last_failure_at: str | None
     last_error: str | None
     created_at: str
-    secret: str | SkipJsonSchema[None] = Field(default=None, description="Only in the answer that created it.")
+    secret: str | SkipJsonSchema[None] = Field(default=None, description="Only in the answer that created it.",
+                                               json_schema_extra=_no_default)
 
 
 class WebhookList(Answer):
