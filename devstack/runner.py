@@ -219,11 +219,9 @@ class Stack:
         self._create_table_and_seed(clients["dynamodb"])
 
         from devstack.webhook_receiver import WebhookReceiver
-    from devstack.wechat_standin import WechatStandin
+        from devstack.wechat_standin import WechatStandin
 
         self._wechat = WechatStandin(HOST, self.ports.wechat).start()
-        from devstack.webhook_receiver import WebhookReceiver
-
         self._webhooks = WebhookReceiver(HOST, self.ports.webhooks).start()
         self._start_triggers(clients)
         self._start_chalice()

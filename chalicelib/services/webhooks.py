@@ -151,7 +151,6 @@ def put_webhook(settings: Settings, staff: StaffPrincipal, webhook_id: str, body
     if existing is not None:
         existing.update(actions=[WebhookItem.url.set(body.url), WebhookItem.events.set(body.events),
                                  WebhookItem.updated_at.set(now)], condition=WebhookItem.pk.exists())
-        _forget_endpoints(program_id)
         return _view(existing)
     secret = "whsec_" + secrets.token_urlsafe(32)
     item = WebhookItem(*key, program_id=program_id, webhook_id=webhook_id, url=body.url, events=body.events,
@@ -172,7 +171,6 @@ def put_webhook(settings: Settings, staff: StaffPrincipal, webhook_id: str, body
                            code="webhook_exists") from None
         raise Conflict(f"a program has at most {rules.MAX_ENDPOINTS_PER_PROGRAM} webhooks",
                        code="too_many_webhooks") from None
-    _forget_endpoints(program_id)
     return _view(item, secret)
 
 
@@ -194,7 +192,6 @@ def delete_webhook(program_id: str, webhook_id: str) -> dict[str, Any]:
         tx.commit()
     except ConditionsFailed:
         raise NotFound("no such webhook", code="webhook_not_found") from None
-    _forget_endpoints(program_id)
     return {"webhook_id": webhook_id, "deleted": True}
 
 
@@ -205,7 +202,6 @@ def resume_webhook(program_id: str, webhook_id: str) -> dict[str, Any]:
                          WebhookItem.paused_at.remove(), WebhookItem.consecutive_failures.set(0),
                          WebhookItem.failing_since.remove(), WebhookItem.updated_at.set(clock.stamp(clock.now()))],
                 condition=WebhookItem.pk.exists())
-    _forget_endpoints(program_id)
     requeued = 0
     for parked in TableItem.gsi1.query(keys.webhook_parked_partition(program_id, webhook_id)):
         if isinstance(parked, WebhookDeliveryItem) and parked.park_reason == ENDPOINT_PAUSED:
@@ -306,28 +302,12 @@ def _requeue(program_id: str, event_id: str, webhook_id: str, event: WebhookEven
 
 # --- events in (a stream reaction) -----------------------------------------------------------
 
-_endpoint_cache: dict[str, tuple[float, list[WebhookItem]]] = {}
-
-
 def _read_endpoints(program_id: str) -> list[WebhookItem]:
+    """The program's endpoints. Read for every change that makes an event (one Query, half a read
+    unit when there are none), never cached: an endpoint gets every event from the moment it is
+    registered, and none after it is deleted or paused."""
     return [item for item in TableItem.gsi1.query(keys.webhooks_list(program_id, "")[0])
             if isinstance(item, WebhookItem)]
-
-
-def _endpoints(settings: Settings, program_id: str) -> list[WebhookItem]:
-    """The program's endpoints, cached per container like the program's rules (one Query per
-    change otherwise, for programs with no webhooks too)."""
-    cached = _endpoint_cache.get(program_id)
-    if cached is not None and time.monotonic() < cached[0]:
-        return cached[1]
-    found = _read_endpoints(program_id)
-    if settings.config_cache_seconds:
-        _endpoint_cache[program_id] = (time.monotonic() + settings.config_cache_seconds, found)
-    return found
-
-
-def _forget_endpoints(program_id: str) -> None:
-    _endpoint_cache.pop(program_id, None)
 
 
 def publish(settings: Settings, event_name: str, new: dict[str, Any], old: dict[str, Any]) -> int:
@@ -337,7 +317,7 @@ def publish(settings: Settings, event_name: str, new: dict[str, Any], old: dict[
     if not facts:
         return 0
     program_id = (new or old)["program_id"]
-    endpoints = _endpoints(settings, program_id)
+    endpoints = _read_endpoints(program_id)
     written = 0
     for fact in facts:
         targets = [e for e in endpoints if fact.type in e.events]
@@ -548,7 +528,6 @@ def _count(endpoint: WebhookItem, ok: bool, error: str | None, now: dt.datetime,
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
         return
-    _forget_endpoints(endpoint.program_id)
     logger().warning("webhook paused", extra={"program_id": endpoint.program_id,
                                               "webhook_id": endpoint.webhook_id, "reason": reason})
 
