@@ -54,6 +54,7 @@ _REPLAY_MAX_EVENTS = 500
 _REPLAY_MAX_DAYS = 31
 _DUE_DAYS_BACK = 7  # a week of missed frequent runs still catches up
 _JOB_BUDGET_SECONDS = 150.0
+_FIRST_DAY, _LAST_DAY = dt.date(2000, 1, 2), dt.date(2099, 12, 30)  # replays: room for any UTC offset
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -83,6 +84,8 @@ class ReplayIn(BaseModel):
     def _aware(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
             raise ValueError("give the moment with its UTC offset")
+        if not _FIRST_DAY <= value.date() <= _LAST_DAY:
+            raise ValueError(f"a moment from {_FIRST_DAY} to {_LAST_DAY}")
         return value
 
 
@@ -104,8 +107,8 @@ def checked_address(settings: Settings, url: str) -> tuple[rules.Target, str]:
     else:
         try:
             addresses = resolve(target.host, target.port)
-        except OSError as exc:
-            raise rules.RefusedUrl(f"{target.host} does not resolve: {exc}") from None
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise rules.RefusedUrl(f"{target.host} does not resolve: {type(exc).__name__}") from None
     if not addresses:
         raise rules.RefusedUrl(f"{target.host} does not resolve")
     for address in addresses:

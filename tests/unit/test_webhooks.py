@@ -117,3 +117,23 @@ def test_url_shapes():
                        ("https://h.example/#frag", False)):
         with pytest.raises(rules.RefusedUrl):
             rules.parse_url(url, local=local)
+
+
+def test_the_readme_verification_example_accepts_our_signature_and_nothing_else():
+    import re
+    import time
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"Verifying a delivery.*?```python\n(.*?)```", readme, flags=re.S)
+    assert block, "the README's verification example is gone"
+    assert len(block.group(1).strip().splitlines()) <= 10
+    scope: dict = {}
+    exec(block.group(1), scope)  # noqa: S102 - our own README
+    body, now = b'{"id":"evt_1","type":"points.changed"}', int(time.time())
+    headers = {"X-Loyalty-Timestamp": str(now), "X-Loyalty-Signature": rules.signature("whsec_k", now, body)}
+    assert scope["verify"]("whsec_k", headers, body)
+    assert not scope["verify"]("whsec_other", headers, body)
+    assert not scope["verify"]("whsec_k", headers, body + b" ")
+    old = {"X-Loyalty-Timestamp": str(now - 3600), "X-Loyalty-Signature": rules.signature("whsec_k", now - 3600, body)}
+    assert not scope["verify"]("whsec_k", old, body)
