@@ -45,7 +45,7 @@ class Fact:
     type: str
     member_id: str
     source: str
-    created_at: str
+    created_at: str | None  # None: the change carries no time of its own (the event's is "now")
     data: dict[str, Any]
 
 
@@ -99,8 +99,7 @@ def _member_updated(event_name: str, new: Image, old: Image) -> Fact | None:
     marker = str(revision) if revision is not None else hashlib.sha256(
         json.dumps([[old.get(n) for n in _PROFILE_FIELDS], [new.get(n) for n in _PROFILE_FIELDS]]).encode()
     ).hexdigest()[:16]
-    return Fact("member.updated", new["member_id"], f"updated#{new['member_id']}#{marker}",
-                new.get("updated_at") or new["enrolled_at"],
+    return Fact("member.updated", new["member_id"], f"updated#{new['member_id']}#{marker}", None,
                 {"member_id": new["member_id"], "changed": changed, **{n: new.get(n) for n in _PROFILE_FIELDS}})
 
 

@@ -290,7 +290,9 @@ def _requeue(program_id: str, event_id: str, webhook_id: str, event: WebhookEven
                     WebhookDeliveryItem.program_id.set(program_id), WebhookDeliveryItem.event_id.set(event_id),
                     WebhookDeliveryItem.webhook_id.set(webhook_id), WebhookDeliveryItem.type.set(event.type),
                     WebhookDeliveryItem.body.set(event.body),
-                    WebhookDeliveryItem.created_at.set(WebhookDeliveryItem.created_at | clock.stamp(now))]
+                    WebhookDeliveryItem.created_at.set(WebhookDeliveryItem.created_at | clock.stamp(now)),
+                    WebhookDeliveryItem.attempts.set(WebhookDeliveryItem.attempts | 0),
+                    WebhookDeliveryItem.log.set(WebhookDeliveryItem.log | [])]
     try:
         item.update(actions=actions, condition=condition)
     except UpdateError as exc:
@@ -337,12 +339,12 @@ def _record_event(program_id: str, fact: rules.Fact, targets: list[WebhookItem])
         last = int(counter.last) if counter is not None else 0
         now = clock.now()
         created = clock.stamp(now)
-        body = rules.body(event_id, fact.type, fact.created_at, fact.member_id, last + 1, fact.data)
+        at = fact.created_at or created  # a change with no time of its own happened just now
+        body = rules.body(event_id, fact.type, at, fact.member_id, last + 1, fact.data)
         event = WebhookEventItem(*keys.webhook_event(program_id, event_id), program_id=program_id,
                                  event_id=event_id, type=fact.type, member_id=fact.member_id, sequence=last + 1,
-                                 body=body, created_at=fact.created_at)
-        event.gsi1pk, event.gsi1sk = keys.webhook_events_by_time(program_id, fact.created_at[:10],
-                                                                 fact.created_at, event_id)
+                                 body=body, created_at=at)
+        event.gsi1pk, event.gsi1sk = keys.webhook_events_by_time(program_id, at[:10], at, event_id)
         tx = Transaction()
         tx.put(event, WebhookEventItem.pk.does_not_exist(), label="event")
         tx.put(WebhookSequenceItem(*seq_key, last=last + 1),

@@ -395,4 +395,27 @@ def test_member_tier_and_redemption_events(api, receiver):
     assert [b["data"].get("nickname") for b in got[1:4]] == ["A", "B", "A"]
     assert got[4]["data"]["to_tier"] != got[4]["data"]["from_tier"]
     assert [b["sequence"] for b in got] == list(range(1, 8))
+    moments = [dt.datetime.fromisoformat(b["created_at"]) for b in got]
+    assert moments[1] >= moments[0] and moments[3] >= moments[2] >= moments[1]  # updates: when they happened
     assert {b["member_id"] for b in got} == {member_id}
+
+
+def test_a_range_replay_sends_past_events_to_an_endpoint_registered_later(api, receiver):
+    member_id = enrolled(api, "hook-late")
+    feeder = StreamFeeder()
+    register(api, "first", f"{receiver.url}/first")
+    accrue(api, member_id, "hook-late-1")
+    accrue(api, member_id, "hook-late-2")
+    pump(feeder)
+    late = register(api, "late", f"{receiver.url}/late")
+    window = {"from": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat(),
+              "to": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()}
+    answer = api.staff("POST", "/v1/admin/webhooks/late/replays", window)
+    assert answer.status_code == 200 and answer.json["queued"] == 2, answer.body
+    pump(feeder)
+    got = [r for r in receiver.state.received() if r["path"] == "/late"]
+    assert len(got) == 2 and all(verifies(late["secret"], r) for r in got)
+    bad = api.staff("POST", "/v1/admin/webhooks/late/replays", {"from": window["to"], "to": window["from"]})
+    assert bad.status_code == 400
+    naive = api.staff("POST", "/v1/admin/webhooks/late/replays", {"from": "2026-01-01T00:00:00", "to": window["to"]})
+    assert naive.status_code == 400
