@@ -419,3 +419,32 @@ def test_a_range_replay_sends_past_events_to_an_endpoint_registered_later(api, r
     assert bad.status_code == 400
     naive = api.staff("POST", "/v1/admin/webhooks/late/replays", {"from": "2026-01-01T00:00:00", "to": window["to"]})
     assert naive.status_code == 400
+
+
+def test_a_slow_receiver_times_out_and_the_retry_carries_the_same_event_id(api, receiver, monkeypatch):
+    from chalicelib import jobs, wiring
+    from chalicelib.domain import webhooks as rules
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setattr(rules, "READ_TIMEOUT_SECONDS", 0.3)
+    clock = Clock(monkeypatch)
+    member_id = enrolled(api, "hook-slow")
+    feeder = StreamFeeder()
+    pump(feeder)
+    register(api, "slow", f"{receiver.url}/slow")
+    receiver.state.slow(1, 1.0)
+    accrue(api, member_id, "hook-slow-1")
+    pump(feeder)
+    [event] = events_of(member_id)
+    path = f"/v1/admin/webhooks/slow/deliveries/{event.event_id}"
+    first = api.staff("GET", path).json
+    assert first["status"] == "pending" and first["log"][0]["status"] is None
+    assert "Timeout" in first["log"][0]["error"] or "timed out" in first["log"][0]["error"]
+    clock.to(dt.datetime.fromisoformat(first["next_attempt_at"]) + dt.timedelta(seconds=1))
+    jobs.run_frequent(get_settings(), wiring.frequent_jobs())
+    assert api.staff("GET", path).json["status"] == "delivered"
+    import time
+
+    time.sleep(1.0)  # the slow answer's request is recorded once it finishes sleeping
+    got = receiver.state.received()
+    assert len(got) == 2 and {r["headers"]["X-Loyalty-Event-Id"] for r in got} == {event.event_id}
