@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 WECHAT_PORT ?= 8001
 DYNAMODB_PORT ?= 8002
-export PORT WECHAT_PORT DYNAMODB_PORT
+WEBHOOK_PORT ?= 8003
+export PORT WECHAT_PORT DYNAMODB_PORT WEBHOOK_PORT
 
 .PHONY: run test unit integration e2e lint-code kit kit-types docs-assets node-tools browser package lint-template \
 	fuzz bench bench-query load soak load-ninety load-selftest reconcile clean

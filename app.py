@@ -36,6 +36,14 @@ def send_notifications(event):
     return notifications.handle_send_batch(event.to_dict())
 
 
+@app.on_dynamodb_record(stream_arn=_STREAM_ARN, batch_size=10, starting_position="TRIM_HORIZON")
+def deliver_webhooks(event):
+    """Webhook deliveries that became pending, out to the merchant's endpoints at once."""
+    from chalicelib.services import webhooks
+
+    return webhooks.handle_delivery_batch(event.to_dict())
+
+
 @app.schedule(Cron(5, 16, "*", "*", "?", "*"))  # 00:05 in Asia/Shanghai, the programs' default day
 def run_daily_jobs(event):
     from chalicelib import jobs, wiring

@@ -76,8 +76,10 @@ def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from devstack import serial_dynamodb
     from devstack.wechat_standin import WechatStandin
 
+    from devstack.webhook_receiver import WebhookReceiver
+
     serial_dynamodb.install()
-    with WechatStandin(port=wechat_port) as standin, mock_aws():
+    with WechatStandin(port=wechat_port) as standin, WebhookReceiver(port=0) as receiver, mock_aws():
         from chalicelib.seed import seed_demo_program
         from chalicelib.settings import get_settings
         from chalicelib.store import schema, tx
@@ -96,6 +98,7 @@ def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
             meter = Meter(tx.connection().client, settings.table_name, "us-east-1")
             bench = Bench(meter, client, standin)
             rows = _operations(bench, settings, calls)
+            _webhook_operations(bench, settings, receiver)
             warm = settings.model_copy(update={"config_cache_seconds": 300})
             extra = {"expiry": proof.expiry_figures(meter, warm),
                      "coupon_expiry": proof.coupon_expiry_figures(meter, warm),
@@ -223,6 +226,65 @@ def _money(bench: Bench, token: str, member_id: str, till_call: Callable[[str, A
                   lambda: till_call("/v1/stored-value/payments", body), lambda r: r[0] == 201)
     bench.measure("stored-value payment replayed via API", lambda: till_call("/v1/stored-value/payments", body),
                   lambda r: r[0] == 201)
+
+
+def _webhook_operations(bench: Bench, settings: Any, receiver: Any) -> list[dict[str, Any]]:
+    """What one event costs from the table change to the receiver's 2xx: the stream reaction that
+    writes the event and its delivery, then the sender's first attempt; and the frequent job's
+    look at the due queue when nothing is due."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from chalicelib import clock
+    from chalicelib.auth.principals import StaffPrincipal
+    from chalicelib.domain import webhooks as rules
+    from chalicelib.services import ledger, webhooks
+    from chalicelib.store import keys, tx
+
+    start = len(bench.rows)
+    staff = StaffPrincipal("demo", "bench", "bench")
+    created = webhooks.put_webhook(settings, staff, "bench", webhooks.WebhookIn(
+        url=f"{receiver.url}/bench", events=["points.changed"]))
+    from chalicelib.auth.principals import TillPrincipal
+
+    till = TillPrincipal("demo", "dev-pos", "demo-store-1")
+    paid_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    raw = tx.connection().client
+    deserialize = TypeDeserializer().deserialize
+
+    def image_of(order_id: str) -> dict[str, Any]:
+        ledger.accrue_order(settings, till, ledger.OrderIn.model_validate_json(json.dumps(
+            {"order_id": order_id, "member_id": bench.member_id, "amount_fen": 10_000, "paid_at": paid_at})))
+        pk, sk = keys.order("demo", order_id)
+        item = raw.get_item(TableName=settings.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
+        return {name: deserialize(value) for name, value in item.items()}
+
+    def event_of(image: dict[str, Any]) -> str:
+        return rules.event_id("demo", rules.facts_of("INSERT", image, {})[0])
+
+    warm = image_of("hook-warm")  # the endpoint list is cached per container, like the program's rules
+    webhooks.publish(settings, "INSERT", warm, {})
+    webhooks.first_attempt(settings, "demo", event_of(warm), "bench")
+    image = image_of("hook-1")
+    bench.measure("webhook event: published (stream reaction: event + delivery + sequence)",
+                  lambda: webhooks.publish(settings, "INSERT", image, {}), lambda n: n == 1)
+    bench.measure("webhook event: published again (redelivered record)",
+                  lambda: webhooks.publish(settings, "INSERT", image, {}), lambda n: n == 0)
+    bench.measure("webhook delivery: first attempt (stream), delivered",
+                  lambda: webhooks.first_attempt(settings, "demo", event_of(image), "bench"), lambda s: s == "delivered")
+    bench.measure("webhook delivery: first attempt redelivered (already delivered)",
+                  lambda: webhooks.first_attempt(settings, "demo", event_of(image), "bench"), lambda s: s == "delivered")
+    bench.measure("webhook retry job, nothing due (8 days of the due queue)",
+                  lambda: webhooks.retry_due(settings, clock.now()), lambda c: c["attempted"] == 0)
+    got = [r for r in receiver.state.received() if r["headers"].get("X-Loyalty-Event-Id") == event_of(image)]
+    if len(got) != 1 or rules.signature(created["secret"], int(got[0]["headers"]["X-Loyalty-Timestamp"]),
+                                        got[0]["body"].encode()) != got[0]["headers"]["X-Loyalty-Signature"]:
+        raise SystemExit(f"webhook: the receiver got {got!r}")
+    published, delivered = bench.rows[start], bench.rows[start + 2]
+    total = {key: published[key] + delivered[key] for key in ("requests", "read_units", "write_units")}
+    cost = total["write_units"] * WRITE_PRICE + total["read_units"] * READ_PRICE
+    bench.rows.append({"operation": "webhook: per delivered event (published + first attempt, one endpoint)",
+                       **total, "usd_per_million": round(cost, 3), "calls": "sum of the two rows above"})
+    return bench.rows[start:]
 
 
 def render(rows: list[dict[str, Any]]) -> str:

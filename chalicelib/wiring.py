@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from chalicelib.events.stream import Reactions
+from chalicelib.events.stream import Reaction, Reactions
 from chalicelib.jobs import FrequentJob, Job
 
 
@@ -40,7 +40,7 @@ def daily_jobs() -> dict[str, Job]:
 @functools.cache
 def frequent_jobs() -> dict[str, FrequentJob]:
     """Every few minutes, over every program."""
-    from chalicelib.services import holds, payments, stored_value
+    from chalicelib.services import holds, payments, stored_value, webhooks
 
     table = (
         FrequentJob("release-holds", holds.release_due_holds),
@@ -48,6 +48,8 @@ def frequent_jobs() -> dict[str, FrequentJob]:
         FrequentJob("settle-payments", payments.settle_due_orders),
         # Frozen stored-value till payments never captured in the program's hold time go back.
         FrequentJob("release-frozen-payments", stored_value.release_due_payments),
+        # Webhook deliveries whose back-off has run out: try again (or park them).
+        FrequentJob("retry-webhooks", webhooks.retry_due),
     )
     return {job.name: job for job in table}
 
@@ -55,9 +57,10 @@ def frequent_jobs() -> dict[str, FrequentJob]:
 @functools.cache
 def table_reactions() -> Reactions:
     """The first stream function: item kind -> what happens when such an item changes."""
+    from chalicelib.domain.webhooks import KINDS as WEBHOOK_KINDS
     from chalicelib.events import reactions as r
 
-    return {
+    table: dict[str, tuple[Reaction, ...]] = {
         "profile": (r.credit_inviter, r.reward_completed_profile, r.gift_coupons_on_enrol),
         "account": (r.promote_on_growth,),
         "ledger": (r.notify_points_changed,),
@@ -67,3 +70,7 @@ def table_reactions() -> Reactions:
         "expiry_reminder": (r.notify_points_expiring,),
         "winback": (r.notify_winback,),
     }
+    # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
+    for kind in WEBHOOK_KINDS:
+        table[kind] = (*table.get(kind, ()), r.publish_webhook_events)
+    return table

@@ -1,6 +1,6 @@
 """``python -m devstack`` (``make run``): the whole local stack in the foreground.
 
-Ports come from PORT, WECHAT_PORT and DYNAMODB_PORT (8000, 8001, 8002 by default); if
+Ports come from PORT, WECHAT_PORT, DYNAMODB_PORT and WEBHOOK_PORT (8000, 8001, 8002, 8003 by default); if
 DEVSTACK_PUMP_LOG names a file, the stream pump appends one JSON line per invocation to it.
 Ctrl-C or SIGTERM stops everything and exits 0; a start-up failure or a crash of ``chalice
 local`` exits 1. SIGUSR1 prints every thread's stack (to see what a stuck handler is doing).
@@ -46,6 +46,7 @@ def banner(stack: Stack) -> str:
         f"   DynamoDB (moto)  {stack.dynamodb_url}   table {stack.table_name}, region {stack.region}",
         f"                    aws dynamodb scan --table-name {stack.table_name} --endpoint-url {stack.dynamodb_url}",
         f"   WeChat stand-in  {stack.wechat_url}   (GET /_sent, /_stats)",
+        f"   webhook receiver {stack.webhooks_url}   (POST any path; GET /_received, POST /_fail, /_slow)",
         f"   stream handlers  {streams}; failures go to SQS {stack.failure_queue_url}",
         f"   schedules        {schedules} (UTC)",
         " Demo program 'demo':",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported when starting: the environment must be set first
 
     from devstack.scheduler import Scheduler
     from devstack.stream_pump import StreamPump
+    from devstack.webhook_receiver import WebhookReceiver
     from devstack.wechat_standin import WechatStandin
 
 logger = logging.getLogger("devstack")
@@ -62,6 +63,7 @@ class Ports:
     api: int = 8000
     wechat: int = 8001
     dynamodb: int = 8002
+    webhooks: int = 8003
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ[str] = os.environ) -> Ports:
@@ -70,13 +72,14 @@ class Ports:
             ("api", "PORT", cls.api),
             ("wechat", "WECHAT_PORT", cls.wechat),
             ("dynamodb", "DYNAMODB_PORT", cls.dynamodb),
+            ("webhooks", "WEBHOOK_PORT", cls.webhooks),
         ):
             text = environ.get(variable) or str(default)
             if not text.isdigit() or not 0 < int(text) < 65536:
                 raise StackError(f"{variable}={text!r} is not a port number")
             values[field_name] = int(text)
-        if len(set(values.values())) != 3:
-            raise StackError(f"PORT, WECHAT_PORT and DYNAMODB_PORT must differ: {values}")
+        if len(set(values.values())) != len(values):
+            raise StackError(f"PORT, WECHAT_PORT, DYNAMODB_PORT and WEBHOOK_PORT must differ: {values}")
         return cls(**values)
 
 
@@ -167,6 +170,7 @@ class Stack:
         self.started_in: float | None = None
         self._moto: ThreadedMotoServer | None = None
         self._wechat: WechatStandin | None = None
+        self._webhooks: WebhookReceiver | None = None
         self._pump: StreamPump | None = None
         self._scheduler: Scheduler | None = None
         self._chalice: subprocess.Popen[bytes] | None = None
@@ -181,6 +185,10 @@ class Stack:
     @property
     def wechat_url(self) -> str:
         return f"http://{HOST}:{self.ports.wechat}"
+
+    @property
+    def webhooks_url(self) -> str:
+        return f"http://{HOST}:{self.ports.webhooks}"
 
     @property
     def dynamodb_url(self) -> str:
@@ -203,6 +211,7 @@ class Stack:
             (self.ports.api, "PORT"),
             (self.ports.wechat, "WECHAT_PORT"),
             (self.ports.dynamodb, "DYNAMODB_PORT"),
+            (self.ports.webhooks, "WEBHOOK_PORT"),
         ):
             _ensure_port_free(port, variable)
         environment = configure_environment(self.ports)
@@ -215,9 +224,11 @@ class Stack:
         clients = self._clients()
         self._create_table_and_seed(clients["dynamodb"])
 
+        from devstack.webhook_receiver import WebhookReceiver
         from devstack.wechat_standin import WechatStandin
 
         self._wechat = WechatStandin(HOST, self.ports.wechat).start()
+        self._webhooks = WebhookReceiver(HOST, self.ports.webhooks).start()
         self._start_triggers(clients)
         self._start_chalice()
         self._wait_until_healthy(abort)
@@ -233,7 +244,7 @@ class Stack:
         if self._chalice is not None:
             _terminate(self._chalice, "chalice local")
             self._chalice = None
-        for name in ("_scheduler", "_pump", "_wechat", "_moto"):
+        for name in ("_scheduler", "_pump", "_webhooks", "_wechat", "_moto"):
             part = getattr(self, name)
             if part is None:
                 continue

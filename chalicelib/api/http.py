@@ -109,6 +109,8 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "top_up_id": PathParameter(_ID, f"A top-up id (its WeChat Pay out_trade_no): {_ID_TEXT}"),
     "entry_id": PathParameter(_ID, f"The `id` of a history row of type `pending`: {_ID_TEXT}"),
     "flag_id": PathParameter(_ID, f"A flag id: {_ID_TEXT}"),
+    "webhook_id": PathParameter(r"[A-Za-z0-9._:-]{1,64}", "A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : -"),
+    "event_id": PathParameter(r"evt_[0-9a-f]{32}", "An event id: evt_ and 32 hex digits"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 

@@ -506,3 +506,69 @@ class WechatPayReply(Answer):
 
     code: str
     message: str
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+class WebhookCounters(Answer):
+    delivered: int
+    failed_attempts: int
+    parked: int = Field(description="Deliveries that ran out of retries.")
+    consecutive_failures: int
+
+
+class Webhook(Answer):
+    webhook_id: str
+    url: str
+    events: list[str]
+    status: Literal["active", "paused"]
+    paused_reason: str | None = Field(description="Why it was paused (staff resume it).")
+    paused_at: str | None
+    counters: WebhookCounters
+    last_success_at: str | None
+    last_failure_at: str | None
+    last_error: str | None
+    created_at: str
+    secret: str | SkipJsonSchema[None] = Field(default=None, description="Only in the answer that created it.",
+                                               json_schema_extra=_no_default)
+
+
+class WebhookList(Answer):
+    items: list[Webhook]
+    next_cursor: None = Field(description="Always null: a program has at most a handful of webhooks.")
+
+
+class WebhookResumed(Webhook):
+    requeued: int = Field(description="Deliveries parked while it was paused, queued again.")
+
+
+class WebhookDeleted(Answer):
+    webhook_id: str
+    deleted: bool
+
+
+class DeliveryAttempt(Answer):
+    at: str
+    status: int | None = Field(description="The HTTP status answered; null when none came.")
+    error: str | None
+    ms: int
+
+
+class WebhookDelivery(Answer):
+    event_id: str
+    webhook_id: str
+    type: str
+    status: Literal["pending", "delivered", "parked", "dropped"]
+    attempts: int
+    next_attempt_at: str | None
+    park_reason: str | None
+    parked_at: str | None
+    delivered_at: str | None
+    created_at: str
+    log: list[DeliveryAttempt] = Field(description="The latest attempts, oldest first.")
+
+
+class WebhookReplay(Answer):
+    queued: int
+    complete: bool
+    resume_from: str | None = Field(description="When not complete: call again with this as `from`.")

@@ -21,6 +21,8 @@ Permission = Literal[
     "stored_value:refund",
     "risk:read",
     "risk:review",
+    "webhooks:read",
+    "webhooks:write",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

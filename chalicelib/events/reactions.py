@@ -149,3 +149,13 @@ def gift_coupons_on_redemption(event_name: str, new: dict[str, Any], old: dict[s
 
     coupons.gift_on_redemption(get_settings(), new["program_id"], new["member_id"], new["reward_id"],
                                new["redemption_id"])
+
+
+# --- webhooks: table changes -> events and their deliveries (sent by the third stream function) --
+
+def publish_webhook_events(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """The events this change makes (domain/webhooks.py's RULES), once, with their deliveries."""
+    from chalicelib.services import webhooks
+    from chalicelib.settings import get_settings
+
+    webhooks.publish(get_settings(), event_name, new, old)

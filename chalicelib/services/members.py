@@ -230,6 +230,8 @@ def update_profile(settings: Settings, principal: MemberPrincipal, body: Profile
     if actions:
         from pynamodb.exceptions import UpdateError
 
+        actions.append(ProfileItem.revision.add(1))  # names the member.updated event (webhooks)
+
         try:
             ProfileItem(*keys.profile(program_id, member_id)).update(actions=actions, condition=condition)
         except UpdateError as exc:

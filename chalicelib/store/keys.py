@@ -359,6 +359,71 @@ def job_run_sort(as_of: str) -> str:
     return job_run("", "", as_of)[1]
 
 
+# --- webhooks --------------------------------------------------------------------------------
+#   P#P#WEBHOOK#<id>     WEBHOOK                an endpoint: URL, events, encrypted secret, counters
+#   P#P#HOOKCOUNT        HOOKCOUNT              how many endpoints the program has (the maximum's guard)
+#   P#P#HOOKEVENT#<evt>  EVENT                  one event (its exact body), keyed by the change it comes from
+#   P#P#HOOKEVENT#<evt>  DELIVERY#<webhook id>  its delivery to one endpoint: status, attempts, next attempt
+#   P#P#M#M              HOOKSEQ                the member's last event sequence number
+
+@builds("webhook")
+def webhook(program_id: str, webhook_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#WEBHOOK#{webhook_id}", "WEBHOOK"
+
+
+def webhooks_list(program_id: str, webhook_id: str) -> tuple[str, str]:
+    """GSI1 keys of an endpoint: the program's endpoints (what every event fans out to)."""
+    return f"P#{program_id}#WEBHOOKS", webhook_id
+
+
+@builds("webhook_count")
+def webhook_count(program_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#HOOKCOUNT", "HOOKCOUNT"
+
+
+@builds("webhook_event")
+def webhook_event(program_id: str, event_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#HOOKEVENT#{event_id}", "EVENT"
+
+
+@builds("webhook_delivery")
+def webhook_delivery(program_id: str, event_id: str, webhook_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#HOOKEVENT#{event_id}", f"DELIVERY#{webhook_id}"
+
+
+@builds("webhook_sequence")
+def webhook_sequence(program_id: str, member_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), "HOOKSEQ"
+
+
+def webhook_events_by_time(program_id: str, day: str, created_at: str, event_id: str) -> tuple[str, str]:
+    """GSI1 keys of an event: the program's events by UTC day and time (replays of a range)."""
+    return f"P#{program_id}#HOOKEVENTS#{day}", f"{created_at}#{event_id}"
+
+
+def webhook_events_day(program_id: str, day: str) -> str:
+    return webhook_events_by_time(program_id, day, "", "")[0]
+
+
+def webhook_parked(program_id: str, webhook_id: str, parked_at: str, event_id: str) -> tuple[str, str]:
+    """GSI1 keys of a parked delivery: the endpoint's parked deliveries, oldest first."""
+    return f"P#{program_id}#WEBHOOK#{webhook_id}#PARKED", f"{parked_at}#{event_id}"
+
+
+def webhook_parked_partition(program_id: str, webhook_id: str) -> str:
+    return webhook_parked(program_id, webhook_id, "", "")[0]
+
+
+def webhooks_due(due_at: str, program_id: str, event_id: str, webhook_id: str) -> tuple[str, str]:
+    """GSI2 keys of a delivery waiting for its next attempt: by UTC day of the attempt, for every
+    program (the frequent job reads the days up to now)."""
+    return f"HOOKS_DUE#{due_at[:10]}", f"{due_at}#{program_id}#{event_id}#{webhook_id}"
+
+
+def webhooks_due_day(day: str) -> str:
+    return f"HOOKS_DUE#{day}"
+
+
 @builds("pending")
 def pending(program_id: str, member_id: str, entry_id: str) -> tuple[str, str]:
     return member_pk(program_id, member_id), f"PENDING#{entry_id}"

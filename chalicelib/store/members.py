@@ -142,7 +142,7 @@ def bind_phone(program_id: str, member_id: str, phone_hash: str, phone_enc: str,
     tx.update(
         ProfileItem(*keys.profile(program_id, member_id)),
         actions=[ProfileItem.phone_enc.set(phone_enc), ProfileItem.phone_hash.set(phone_hash),
-                 ProfileItem.phone_masked.set(phone_masked)],
+                 ProfileItem.phone_masked.set(phone_masked), ProfileItem.revision.add(1)],
         condition=ProfileItem.pk.exists(),
         label="profile",
     )

@@ -167,6 +167,8 @@ class ProfileItem(TableItem, discriminator="profile"):
     phone_hash = UnicodeAttribute(null=True)
     phone_masked = UnicodeAttribute(null=True)
     enrolled_at = UnicodeAttribute()
+    # Counts the member's own changes (nickname, birthday, phone): names each member.updated event.
+    revision = NumberAttribute(default=0)
 
 
 class LotItem(TableItem, discriminator="lot"):
@@ -384,6 +386,75 @@ class NotificationItem(TableItem, discriminator="notification"):
     attempts = NumberAttribute(default=0)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute(null=True)
+
+
+class WebhookItem(TableItem, discriminator="webhook"):
+    """A merchant's endpoint: where events go, which ones, the signing secret (encrypted, bound
+    to this item's key), whether it is paused and why, and its counters."""
+
+    program_id = UnicodeAttribute()
+    webhook_id = UnicodeAttribute()
+    url = UnicodeAttribute()
+    events = JSONAttribute()  # [event type]
+    secret_enc = UnicodeAttribute()
+    status = UnicodeAttribute()  # active | paused
+    paused_reason = UnicodeAttribute(null=True)
+    paused_at = UnicodeAttribute(null=True)
+    delivered = NumberAttribute(default=0)  # deliveries acknowledged
+    failed_attempts = NumberAttribute(default=0)
+    parked = NumberAttribute(default=0)  # deliveries that ran out of retries
+    consecutive_failures = NumberAttribute(default=0)
+    failing_since = UnicodeAttribute(null=True)
+    last_success_at = UnicodeAttribute(null=True)
+    last_failure_at = UnicodeAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class WebhookCountItem(TableItem, discriminator="webhook_count"):
+    """How many endpoints a program has: created and deleted under a condition on it."""
+
+    endpoints = NumberAttribute(default=0)
+
+
+class WebhookEventItem(TableItem, discriminator="webhook_event"):
+    """One event, keyed by the table change it comes from (written once); `body` is the exact
+    JSON every delivery of it sends. gsi1: the program's events by time."""
+
+    program_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    sequence = NumberAttribute()
+    body = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class WebhookDeliveryItem(TableItem, discriminator="webhook_delivery"):
+    """One event to one endpoint. pending (gsi2: the due queue, at its next attempt) ->
+    delivered | parked (gsi1: the endpoint's parked list) | dropped (the endpoint was deleted)."""
+
+    program_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    webhook_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    body = UnicodeAttribute()
+    status = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)  # every attempt ever made
+    round_attempts = NumberAttribute(default=0)  # failed attempts since created or replayed (the schedule)
+    next_attempt_at = UnicodeAttribute(null=True)
+    park_reason = UnicodeAttribute(null=True)  # retries_exhausted | endpoint_paused
+    log = JSONAttribute(default=list)  # the latest attempts: [{"at", "status", "error", "ms"}]
+    created_at = UnicodeAttribute()
+    delivered_at = UnicodeAttribute(null=True)
+    parked_at = UnicodeAttribute(null=True)
+
+
+class WebhookSequenceItem(TableItem, discriminator="webhook_sequence"):
+    """The member's last event sequence number (receivers drop events older than one seen)."""
+
+    last = NumberAttribute(default=0)
 
 
 class PendingItem(TableItem, discriminator="pending"):

@@ -42,6 +42,7 @@ class RunningStack:
 
     api: str  # e.g. http://127.0.0.1:40123, no trailing slash
     wechat: str
+    webhooks: str  # the webhook receiver stand-in
     dynamodb_endpoint: str
     region: str
     table_name: str
@@ -134,13 +135,14 @@ def _group_alive(pgid: int) -> bool:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     workdir = tmp_path_factory.mktemp("devstack")
-    api_port, wechat_port, dynamodb_port = _free_ports(3)
+    api_port, wechat_port, dynamodb_port, webhook_port = _free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOYALTY_")}
     env.update(STACK_SETTINGS)
     env.update(
         PORT=str(api_port),
         WECHAT_PORT=str(wechat_port),
         DYNAMODB_PORT=str(dynamodb_port),
+        WEBHOOK_PORT=str(webhook_port),
         DEVSTACK_PUMP_LOG=str(workdir / "pump.jsonl"),
         PYTHONUNBUFFERED="1",
     )
@@ -159,6 +161,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     running = RunningStack(
         api=f"http://127.0.0.1:{api_port}",
         wechat=f"http://127.0.0.1:{wechat_port}",
+        webhooks=f"http://127.0.0.1:{webhook_port}",
         dynamodb_endpoint=f"http://127.0.0.1:{dynamodb_port}",
         region=env.get("LOYALTY_REGION", "us-east-1"),
         table_name=env.get("LOYALTY_TABLE_NAME", "loyalty-local"),

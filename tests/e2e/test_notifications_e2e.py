@@ -51,7 +51,7 @@ def test_one_tier_message_to_the_consenting_member_and_none_after_a_replay(http,
                             capture_output=True, text=True, timeout=120)
     assert replay.returncode == 0, replay.stderr[-2000:]
     lines = [json.loads(line) for line in replay.stdout.splitlines() if line.startswith("{")]
-    assert {line["handler"] for line in lines} == {"on_table_change", "send_notifications"}
+    assert {line["handler"] for line in lines} == {"on_table_change", "send_notifications", "deliver_webhooks"}
     assert all(line["records"] > 0 and line["failures"] == 0 for line in lines)
     stack.settle()
     assert len(_tier_messages(stack, "tier-yes-e2e")) == 1

@@ -135,7 +135,27 @@ def world(wechat):
 
         risk_store.raise_flag("demo", "matrix-flag", "shared_device", [w.a_member], {"members_seen": 1},
                               dt.datetime.now(dt.timezone.utc).isoformat())
+        for webhook_id in ("matrix-hook", "matrix-hook-deleted"):
+            _must(w.as_staff("PUT", f"/v1/admin/webhooks/{webhook_id}", {"url": "http://127.0.0.1:9/matrix",
+                                                                          "events": ["points.changed"]}), 200)
+        _parked_delivery("matrix-hook", MATRIX_EVENT)
         yield w
+
+
+MATRIX_EVENT = "evt_" + "0" * 32
+
+
+def _parked_delivery(webhook_id: str, event_id: str) -> None:
+    """A delivery that ran out of retries (what the delivery routes address)."""
+    from chalicelib.store import keys
+    from chalicelib.store.models import WebhookDeliveryItem
+
+    item = WebhookDeliveryItem(*keys.webhook_delivery("demo", event_id, webhook_id), program_id="demo",
+                               event_id=event_id, webhook_id=webhook_id, type="points.changed", body="{}",
+                               status="parked", park_reason="retries_exhausted", attempts=13, log=[],
+                               created_at="2026-01-01T00:00:00.000+00:00", parked_at="2026-01-02T00:00:00.000+00:00")
+    item.gsi1pk, item.gsi1sk = keys.webhook_parked("demo", webhook_id, item.parked_at, event_id)
+    item.save()
 
 
 # --- the routes ------------------------------------------------------------------------------
@@ -195,6 +215,8 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "top_up_id": lambda w: w.a_top_up,
     "entry_id": lambda w: w.pending_entries[0],
     "flag_id": lambda w: "matrix-flag",
+    "webhook_id": lambda w: "matrix-hook",
+    "event_id": lambda w: MATRIX_EVENT,
 }
 
 
@@ -292,6 +314,17 @@ ROWS: dict[str, Row] = {
     "GET /v1/coupon-templates": Row(about_a=False),
     "GET /v1/admin/coupon-templates": Row(about_a=False),
     "GET /v1/admin/coupon-templates/{template_id}": Row(about_a=False),
+    "PUT /v1/admin/webhooks/{webhook_id}": Row(about_a=False, params={"webhook_id": lambda w: w.fresh("matrix-new")},
+                                               body=lambda w: {"url": "http://127.0.0.1:9/m", "events": ["tier.changed"]}),
+    "GET /v1/admin/webhooks": Row(about_a=False),
+    "GET /v1/admin/webhooks/{webhook_id}": Row(about_a=True),
+    "DELETE /v1/admin/webhooks/{webhook_id}": Row(about_a=True, params={"webhook_id": lambda w: "matrix-hook-deleted"}),
+    "POST /v1/admin/webhooks/{webhook_id}/resume": Row(about_a=True),
+    "GET /v1/admin/webhooks/{webhook_id}/parked-deliveries": Row(about_a=True),
+    "GET /v1/admin/webhooks/{webhook_id}/deliveries/{event_id}": Row(about_a=True),
+    "POST /v1/admin/webhooks/{webhook_id}/deliveries/{event_id}/replay": Row(about_a=True),
+    "POST /v1/admin/webhooks/{webhook_id}/replays": Row(about_a=True, body=lambda w: {
+        "from": "2026-01-01T00:00:00+00:00", "to": "2026-01-02T00:00:00+00:00"}),
 }
 
 
