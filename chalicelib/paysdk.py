@@ -30,8 +30,8 @@ def _client(mchid: str, serial: str, private_key: str, apiv3_key: str, public_ke
 def client(settings: Settings) -> Any:
     if not (settings.is_local or settings.wechatpay_notify_url.startswith("https://")):
         raise ValueError("LOYALTY_WECHATPAY_NOTIFY_URL must be this API's https address outside the local stage")
-    return _client(settings.wechatpay_mchid.get_secret_value(), settings.wechatpay_merchant_serial.get_secret_value(),
-                   settings.wechatpay_merchant_private_key.get_secret_value(),
-                   settings.wechatpay_apiv3_key.get_secret_value(), settings.wechatpay_public_key.get_secret_value(),
-                   settings.wechatpay_public_key_id.get_secret_value(), settings.wechatpay_api_base,
+    return _client(settings.secret("wechatpay_mchid"), settings.secret("wechatpay_merchant_serial"),
+                   settings.secret("wechatpay_merchant_private_key"),
+                   settings.wechatpay_apiv3_key.get_secret_value(), settings.secret("wechatpay_public_key"),
+                   settings.secret("wechatpay_public_key_id"), settings.wechatpay_api_base,
                    settings.wechatpay_notify_url, settings.wechatpay_timeout_seconds)

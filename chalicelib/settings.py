@@ -38,6 +38,9 @@ DEV_WECHATPAY_APIV3_KEY = "dev-apiv3-key-not-for-production"  # 32 bytes, as WeC
 DEV_WECHATPAY_PUBLIC_KEY_ID = "PUB_KEY_ID_DEV0000000000000000000001"
 DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY, DEV_WECHATPAY_APIV3_KEY})
 SECRET_FIELDS = ("token_secret", "data_key", "lookup_key")
+# WeChat Pay's credentials: from the environment of the functions that pay (not yet Secrets Manager).
+WECHATPAY_SECRET_FIELDS = ("wechatpay_mchid", "wechatpay_merchant_serial", "wechatpay_merchant_private_key",
+                           "wechatpay_apiv3_key", "wechatpay_public_key", "wechatpay_public_key_id")
 
 
 class SecretsManagerSource(PydanticBaseSettingsSource):
@@ -96,12 +99,13 @@ class Settings(TableSettings):
     # notifications; the APIv3 key decrypts notification resources. Dev defaults: local only.
     # All five come from the stage's secret like the other secrets (infra: SecretStr fields); the
     # mchid, serial and public key are not secret as such, but belong to the same merchant account.
-    wechatpay_mchid: SecretStr = SecretStr(DEV_WECHATPAY_MCHID)
-    wechatpay_merchant_serial: SecretStr = SecretStr(DEV_WECHATPAY_MERCHANT_SERIAL)
-    wechatpay_merchant_private_key: SecretStr = SecretStr(DEV_MERCHANT_PRIVATE_KEY)
-    wechatpay_apiv3_key: SecretStr = SecretStr(DEV_WECHATPAY_APIV3_KEY)
-    wechatpay_public_key: SecretStr = SecretStr(DEV_PLATFORM_PUBLIC_KEY)
-    wechatpay_public_key_id: SecretStr = SecretStr(DEV_WECHATPAY_PUBLIC_KEY_ID)
+    # Outside local these come only from the function's environment: absent (None) where not given.
+    wechatpay_mchid: SecretStr | None = SecretStr(DEV_WECHATPAY_MCHID)
+    wechatpay_merchant_serial: SecretStr | None = SecretStr(DEV_WECHATPAY_MERCHANT_SERIAL)
+    wechatpay_merchant_private_key: SecretStr | None = SecretStr(DEV_MERCHANT_PRIVATE_KEY)
+    wechatpay_apiv3_key: SecretStr | None = SecretStr(DEV_WECHATPAY_APIV3_KEY)
+    wechatpay_public_key: SecretStr | None = SecretStr(DEV_PLATFORM_PUBLIC_KEY)
+    wechatpay_public_key_id: SecretStr | None = SecretStr(DEV_WECHATPAY_PUBLIC_KEY_ID)
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
     # Where WeChat Pay sends payment and refund notifications (this service's notify route). Set per
     # deployment (the API's https address); an order is refused while it is not https outside local.
@@ -140,7 +144,8 @@ class Settings(TableSettings):
     def _no_dev_default_for_unset_secrets(cls, data: Any) -> Any:
         """Outside local, a secret the function was not given is None rather than the dev default."""
         if isinstance(data, dict) and data.get("stage", LOCAL_STAGE) != LOCAL_STAGE:
-            data = {**data, **{name: None for name in SECRET_FIELDS if data.get(name) is None}}
+            data = {**data, **{name: None for name in (*SECRET_FIELDS, *WECHATPAY_SECRET_FIELDS)
+                               if data.get(name) is None}}
         return data
 
     def secret(self, name: str) -> str:
@@ -164,7 +169,8 @@ class Settings(TableSettings):
                          "wechatpay_merchant_private_key": DEV_MERCHANT_PRIVATE_KEY,
                          "wechatpay_public_key": DEV_PLATFORM_PUBLIC_KEY,
                          "wechatpay_public_key_id": DEV_WECHATPAY_PUBLIC_KEY_ID}
-        in_use += [name for name, dev in dev_wechatpay.items() if getattr(self, name).get_secret_value() == dev]
+        in_use += [name for name, dev in dev_wechatpay.items()
+                   if getattr(self, name) is not None and getattr(self, name).get_secret_value() == dev]
         if in_use:
             raise ValueError(f"dev default secrets refused outside the local stage: {', '.join(in_use)}")
         if not self.wechat_api_base.startswith("https://"):

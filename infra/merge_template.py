@@ -56,6 +56,7 @@ FUNCTION_SECRETS: dict[str, tuple[str, ...]] = {
     "send_notifications": ("data_key",),
     "run_daily_jobs": ("data_key",),
     "run_frequent_jobs": ("data_key",),
+    "deliver_webhooks": ("data_key",),  # endpoint secrets are stored encrypted: signing reads them
 }
 
 LOCAL_STAGE = "local"

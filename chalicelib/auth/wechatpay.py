@@ -40,7 +40,7 @@ def verify(settings: Settings, headers: Mapping[str, str], raw_body: bytes, now:
     lowered = {name.lower(): value for name, value in headers.items()}
     if not all(lowered.get(name) for name in HEADERS):
         raise Unauthorized("missing WeChat Pay signature headers")
-    if not hmac.compare_digest(lowered["wechatpay-serial"].encode(), settings.wechatpay_public_key_id.get_secret_value().encode()):
+    if not hmac.compare_digest(lowered["wechatpay-serial"].encode(), settings.secret("wechatpay_public_key_id").encode()):
         raise Unauthorized("unknown WeChat Pay serial", code="unknown_serial")
     timestamp = lowered["wechatpay-timestamp"]
     if not re.fullmatch(r"[0-9]{1,12}", timestamp) or abs(now - int(timestamp)) > settings.wechatpay_notify_window_seconds:

@@ -85,7 +85,7 @@ def _mismatch(settings: Settings, order: TableItem | None, transaction: dict[str
         return "unknown_order"
     if transaction.get("trade_state") != "SUCCESS":
         return f"trade_state_{str(transaction.get('trade_state') or 'missing').lower()}"
-    if transaction.get("mchid") != settings.wechatpay_mchid.get_secret_value():
+    if transaction.get("mchid") != settings.secret("wechatpay_mchid"):
         return "wrong_mchid"
     if transaction.get("appid") != order.appid:
         return "wrong_appid"

@@ -97,6 +97,7 @@ def test_dev_defaults_are_refused_outside_local(stage, monkeypatch):
 
     monkeypatch.setenv("LOYALTY_STAGE", stage)
     monkeypatch.setenv("LOYALTY_WECHAT_API_BASE", "https://api.weixin.qq.com")
+    monkeypatch.setenv("LOYALTY_WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
     # Not given: no secret at all (never the dev default), and using one fails loudly.
     unset = Settings()
     assert unset.token_secret is unset.data_key is unset.lookup_key is None

@@ -39,11 +39,11 @@ def test_accruals_redemptions_and_refusals_by_code(api: Any, capsys: Any) -> Non
 
 
 def test_job_progress_and_completion(api: Any, capsys: Any) -> None:
-    from chalicelib import jobs
+    from chalicelib import jobs, wiring
     from chalicelib.settings import get_settings
 
     capsys.readouterr()
-    jobs.run_scheduled(jobs.FREQUENT, get_settings())
+    jobs.run_frequent(get_settings(), wiring.frequent_jobs())
     found = _metrics(capsys.readouterr().out)
     assert ("ScheduledRunCompleted", {"service": "loyalty", "stage": "local", "schedule": "frequent"}, 1.0) in found
     answer = api.staff("POST", "/v1/admin/jobs/reconcile/runs", {"as_of": "2026-11-30"})

@@ -69,7 +69,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     return result
 
 
-FUNCTIONS = ("api_handler", "on_table_change", "send_notifications", "run_daily_jobs", "run_frequent_jobs")
+FUNCTIONS = ("api_handler", "on_table_change", "send_notifications", "deliver_webhooks", "run_daily_jobs",
+             "run_frequent_jobs")
 
 
 def _policy(stage: str, function: str) -> dict[str, Any]:

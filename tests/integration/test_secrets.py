@@ -26,6 +26,7 @@ def secrets_manager(monkeypatch):
         client.create_secret(Name="loyalty/prod/token_secret", SecretString="t1:" + "a" * 64)
         monkeypatch.setenv("LOYALTY_STAGE", "prod")
         monkeypatch.setenv("LOYALTY_WECHAT_API_BASE", "https://api.weixin.qq.com")
+        monkeypatch.setenv("LOYALTY_WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
         yield client
     parameters.clear_caches()
 

@@ -273,7 +273,8 @@ def outside_local(api, monkeypatch):
     from chalicelib.store import programs
 
     prod = Settings(stage="prod", token_secret="t" * 40, lookup_key="l" * 40,
-                    data_key=base64.b64encode(os.urandom(32)).decode(), wechat_api_base="https://api.weixin.qq.com")
+                    data_key=base64.b64encode(os.urandom(32)).decode(), wechat_api_base="https://api.weixin.qq.com",
+                    wechatpay_api_base="https://api.mch.weixin.qq.com")
     monkeypatch.setattr(http, "get_settings", lambda: prod)
     programs.save_admin_key("demo", "ops", "ops-key-for-the-ssrf-test")
     looked_up = []
