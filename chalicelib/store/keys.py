@@ -636,3 +636,15 @@ def sv_payment_refund(program_id: str, payment_id: str, refund_id: str) -> tuple
 def liability(program_id: str, day: str) -> tuple[str, str]:
     """Stored-value liability at the end of a program day (principal and bonus)."""
     return f"P#{program_id}#LIABILITY", day
+
+
+@builds("wechat_token")
+def wechat_access_token(appid: str) -> tuple[str, str]:
+    """The mini-program's WeChat access token, shared by every function (store/wechat_tokens.py)."""
+    return f"WXTOKEN#{appid}", "TOKEN"
+
+
+@builds("wechat_token_lock")
+def wechat_token_lock(appid: str) -> tuple[str, str]:
+    """Who is refreshing the access token right now."""
+    return f"WXTOKEN#{appid}", "LOCK"

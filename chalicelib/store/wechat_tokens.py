@@ -13,6 +13,7 @@ import uuid
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
+from chalicelib.store import keys
 from chalicelib.store.models import TableItem
 
 # Treat a token as gone this long before WeChat does, so no request carries a dying token.
@@ -31,11 +32,11 @@ class TokenLockItem(TableItem, discriminator="wechat_token_lock"):
 
 
 def _token_key(appid: str) -> tuple[str, str]:
-    return f"WXTOKEN#{appid}", "TOKEN"
+    return keys.wechat_access_token(appid)
 
 
 def _lock_key(appid: str) -> tuple[str, str]:
-    return f"WXTOKEN#{appid}", "LOCK"
+    return keys.wechat_token_lock(appid)
 
 
 def read(appid: str, now: float | None = None) -> str | None:
