@@ -71,7 +71,8 @@ def test_review_a_year_later_drops_the_idle_keeps_the_active_and_runs_once(api):
     from chalicelib.store import keys
     from chalicelib.store.models import AccountItem
 
-    year_later = dt.date.today() + dt.timedelta(days=365)
+    # The program's today (Asia/Shanghai): growth months are counted in its calendar.
+    year_later = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date() + dt.timedelta(days=365)
     month = f"{year_later.year:04d}-{year_later.month:02d}"
     account = AccountItem.get(*keys.account("demo", active))
     account.update(actions=[AccountItem.growth_months.set({**account.growth_months, month: 1000}),
