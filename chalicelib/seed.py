@@ -4,7 +4,6 @@ Refused outside the local stage: these keys are public knowledge."""
 
 from __future__ import annotations
 
-from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.auth.staff import DEV_ADMIN_KEY
 from chalicelib.auth.till import DEV_TILL_KEY_ID
 from chalicelib.domain.program import demo_program
@@ -30,7 +29,7 @@ def seed_demo_program() -> None:
         rewards.put_reward("demo", "demo-cup", rewards.RewardIn(name="Demo cup", points_price=100, stock=1000))
     if store_ledger.get_item(CouponTemplateItem, keys.coupon_template("demo", "demo-10off")) is None:
         # 10 yuan off orders of 100 yuan or more, 30 days from issue, 100 in all, 1 per member, free.
-        coupons.put_template(settings, StaffPrincipal("demo", "seed", "seed"), "demo-10off", coupons.TemplateIn(
+        coupons.seed_template("demo", "demo-10off", coupons.TemplateIn(
             name="满100减10", kind="amount_off", threshold_fen=10_000, off_fen=1_000, valid_days=30, total=100,
             per_member_limit=1, claimable=True, points_price=0))
     programs.clear_cache()

@@ -197,6 +197,23 @@ def put_template(settings: Settings, staff: StaffPrincipal, template_id: str, bo
     return template_view(store.get_item(CouponTemplateItem, key))
 
 
+def seed_template(program_id: str, template_id: str, body: TemplateIn) -> None:
+    """Version 1 of a template, written by the local seed if it is missing. Two plain conditional
+    puts, no Transaction: the seed then leaves PynamoDB's per-model connections as they were
+    (tests/integration/test_chaos.py injects its faults through the client TableItem opens first)."""
+    rules = body.rules()
+    rules_of.check_rules(rules)
+    now = clock.stamp(clock.now())
+    common: dict[str, Any] = dict(rules=rules_of.rules_json(rules), total=body.total,
+                                  per_member_limit=body.per_member_limit, claimable=1 if body.claimable else 0,
+                                  points_price=body.points_price, updated_at=now)
+    CouponTemplateVersionItem(*keys.coupon_template_version(program_id, template_id, keys.version_sort(1)),
+                              template_id=template_id, version=1, updated_by="seed", **common).save()
+    CouponTemplateItem(*keys.coupon_template(program_id, template_id), program_id=program_id,
+                       template_id=template_id, version=1, issued=0, gsi1pk=keys.coupon_templates_list(program_id),
+                       gsi1sk=template_id, **common).save(condition=CouponTemplateItem.pk.does_not_exist())
+
+
 def get_template(program_id: str, template_id: str) -> dict[str, Any]:
     item = store.get_item(CouponTemplateItem, keys.coupon_template(program_id, template_id))
     if not isinstance(item, CouponTemplateItem):
