@@ -109,11 +109,12 @@ _ERRORS = {
          "`stale_timestamp`, `replayed_nonce`, `unknown_appid`, `invalid_code`, `login_required`.",
     403: "`forbidden`: the staff credential lacks the permission the operation requires.",
     404: "What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, "
-         "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`. Another "
+         "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, `plan_not_found`, "
+         "`payment_not_found`, `top_up_not_found`. Another "
          "member's or program's resources are 404 too.",
     409: "`idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, "
          "`limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, "
-         "`birthday_already_set`, `version_conflict`, `balance_cap`, `insufficient_balance`, "
+         "`birthday_already_set`, `version_conflict`, `balance_cap`, `insufficient_balance`, `redemption_awaiting_payment`, "
          "`refund_exceeds_payment`, `payment_settled`, `payment_not_paid`, `top_up_not_paid`, `nothing_to_refund`, "
          "`payment_refused`.",
     413: f"`body_too_large`: the body is larger than {MAX_BODY_BYTES // 1024} KB.",
