@@ -20,7 +20,8 @@ bp = Blueprint(__name__)
 
 @route(bp, "/v1/stored-value/plans", ["GET"], auth=MEMBER, page_of=TopUpPlanView, summary="Top-up plans on sale")
 def list_plans(ctx):
-    return stored_value.plans(ctx.settings, ctx.member)
+    page = ctx.query()
+    return stored_value.plans(ctx.settings, ctx.member, page.limit, page.cursor)
 
 
 @route(bp, "/v1/members/me/top-ups", ["POST"], auth=MEMBER, status=201, body=stored_value.TopUpIn, response=TopUp,

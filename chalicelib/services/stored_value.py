@@ -74,10 +74,14 @@ def _now_and_day(settings: Settings, program_id: str) -> tuple[str, str]:
 
 # --- plans and history ------------------------------------------------------------------------
 
-def plans(settings: Settings, principal: MemberPrincipal) -> dict[str, Any]:
+def plans(settings: Settings, principal: MemberPrincipal, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The program's plans in their order; the cursor is the position of the next page (sealed by the API)."""
     policy = program_config(settings, principal.program_id).stored_value
-    return {"items": [{"plan_id": p.plan_id, "pay_fen": p.pay_fen, "bonus_fen": p.bonus_fen} for p in policy.plans],
-            "next_cursor": None}
+    start = int(cursor.removeprefix("plans:")) if cursor and cursor.startswith("plans:") and cursor[6:].isdigit() else 0
+    shown = policy.plans[start:start + limit]
+    following = f"plans:{start + limit}" if start + limit < len(policy.plans) else None
+    return {"items": [{"plan_id": p.plan_id, "pay_fen": p.pay_fen, "bonus_fen": p.bonus_fen} for p in shown],
+            "next_cursor": following}
 
 
 def history(program_id: str, member_id: str, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -52,6 +52,11 @@ def test_plans_are_the_programs(api, member):
     plans = api.member("GET", "/v1/stored-value/plans", token).json["items"]
     assert plans == [{"plan_id": "sv-100", "pay_fen": 10_000, "bonus_fen": 1_000},
                      {"plan_id": "sv-500", "pay_fen": 50_000, "bonus_fen": 8_000}]
+    first = api.member("GET", "/v1/stored-value/plans?limit=1", token).json
+    assert [p["plan_id"] for p in first["items"]] == ["sv-100"] and first["next_cursor"]
+    rest = api.member("GET", f"/v1/stored-value/plans?limit=1&cursor={first['next_cursor']}", token).json
+    assert [p["plan_id"] for p in rest["items"]] == ["sv-500"] and rest["next_cursor"] is None
+    assert api.member("GET", "/v1/stored-value/plans?limit=null", token).status_code == 400
 
 
 def test_top_up_pay_params_are_signed_for_wx_request_payment(api, member, pay):
