@@ -38,8 +38,9 @@ def test_scheduled_entry_point_runs_every_program(api):
 
     result = jobs.run_daily(get_settings(), wiring.daily_jobs())
     ran = [r["job"] for r in result["runs"]]
-    assert result["complete"] and ran[:6] == ["expire-points", "expiry-reminders", "birthday-gifts",
-                                              "dormant-members", "checkin-reminders", "reconcile"]
-    assert ran[6:] in ([], ["tier-review"])  # the review runs on review days only
+    assert result["complete"] and ran[:7] == ["expire-points", "expiry-reminders", "birthday-gifts",
+                                              "dormant-members", "checkin-reminders", "release-pending",
+                                              "reconcile"]
+    assert ran[7:] in ([], ["tier-review"])  # the review runs on review days only
     assert jobs.run_daily(get_settings(), wiring.daily_jobs())["runs"] == []  # today is done
     assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][0] == {"job": "release-holds", "released": 0}
