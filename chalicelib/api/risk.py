@@ -24,10 +24,9 @@ def reject_pending(ctx, member_id, entry_id):
 
 
 @route(bp, "/v1/admin/members/{member_id}/pending", ["GET"], auth=STAFF.require("risk:read"),
-       page_of=PendingEntry, errors=(404,), summary="A member's pending entries (every status), newest first")
+       page_of=PendingEntry, errors=(404,), summary="A member's newest pending entries (every status), one page")
 def member_pending(ctx, member_id):
-    ctx.query()
-    return pending.of_member(ctx.staff.program_id, member_id)
+    return pending.of_member(ctx.staff.program_id, member_id, ctx.query().limit)
 
 
 @route(bp, "/v1/admin/pending", ["GET"], auth=STAFF.require("risk:read"), page_of=PendingEntry,

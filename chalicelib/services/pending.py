@@ -117,10 +117,11 @@ def open_queue(program_id: str, limit: int, cursor: str | None) -> dict[str, Any
             "next_cursor": page.next_cursor}
 
 
-def of_member(program_id: str, member_id: str) -> dict[str, Any]:
+def of_member(program_id: str, member_id: str, limit: int) -> dict[str, Any]:
+    """A member's newest `limit` pending entries, every status (a member has few: one page)."""
     require_member(program_id, member_id)
     items = sorted(risk_store.member_pending(program_id, member_id), key=lambda i: i.created_at, reverse=True)
-    return {"items": [view(item) for item in items[:100]], "next_cursor": None}
+    return {"items": [view(item) for item in items[:limit]], "next_cursor": None}
 
 
 def auto_release_step(ctx: Any) -> Any:
