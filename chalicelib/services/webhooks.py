@@ -64,6 +64,8 @@ class WebhookIn(BaseModel):
     url: str = Field(min_length=8, max_length=2048, description="https://... (the local stage: loopback http too)")
     events: list[str] = Field(min_length=1, max_length=len(rules.EVENT_TYPES),
                               description=f"Event types: {', '.join(rules.EVENT_TYPES)}")
+    rotate_secret: bool = Field(default=False, description="Replace the secret of an existing webhook; the answer "
+                                "shows the new one, once (a lost secret is never shown again).")
 
     @field_validator("events")
     @classmethod
@@ -151,11 +153,14 @@ def put_webhook(settings: Settings, staff: StaffPrincipal, webhook_id: str, body
     now = clock.stamp(clock.now())
     key = keys.webhook(program_id, webhook_id)
     existing = store.get_item(WebhookItem, key)
-    if existing is not None:
-        existing.update(actions=[WebhookItem.url.set(body.url), WebhookItem.events.set(body.events),
-                                 WebhookItem.updated_at.set(now)], condition=WebhookItem.pk.exists())
-        return _view(existing)
     secret = "whsec_" + secrets.token_urlsafe(32)
+    if existing is not None:
+        actions: list[Any] = [WebhookItem.url.set(body.url), WebhookItem.events.set(body.events),
+                              WebhookItem.updated_at.set(now)]
+        if body.rotate_secret:
+            actions.append(WebhookItem.secret_enc.set(crypto.encrypt(settings, secret, context=key[0])))
+        existing.update(actions=actions, condition=WebhookItem.pk.exists())
+        return _view(existing, secret if body.rotate_secret else None)
     item = WebhookItem(*key, program_id=program_id, webhook_id=webhook_id, url=body.url, events=body.events,
                        secret_enc=crypto.encrypt(settings, secret, context=key[0]), status=ACTIVE,
                        created_at=now, updated_at=now)
@@ -558,9 +563,17 @@ def first_attempt(settings: Settings, program_id: str, event_id: str, webhook_id
     delivery, endpoint = _read_pair(program_id, event_id, webhook_id)
     if delivery is None or delivery.status != PENDING:
         return delivery.status if delivery is not None else "missing"
-    due = dt.datetime.fromisoformat(delivery.next_attempt_at) if delivery.next_attempt_at else None
-    if due is not None and clock.now() >= due - dt.timedelta(seconds=10):
-        return "left_to_the_queue"  # a late record: the frequent job takes it (no double send)
+    now = clock.now()
+    # Unclaimed and not due for longer than an attempt can take: the frequent job cannot reach it
+    # before this attempt is recorded, so no claim is needed (the common case: one write saved).
+    # Otherwise (a late record, a replay) claim it as the job does, so the two never both send it.
+    untouched = (int(delivery.attempts or 0) == 0 and delivery.next_attempt_at is not None
+                 and delivery.next_attempt_at == clock.stamp(dt.datetime.fromisoformat(delivery.created_at) + LEASE))
+    margin = dt.timedelta(seconds=rules.CONNECT_TIMEOUT_SECONDS + rules.READ_TIMEOUT_SECONDS + 10)
+    if untouched and now + margin < dt.datetime.fromisoformat(delivery.next_attempt_at):
+        return attempt(settings, delivery, endpoint)
+    if not _claim(delivery, now):
+        return "claimed_elsewhere"
     return attempt(settings, delivery, endpoint)
 
 

@@ -26,10 +26,12 @@ def http(stack):
     return Http(stack.api)
 
 
-def _received(stack, path):
+def _received(stack, path, member_id):
+    """What reached `path` about this member (records of earlier tests may still be in the stream
+    when the endpoint is registered: their events reach it too)."""
     answer = requests.get(f"{stack.webhooks}/_received", timeout=5)
     answer.raise_for_status()
-    return [r for r in answer.json() if r["path"] == path]
+    return [r for r in answer.json() if r["path"] == path and json.loads(r["body"])["member_id"] == member_id]
 
 
 def _verifies(secret, received):
@@ -50,11 +52,11 @@ def test_accruals_arrive_signed_once_each_and_a_replay_sends_no_new_event(http, 
                                                   "amount_fen": 1_000, "paid_at": paid_at})
         assert answer.status_code == 201, answer.text
     deadline = time.monotonic() + 60
-    while len(_received(stack, "/e2e-crm")) < ACCRUALS:
-        assert time.monotonic() < deadline, f"only {len(_received(stack, '/e2e-crm'))} deliveries arrived"
+    while len(_received(stack, "/e2e-crm", member_id)) < ACCRUALS:
+        assert time.monotonic() < deadline, f"only {len(_received(stack, '/e2e-crm', member_id))} deliveries arrived"
         time.sleep(0.3)
     stack.settle()
-    got = _received(stack, "/e2e-crm")
+    got = _received(stack, "/e2e-crm", member_id)
     ids = {json.loads(r["body"])["id"] for r in got}
     assert len(ids) == ACCRUALS and all(_verifies(secret, r) for r in got)
     assert sorted(json.loads(r["body"])["sequence"] for r in got) == list(range(1, ACCRUALS + 1))
@@ -70,8 +72,8 @@ def test_accruals_arrive_signed_once_each_and_a_replay_sends_no_new_event(http, 
     assert "deliver_webhooks" in {line["handler"] for line in lines}
     stack.settle()
     time.sleep(1)
-    after = _received(stack, "/e2e-crm")
+    after = _received(stack, "/e2e-crm", member_id)
     assert {json.loads(r["body"])["id"] for r in after} == ids  # duplicates, if any, only as the same ids
 
     [listed] = [w for w in http.staff("GET", "/v1/admin/webhooks").json()["items"] if w["webhook_id"] == "e2e-crm"]
-    assert listed["counters"]["delivered"] == ACCRUALS and listed["status"] == "active"
+    assert listed["counters"]["delivered"] >= ACCRUALS and listed["status"] == "active"

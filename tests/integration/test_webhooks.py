@@ -354,6 +354,9 @@ def test_endpoints_secret_once_maximum_change_and_delete(api):
     again = register(api, "a", "http://127.0.0.1:9/a2", ["member.enrolled"])
     assert "secret" in first and "secret" not in again
     assert again["url"] == "http://127.0.0.1:9/a2" and again["events"] == ["member.enrolled"]
+    rotated = api.staff("PUT", "/v1/admin/webhooks/a", {"url": "http://127.0.0.1:9/a2", "events": ["member.enrolled"],
+                                                        "rotate_secret": True}).json
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != first["secret"]
     unknown = api.staff("PUT", "/v1/admin/webhooks/b", {"url": "http://127.0.0.1:9/b", "events": ["points.stolen"]})
     assert unknown.status_code == 400
     for n in range(1, rules.MAX_ENDPOINTS_PER_PROGRAM):
@@ -449,3 +452,27 @@ def test_a_slow_receiver_times_out_and_the_retry_carries_the_same_event_id(api, 
     time.sleep(1.0)  # the slow answer's request is recorded once it finishes sleeping
     got = receiver.state.received()
     assert len(got) == 2 and {r["headers"]["X-Loyalty-Event-Id"] for r in got} == {event.event_id}
+
+
+@pytest.mark.parametrize("job_first", [True, False])
+def test_a_late_stream_record_and_the_frequent_job_send_a_delivery_once(api, receiver, monkeypatch, job_first):
+    from app import deliver_webhooks
+    from chalicelib import jobs, wiring
+    from chalicelib.settings import get_settings
+
+    clock = Clock(monkeypatch)
+    member_id = enrolled(api, f"hook-late-{job_first}")
+    feeder = StreamFeeder()
+    pump(feeder)
+    register(api, "race", f"{receiver.url}/race")
+    accrue(api, member_id, f"hook-late-{job_first}")
+    feeder.pump()  # the first stream function only: the event and its delivery are written
+    clock.to(clock.now + dt.timedelta(minutes=3))  # the sender's record arrives after the delivery came due
+    if job_first:
+        assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][1]["delivered"] == 1
+    records = feeder.read()
+    feeder.delivered += records
+    assert deliver_webhooks(lambda_event(records), None) == {"batchItemFailures": []}
+    jobs.run_frequent(get_settings(), wiring.frequent_jobs())
+    pump(feeder)
+    assert len(receiver.state.received()) == 1
