@@ -32,6 +32,6 @@ def client(settings: Settings) -> Any:
         raise ValueError("LOYALTY_WECHATPAY_NOTIFY_URL must be this API's https address outside the local stage")
     return _client(settings.secret("wechatpay_mchid"), settings.secret("wechatpay_merchant_serial"),
                    settings.secret("wechatpay_merchant_private_key"),
-                   settings.wechatpay_apiv3_key.get_secret_value(), settings.secret("wechatpay_public_key"),
+                   settings.secret("wechatpay_apiv3_key"), settings.secret("wechatpay_public_key"),
                    settings.secret("wechatpay_public_key_id"), settings.wechatpay_api_base,
                    settings.wechatpay_notify_url, settings.wechatpay_timeout_seconds)
