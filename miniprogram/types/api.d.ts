@@ -106,6 +106,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/coupon-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every coupon template
+         * @description Staff permission: `coupons:read`.
+         */
+        get: operations["list_coupon_templates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/coupon-templates/{template_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A coupon template, with its stock
+         * @description Staff permission: `coupons:read`.
+         */
+        get: operations["get_coupon_template"];
+        /**
+         * Create or change a coupon template (a new version; issued coupons keep their rules)
+         * @description Staff permission: `coupons:write`.
+         */
+        put: operations["put_coupon_template"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/coupon-templates/{template_id}/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give members a coupon each, once per request_id; refusals listed
+         * @description Staff permission: `coupons:grant`.
+         */
+        post: operations["grant_coupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open flags, oldest first
+         * @description Staff permission: `risk:read`.
+         */
+        get: operations["open_flags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/flags/{flag_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A flag with its evidence: the members involved, their orders and refunds
+         * @description Staff permission: `risk:read`.
+         */
+        get: operations["read_flag"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/flags/{flag_id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve a flag (confirmed or dismissed) with a reason, once per request_id
+         * @description Staff permission: `risk:review`.
+         */
+        post: operations["resolve_flag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/jobs/{job}/runs": {
         parameters: {
             query?: never;
@@ -115,7 +239,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run a job for a day (idempotent per job and day) */
+        /**
+         * Run a job for a day (idempotent per job and day)
+         * @description Staff permission: `jobs:run`.
+         */
         post: operations["run_job"];
         delete?: never;
         options?: never;
@@ -130,7 +257,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A member's card */
+        /**
+         * A member's card
+         * @description Staff permission: `members:read`.
+         */
         get: operations["member_card"];
         put?: never;
         post?: never;
@@ -149,8 +279,91 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Add or remove points with a reason, once per request_id */
+        /**
+         * Add or remove points with a reason, once per request_id
+         * @description Staff permission: `points:adjust`.
+         */
         post: operations["post_adjustment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every change of a member's coupons, newest first
+         * @description Staff permission: `coupons:read`.
+         */
+        get: operations["member_coupon_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A member's newest pending entries (every status), one page
+         * @description Staff permission: `risk:read`.
+         */
+        get: operations["member_pending"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/pending/{entry_id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject pending points (dropped; the history keeps them), once per request_id
+         * @description Staff permission: `risk:review`.
+         */
+        post: operations["reject_pending"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/pending/{entry_id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release pending points into the balance, once per request_id
+         * @description Staff permission: `risk:review`.
+         */
+        post: operations["release_pending"];
         delete?: never;
         options?: never;
         head?: never;
@@ -164,7 +377,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A member's points changes, newest first */
+        /**
+         * A member's points changes, newest first
+         * @description Staff permission: `members:read`.
+         */
         get: operations["member_history"];
         put?: never;
         post?: never;
@@ -183,8 +399,31 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a member's redemption */
+        /**
+         * Cancel a member's redemption
+         * @description Staff permission: `redemptions:cancel`.
+         */
         post: operations["cancel_redemption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/stored-value/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A member's stored-value changes, newest first
+         * @description Staff permission: `members:read`.
+         */
+        get: operations["member_stored_value_history"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -200,7 +439,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Grant a tier floor until a day */
+        /**
+         * Grant a tier floor until a day
+         * @description Staff permission: `tiers:grant`.
+         */
         post: operations["grant_tier"];
         delete?: never;
         options?: never;
@@ -215,8 +457,51 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A member's tier moves, newest first */
+        /**
+         * A member's tier moves, newest first
+         * @description Staff permission: `members:read`.
+         */
         get: operations["member_tier_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/top-ups/{top_up_id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a top-up's unspent principal through WeChat Pay (its bonus forfeited in proportion), once per request_id
+         * @description Staff permission: `stored_value:refund`.
+         */
+        post: operations["refund_top_up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The review queue: every open pending entry of the program, oldest first
+         * @description Staff permission: `risk:read`.
+         */
+        get: operations["pending_queue"];
         put?: never;
         post?: never;
         delete?: never;
@@ -232,10 +517,36 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read the program's rules */
+        /**
+         * Read the program's rules
+         * @description Staff permission: `program:read`.
+         */
         get: operations["get_program"];
-        /** Replace the program's rules (409 version_conflict if they changed since read) */
+        /**
+         * Replace the program's rules (409 version_conflict if they changed since read)
+         * @description Staff permission: `program:write`.
+         */
         put: operations["put_program"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/resolved-flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Resolved flags, oldest first
+         * @description Staff permission: `risk:read`.
+         */
+        get: operations["resolved_flags"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -250,7 +561,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every reward, inactive ones too */
+        /**
+         * Every reward, inactive ones too
+         * @description Staff permission: `rewards:read`.
+         */
         get: operations["admin_list_rewards"];
         put?: never;
         post?: never;
@@ -268,9 +582,160 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Create or replace a reward */
+        /**
+         * Create or replace a reward
+         * @description Staff permission: `rewards:write`.
+         */
         put: operations["put_reward"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program's webhooks with status, pause reason and counters
+         * @description Staff permission: `webhooks:read`.
+         */
+        get: operations["list_webhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One webhook
+         * @description Staff permission: `webhooks:read`.
+         */
+        get: operations["get_webhook"];
+        /**
+         * Register or change a webhook (the secret is shown once, when created)
+         * @description Staff permission: `webhooks:write`.
+         */
+        put: operations["put_webhook"];
+        post?: never;
+        /**
+         * Delete a webhook (deliveries waiting for it are dropped)
+         * @description Staff permission: `webhooks:write`.
+         */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks/{webhook_id}/deliveries/{event_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One delivery and its latest attempts
+         * @description Staff permission: `webhooks:read`.
+         */
+        get: operations["get_delivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks/{webhook_id}/deliveries/{event_id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a parked (or delivered) delivery again
+         * @description Staff permission: `webhooks:write`.
+         */
+        post: operations["replay_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks/{webhook_id}/parked-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deliveries to this webhook that ran out of retries or parked while it was paused
+         * @description Staff permission: `webhooks:read`.
+         */
+        get: operations["parked_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks/{webhook_id}/replays": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send every event of a time range again (at most 500 a call)
+         * @description Staff permission: `webhooks:write`.
+         */
+        post: operations["replay_range"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhooks/{webhook_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused webhook; what parked while it was paused goes out again
+         * @description Staff permission: `webhooks:write`.
+         */
+        post: operations["resume_webhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -288,6 +753,57 @@ export interface paths {
         put?: never;
         /** Exchange a wx.login code for a member token */
         post: operations["login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/coupon-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Coupons members can claim (领券中心) */
+        get: operations["claimable_coupon_templates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/coupons/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Use a coupon on an order (核销), once per request_id */
+        post: operations["redeem_coupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/coupons/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The whole order was cancelled: its coupon is unused again (or expired if its time passed) */
+        post: operations["void_coupon"];
         delete?: never;
         options?: never;
         head?: never;
@@ -340,6 +856,24 @@ export interface paths {
         put?: never;
         /** Check in for today (once a day) */
         post: operations["check_in"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/me/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's coupons in one status, soonest-expiring first */
+        get: operations["my_coupons"];
+        put?: never;
+        /** Claim a coupon, once per request_id (stock, limit and points price enforced) */
+        post: operations["claim_coupon"];
         delete?: never;
         options?: never;
         head?: never;
@@ -414,6 +948,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/members/me/stored-value/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's stored-value changes with the balance after each, newest first */
+        get: operations["my_stored_value_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/members/me/subscriptions": {
         parameters: {
             query?: never;
@@ -448,6 +999,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/members/me/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Buy a top-up plan: the WeChat Pay order and wx.requestPayment's pay_params; 409 balance_cap before any payment */
+        post: operations["top_up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orders": {
         parameters: {
             query?: never;
@@ -457,7 +1025,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Report a paid order: points and growth, once per order_id */
+        /** Report a paid order: points and growth, once per order_id (429 rate_limited beyond the till's caps; points held back by a risk rule are `points_pending`) */
         post: operations["post_order"];
         delete?: never;
         options?: never;
@@ -476,6 +1044,26 @@ export interface paths {
         put?: never;
         /** Report a refund: points and growth reversed in proportion, once per refund_id */
         post: operations["post_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payments/wechat/notify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * WeChat Pay's payment and refund notifications (signed, encrypted); answered in WeChat Pay's format
+         * @description Verified with the platform public key over the raw body, inside a timestamp window, then decrypted with the APIv3 key. A payment credits once however often it is notified. Refusals are 401 `{"code": "FAIL", ...}` (WeChat Pay retries); facts a retry cannot change are acknowledged and logged.
+         */
+        post: operations["wechat_pay_notify"];
         delete?: never;
         options?: never;
         head?: never;
@@ -542,6 +1130,91 @@ export interface paths {
         };
         /** Rewards on offer */
         get: operations["list_rewards"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stored-value/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pay with stored value (or freeze it: `freeze: true`), once per payment_id; 409 insufficient_balance */
+        post: operations["pay_with_stored_value"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stored-value/payments/{payment_id}/capture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Take a frozen stored-value payment */
+        post: operations["capture_stored_value_payment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stored-value/payments/{payment_id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Refund a stored-value payment back to stored value, once per refund_id; never beyond the payment */
+        post: operations["refund_stored_value_payment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stored-value/payments/{payment_id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give a frozen stored-value payment back */
+        post: operations["release_stored_value_payment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stored-value/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Top-up plans on sale */
+        get: operations["list_plans"];
         put?: never;
         post?: never;
         delete?: never;
@@ -658,6 +1331,11 @@ export interface components {
              */
             debt: number;
             /**
+             * Pending
+             * @description Awarded but held back by a risk rule (review, caps, refund ratio) until staff release them: not spendable.
+             */
+            pending: number;
+            /**
              * Expiring
              * @description Live lots, soonest first.
              */
@@ -718,6 +1396,283 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /** ClaimIn */
+        ClaimIn: {
+            /** Template Id */
+            template_id: string;
+            /** Request Id */
+            request_id: string;
+        };
+        /** Coupon */
+        Coupon: {
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "amount_off" | "percent_off" | "gift";
+            /**
+             * Threshold Fen
+             * @description The order must reach this amount (0: any order).
+             */
+            threshold_fen: number;
+            /**
+             * Off Fen
+             * @description amount_off: fen taken off.
+             */
+            off_fen: number | null;
+            /**
+             * Percent
+             * @description percent_off: what the customer pays, 80 = 八折.
+             */
+            percent: number | null;
+            /**
+             * Max Off Fen
+             * @description percent_off: the most it takes off.
+             */
+            max_off_fen: number | null;
+            /**
+             * Gift Item
+             * @description gift: what it hands over.
+             */
+            gift_item: string | null;
+            /**
+             * Store Ids
+             * @description Where it can be used; null: every store.
+             */
+            store_ids: string[] | null;
+            /** Coupon Id */
+            coupon_id: string;
+            /**
+             * Code
+             * @description What the till types or scans (12 characters, no look-alikes).
+             */
+            code: string;
+            /** Template Id */
+            template_id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "unused" | "used" | "expired";
+            /**
+             * Valid From
+             * Format: date
+             */
+            valid_from: string;
+            /**
+             * Valid Until
+             * Format: date
+             * @description The last day it can be used (program time zone).
+             */
+            valid_until: string;
+            /**
+             * Issued At
+             * Format: date-time
+             */
+            issued_at: string;
+            /** Used At */
+            used_at: string | null;
+            /** Order Id */
+            order_id: string | null;
+            /** Discount Fen */
+            discount_fen: number | null;
+        };
+        /** CouponEvent */
+        CouponEvent: {
+            /** Coupon Id */
+            coupon_id: string;
+            /** Code */
+            code: string;
+            /** Template Id */
+            template_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Event
+             * @enum {string}
+             */
+            event: "issued" | "used" | "voided" | "expired";
+            /**
+             * Status
+             * @description The coupon's status after it.
+             * @enum {string}
+             */
+            status: "unused" | "used" | "expired";
+            /**
+             * Ref
+             * @description The request, order or cause.
+             */
+            ref: string | null;
+            /** Discount Fen */
+            discount_fen: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /**
+         * CouponGifts
+         * @description Coupons issued automatically, by template id; each once per member and cause (enrolment,
+         *     reaching a tier, a birthday year, a points-mall redemption).
+         */
+        CouponGifts: {
+            /** On Enrol */
+            on_enrol?: string[];
+            /** On Tier */
+            on_tier?: {
+                [key: string]: string[];
+            };
+            /** On Birthday */
+            on_birthday?: string[];
+            /** On Redemption */
+            on_redemption?: {
+                [key: string]: string[];
+            };
+        };
+        /** CouponGrant */
+        CouponGrant: {
+            /** Template Id */
+            template_id: string;
+            /** Request Id */
+            request_id: string;
+            /** Granted */
+            granted: number;
+            /** Refused */
+            refused: components["schemas"]["CouponGrantRefusal"][];
+        };
+        /** CouponGrantRefusal */
+        CouponGrantRefusal: {
+            /** Member Id */
+            member_id: string;
+            /**
+             * Code
+             * @description member_not_found, out_of_stock, limit_reached, not_claimable or template_not_found.
+             */
+            code: string;
+        };
+        /** CouponRedeemed */
+        CouponRedeemed: {
+            /** Coupon Id */
+            coupon_id: string;
+            /** Code */
+            code: string;
+            /** Template Id */
+            template_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "amount_off" | "percent_off" | "gift";
+            /** Gift Item */
+            gift_item: string | null;
+            /** Order Id */
+            order_id: string;
+            /** Order Amount Fen */
+            order_amount_fen: number;
+            /**
+             * Discount Fen
+             * @description Never more than the order.
+             */
+            discount_fen: number;
+            /**
+             * Status
+             * @constant
+             */
+            status: "used";
+            /**
+             * Used At
+             * Format: date-time
+             */
+            used_at: string;
+        };
+        /** CouponTemplate */
+        CouponTemplate: {
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "amount_off" | "percent_off" | "gift";
+            /**
+             * Threshold Fen
+             * @description The order must reach this amount (0: any order).
+             */
+            threshold_fen: number;
+            /**
+             * Off Fen
+             * @description amount_off: fen taken off.
+             */
+            off_fen: number | null;
+            /**
+             * Percent
+             * @description percent_off: what the customer pays, 80 = 八折.
+             */
+            percent: number | null;
+            /**
+             * Max Off Fen
+             * @description percent_off: the most it takes off.
+             */
+            max_off_fen: number | null;
+            /**
+             * Gift Item
+             * @description gift: what it hands over.
+             */
+            gift_item: string | null;
+            /**
+             * Store Ids
+             * @description Where it can be used; null: every store.
+             */
+            store_ids: string[] | null;
+            /** Template Id */
+            template_id: string;
+            /**
+             * Version
+             * @description Send it back on the next PUT to refuse a concurrent edit.
+             */
+            version: number;
+            /** Valid Days */
+            valid_days: number | null;
+            /**
+             * Total
+             * @description Stock; null: unlimited.
+             */
+            total: number | null;
+            /** Issued */
+            issued: number;
+            /** Remaining */
+            remaining: number | null;
+            /** Per Member Limit */
+            per_member_limit: number | null;
+            /** Claimable */
+            claimable: boolean;
+            /** Points Price */
+            points_price: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** DeliveryAttempt */
+        DeliveryAttempt: {
+            /** At */
+            at: string;
+            /**
+             * Status
+             * @description The HTTP status answered; null when none came.
+             */
+            status: number | null;
+            /** Error */
+            error: string | null;
+            /** Ms */
+            ms: number;
+        };
         /** EarningRules */
         EarningRules: {
             /**
@@ -750,6 +1705,12 @@ export interface components {
              * @default null
              */
             invite_code: string | null;
+            /**
+             * Device Id
+             * @description Optional, as at login.
+             * @default null
+             */
+            device_id: string | null;
         };
         /** ErrorDetail */
         ErrorDetail: {
@@ -776,6 +1737,26 @@ export interface components {
         ErrorEnvelope: {
             error: components["schemas"]["ErrorDetail"];
         };
+        /** EvidenceRow */
+        EvidenceRow: {
+            /** Id */
+            id: string;
+            /** Type */
+            type: string;
+            /** Ref */
+            ref: string | null;
+            /** Points */
+            points: number;
+            /** Pending */
+            pending: number;
+            /** Amount Fen */
+            amount_fen: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
         /** ExpiringPoints */
         ExpiringPoints: {
             /**
@@ -797,6 +1778,135 @@ export interface components {
             /** Reminder Days */
             reminder_days?: number[];
         };
+        /** Flag */
+        Flag: {
+            /** Flag Id */
+            flag_id: string;
+            /**
+             * Rule
+             * @enum {string}
+             */
+            rule: "shared_phone" | "shared_device" | "refund_ratio";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "resolved";
+            /** Member Ids */
+            member_ids: string[];
+            /**
+             * Evidence
+             * @description What the rule saw when it raised the flag.
+             */
+            evidence: {
+                [key: string]: unknown;
+            };
+            /**
+             * Hits
+             * @description How often the rule fired for this case.
+             */
+            hits: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Resolution */
+            resolution: ("confirmed" | "dismissed") | null;
+            /** Resolved Reason */
+            resolved_reason: string | null;
+            /** Resolved By */
+            resolved_by: string | null;
+            /** Resolved At */
+            resolved_at: string | null;
+        };
+        /** FlagDetail */
+        FlagDetail: {
+            /** Flag Id */
+            flag_id: string;
+            /**
+             * Rule
+             * @enum {string}
+             */
+            rule: "shared_phone" | "shared_device" | "refund_ratio";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "resolved";
+            /** Member Ids */
+            member_ids: string[];
+            /**
+             * Evidence
+             * @description What the rule saw when it raised the flag.
+             */
+            evidence: {
+                [key: string]: unknown;
+            };
+            /**
+             * Hits
+             * @description How often the rule fired for this case.
+             */
+            hits: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Resolution */
+            resolution: ("confirmed" | "dismissed") | null;
+            /** Resolved Reason */
+            resolved_reason: string | null;
+            /** Resolved By */
+            resolved_by: string | null;
+            /** Resolved At */
+            resolved_at: string | null;
+            /**
+             * Members
+             * @description The members involved, with their orders and refunds.
+             */
+            members: components["schemas"]["FlagMember"][];
+        };
+        /** FlagMember */
+        FlagMember: {
+            /** Member Id */
+            member_id: string;
+            /** Nickname */
+            nickname: string | null;
+            /** Enrolled At */
+            enrolled_at: string | null;
+            /** Points Balance */
+            points_balance: number | null;
+            /** Points Pending */
+            points_pending: number | null;
+            /**
+             * Orders
+             * @description Orders of the last 30 days, newest first.
+             */
+            orders: components["schemas"]["EvidenceRow"][];
+            /**
+             * Refunds
+             * @description Refunds of the last 30 days, newest first.
+             */
+            refunds: components["schemas"]["EvidenceRow"][];
+        };
+        /** GrantIn */
+        GrantIn: {
+            /** Member Ids */
+            member_ids: string[];
+            /** Request Id */
+            request_id: string;
+        };
         /** Health */
         Health: {
             /**
@@ -813,9 +1923,17 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust";
-            /** Points */
+            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending";
+            /**
+             * Points
+             * @description The change to the balance; for a `pending` row, to the pending points (negative: rejected).
+             */
             points: number;
+            /**
+             * Pending
+             * @description The change to the pending points (`points.pending` on the card).
+             */
+            pending: number;
             /** Balance After */
             balance_after: number;
             /** Growth */
@@ -981,6 +2099,12 @@ export interface components {
             appid: string;
             /** Code */
             code: string;
+            /**
+             * Device Id
+             * @description Optional: the device's id, if the mini-program sends one (risk flags for many members behind one device; stored only as a keyed hash).
+             * @default null
+             */
+            device_id: string | null;
         };
         /** MemberCard */
         MemberCard: {
@@ -1029,6 +2153,11 @@ export interface components {
              * Format: date-time
              */
             enrolled_at: string;
+            /**
+             * Coupons Unused
+             * @description Coupons in the wallet not used yet (see GET /v1/members/me/coupons).
+             */
+            coupons_unused: number;
         };
         /** NextTier */
         NextTier: {
@@ -1070,12 +2199,25 @@ export interface components {
             order_id: string;
             /** Member Id */
             member_id: string;
-            /** Points Awarded */
+            /**
+             * Points Awarded
+             * @description Spendable now.
+             */
             points_awarded: number;
             /** Growth Awarded */
             growth_awarded: number;
             /** Points Balance */
             points_balance: number;
+            /**
+             * Points Pending
+             * @description Held back by a risk rule until staff release them (card: `points.pending`).
+             */
+            points_pending: number;
+            /**
+             * Pending Reason
+             * @description Why points are pending; null when none are.
+             */
+            pending_reason: ("review" | "refund_ratio" | "daily_cap" | "monthly_cap") | null;
         };
         /** OrderIn */
         OrderIn: {
@@ -1116,10 +2258,60 @@ export interface components {
             /** Amount Fen */
             amount_fen: number;
         };
+        /** Page[CouponEvent] */
+        Page_CouponEvent_: {
+            /** Items */
+            items: components["schemas"]["CouponEvent"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[CouponTemplate] */
+        Page_CouponTemplate_: {
+            /** Items */
+            items: components["schemas"]["CouponTemplate"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[Coupon] */
+        Page_Coupon_: {
+            /** Items */
+            items: components["schemas"]["Coupon"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[Flag] */
+        Page_Flag_: {
+            /** Items */
+            items: components["schemas"]["Flag"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
         /** Page[HistoryEntry] */
         Page_HistoryEntry_: {
             /** Items */
             items: components["schemas"]["HistoryEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[PendingEntry] */
+        Page_PendingEntry_: {
+            /** Items */
+            items: components["schemas"]["PendingEntry"][];
             /**
              * Next Cursor
              * @description Pass as `?cursor=` for the next page; null on the last.
@@ -1136,6 +2328,16 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Page[StoredValueEntry] */
+        Page_StoredValueEntry_: {
+            /** Items */
+            items: components["schemas"]["StoredValueEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
         /** Page[TierChange] */
         Page_TierChange_: {
             /** Items */
@@ -1145,6 +2347,144 @@ export interface components {
              * @description Pass as `?cursor=` for the next page; null on the last.
              */
             next_cursor: string | null;
+        };
+        /** Page[TopUpPlanView] */
+        Page_TopUpPlanView_: {
+            /** Items */
+            items: components["schemas"]["TopUpPlanView"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[WebhookDelivery] */
+        Page_WebhookDelivery_: {
+            /** Items */
+            items: components["schemas"]["WebhookDelivery"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * PayParams
+         * @description Exactly what `wx.requestPayment` takes (signed with the merchant key, RSA).
+         */
+        PayParams: {
+            /** Appid */
+            appId: string;
+            /** Timestamp */
+            timeStamp: string;
+            /** Noncestr */
+            nonceStr: string;
+            /**
+             * Package
+             * @description `prepay_id=...`
+             */
+            package: string;
+            /**
+             * Signtype
+             * @constant
+             */
+            signType: "RSA";
+            /** Paysign */
+            paySign: string;
+        };
+        /** PaymentIn */
+        PaymentIn: {
+            /** Payment Id */
+            payment_id: string;
+            /** Member Id */
+            member_id: string;
+            /** Order Id */
+            order_id: string;
+            /** Amount Fen */
+            amount_fen: number;
+            /**
+             * Freeze
+             * @default false
+             */
+            freeze: boolean;
+        };
+        /** PaymentRefundIn */
+        PaymentRefundIn: {
+            /** Refund Id */
+            refund_id: string;
+            /** Amount Fen */
+            amount_fen: number;
+        };
+        /** PendingEntry */
+        PendingEntry: {
+            /**
+             * Entry Id
+             * @description The `id` of the history row of type `pending`.
+             */
+            entry_id: string;
+            /** Member Id */
+            member_id: string;
+            /** Order Id */
+            order_id: string | null;
+            /**
+             * Rule
+             * @enum {string}
+             */
+            rule: "review" | "refund_ratio" | "daily_cap" | "monthly_cap";
+            /**
+             * Points
+             * @description As held back.
+             */
+            points: number;
+            /**
+             * Remaining
+             * @description Still pending (refunds of the order take from it).
+             */
+            remaining: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "released" | "rejected";
+            /**
+             * Auto Release On
+             * @description The day it releases itself unless rejected.
+             */
+            auto_release_on: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Settled At */
+            settled_at: string | null;
+            /** Settled Points */
+            settled_points: number | null;
+            /** Settled Reason */
+            settled_reason: string | null;
+            /** Settled By */
+            settled_by: string | null;
+        };
+        /** PendingSettled */
+        PendingSettled: {
+            /** Member Id */
+            member_id: string;
+            /** Entry Id */
+            entry_id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "released" | "rejected";
+            /**
+             * Points
+             * @description Released into the balance, or dropped.
+             */
+            points: number;
+            /** Points Balance */
+            points_balance: number;
+            /** Points Pending */
+            points_pending: number;
         };
         /** PhoneIn */
         PhoneIn: {
@@ -1180,6 +2520,7 @@ export interface components {
             tiers: components["schemas"]["Tier"][];
             expiry: components["schemas"]["ExpiryPolicy"];
             holds: components["schemas"]["HoldPolicy"];
+            stored_value?: components["schemas"]["StoredValuePolicy"];
             tier_policy?: components["schemas"]["TierPolicy"];
             checkin?: components["schemas"]["CheckinPolicy"];
             /** Tasks */
@@ -1190,6 +2531,8 @@ export interface components {
             templates?: {
                 [key: string]: unknown;
             };
+            coupon_gifts?: components["schemas"]["CouponGifts"];
+            risk?: components["schemas"]["RiskRules"];
         };
         /**
          * ProgramView
@@ -1212,6 +2555,7 @@ export interface components {
             tiers: components["schemas"]["Tier"][];
             expiry?: components["schemas"]["ExpiryPolicy"];
             holds?: components["schemas"]["HoldPolicy"];
+            stored_value?: components["schemas"]["StoredValuePolicy"];
             tier_policy?: components["schemas"]["TierPolicy"];
             checkin?: components["schemas"]["CheckinPolicy"];
             /** Tasks */
@@ -1222,8 +2566,24 @@ export interface components {
             templates?: {
                 [key: string]: components["schemas"]["NotificationTemplate"];
             };
+            coupon_gifts?: components["schemas"]["CouponGifts"];
+            risk?: components["schemas"]["RiskRules"];
             /** Version */
             version: number;
+        };
+        /** RedeemIn */
+        RedeemIn: {
+            /**
+             * Code
+             * @description As printed or scanned; case, spaces and dashes do not matter.
+             */
+            code: string;
+            /** Order Id */
+            order_id: string;
+            /** Order Amount Fen */
+            order_amount_fen: number;
+            /** Request Id */
+            request_id: string;
         };
         /** Redemption */
         Redemption: {
@@ -1243,9 +2603,20 @@ export interface components {
             points_balance: number;
             /**
              * Status
-             * @constant
+             * @description `awaiting_payment` for points + cash: the points are held until the cash part is paid (then `redeemed`), or given back if it is not paid in time.
+             * @enum {string}
              */
-            status: "redeemed";
+            status: "redeemed" | "awaiting_payment";
+            /**
+             * Out Trade No
+             * @description Points + cash only: the cash part's WeChat Pay order.
+             */
+            out_trade_no?: string;
+            /**
+             * Pay Params
+             * @description Points + cash only: what wx.requestPayment takes for the cash part.
+             */
+            pay_params?: components["schemas"]["PayParams"];
         };
         /** RedemptionCancelled */
         RedemptionCancelled: {
@@ -1291,6 +2662,11 @@ export interface components {
             points_balance: number;
             /** Points Debt */
             points_debt: number;
+            /**
+             * Pending Reversed
+             * @description Taken back from the order's pending points (not the balance).
+             */
+            pending_reversed: number;
         };
         /** RefundIn */
         RefundIn: {
@@ -1298,6 +2674,33 @@ export interface components {
             refund_id: string;
             /** Amount Fen */
             amount_fen: number;
+        };
+        /** ReplayIn */
+        ReplayIn: {
+            /**
+             * From
+             * Format: date-time
+             * @description Events created at or after this moment (with offset)
+             */
+            from: string;
+            /**
+             * To
+             * Format: date-time
+             * @description ... and before this one
+             */
+            to: string;
+        };
+        /** ResolveIn */
+        ResolveIn: {
+            /** Request Id */
+            request_id: string;
+            /**
+             * Resolution
+             * @enum {string}
+             */
+            resolution: "confirmed" | "dismissed";
+            /** Reason */
+            reason: string;
         };
         /** Retention */
         Retention: {
@@ -1348,6 +2751,166 @@ export interface components {
              */
             active: boolean;
         };
+        /**
+         * RiskRules
+         * @description Risk controls (防刷单). Every rule is optional; the defaults change nothing for members
+         *     except the two flags, which only put a case in the staff's queue.
+         */
+        RiskRules: {
+            /**
+             * Daily Points Cap
+             * @default null
+             */
+            daily_points_cap: number | null;
+            /**
+             * Monthly Points Cap
+             * @default null
+             */
+            monthly_points_cap: number | null;
+            /** Till Caps */
+            till_caps?: {
+                [key: string]: components["schemas"]["TillCaps"];
+            };
+            /**
+             * Review Threshold Fen
+             * @default null
+             */
+            review_threshold_fen: number | null;
+            /**
+             * Review Auto Release Days
+             * @default 7
+             */
+            review_auto_release_days: number | null;
+            /**
+             * Refund Ratio Pct
+             * @default null
+             */
+            refund_ratio_pct: number | null;
+            /**
+             * Refund Ratio Min Ordered Fen
+             * @default 10000
+             */
+            refund_ratio_min_ordered_fen: number;
+            /**
+             * Shared Phone Members
+             * @default 3
+             */
+            shared_phone_members: number | null;
+            /**
+             * Shared Device Members
+             * @default 5
+             */
+            shared_device_members: number | null;
+        };
+        /** SettleIn */
+        SettleIn: {
+            /** Request Id */
+            request_id: string;
+            /**
+             * Reason
+             * @description Why (kept on the entry and in the history row).
+             * @default null
+             */
+            reason: string | null;
+        };
+        /** StoredValueEntry */
+        StoredValueEntry: {
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed";
+            /**
+             * Amount Fen
+             * @description The change of the spendable balance (principal + bonus).
+             */
+            amount_fen: number;
+            /** Principal Fen */
+            principal_fen: number;
+            /** Bonus Fen */
+            bonus_fen: number;
+            /** Balance After Fen */
+            balance_after_fen: number;
+            /**
+             * Ref
+             * @description The top-up, payment or refund the change belongs to.
+             */
+            ref: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** StoredValuePayment */
+        StoredValuePayment: {
+            /** Payment Id */
+            payment_id: string;
+            /** Member Id */
+            member_id: string;
+            /** Order Id */
+            order_id: string;
+            /** Amount Fen */
+            amount_fen: number;
+            /**
+             * Principal Fen
+             * @description Paid from principal (spent first).
+             */
+            principal_fen: number;
+            /**
+             * Bonus Fen
+             * @description Paid from bonus (spent last).
+             */
+            bonus_fen: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "paid" | "frozen" | "released";
+            /** Refunded Fen */
+            refunded_fen: number;
+            /**
+             * Stored Value Fen
+             * @description The member's spendable stored value after this call.
+             */
+            stored_value_fen: number;
+        };
+        /** StoredValuePaymentRefund */
+        StoredValuePaymentRefund: {
+            /** Refund Id */
+            refund_id: string;
+            /** Payment Id */
+            payment_id: string;
+            /** Amount Fen */
+            amount_fen: number;
+            /** Principal Fen */
+            principal_fen: number;
+            /** Bonus Fen */
+            bonus_fen: number;
+            /** Stored Value Fen */
+            stored_value_fen: number;
+        };
+        /**
+         * StoredValuePolicy
+         * @description Stored value (储值): the plans on sale and the caps of 单用途商业预付卡管理办法 — at most
+         *     5000 yuan on a card whose holder is known (a bound phone: 记名), 1000 yuan otherwise.
+         */
+        StoredValuePolicy: {
+            /** Plans */
+            plans?: components["schemas"]["TopUpPlan"][];
+            /**
+             * Cap Named Fen
+             * @default 500000
+             */
+            cap_named_fen: number;
+            /**
+             * Cap Anonymous Fen
+             * @default 100000
+             */
+            cap_anonymous_fen: number;
+        };
         /** SubscribeIn */
         SubscribeIn: {
             /** Template Ids */
@@ -1380,6 +2943,93 @@ export interface components {
              * @default 0
              */
             growth: number;
+        };
+        /**
+         * TemplateIn
+         * @description A coupon template as staff write it (../shared/API.md). Amounts in fen; `percent` is what
+         *     the customer pays (80 = 八折); validity is `valid_days` from issue or a fixed window of days.
+         */
+        TemplateIn: {
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "amount_off" | "percent_off" | "gift";
+            /**
+             * Threshold Fen
+             * @default 0
+             */
+            threshold_fen: number;
+            /**
+             * Off Fen
+             * @default null
+             */
+            off_fen: number | null;
+            /**
+             * Percent
+             * @default null
+             */
+            percent: number | null;
+            /**
+             * Max Off Fen
+             * @default null
+             */
+            max_off_fen: number | null;
+            /**
+             * Gift Item
+             * @description What a gift coupon hands over (default: the name).
+             * @default null
+             */
+            gift_item: string | null;
+            /**
+             * Valid Days
+             * @description Days from the day of issue, that day included.
+             * @default null
+             */
+            valid_days: number | null;
+            /**
+             * Valid From
+             * @default null
+             */
+            valid_from: string | null;
+            /**
+             * Valid Until
+             * @description The last day it can be used (inclusive).
+             * @default null
+             */
+            valid_until: string | null;
+            /**
+             * Total
+             * @description Stock; null: unlimited.
+             * @default null
+             */
+            total: number | null;
+            /**
+             * Per Member Limit
+             * @default null
+             */
+            per_member_limit: number | null;
+            /** Claimable */
+            claimable: boolean;
+            /**
+             * Points Price
+             * @default 0
+             */
+            points_price: number;
+            /**
+             * Store Ids
+             * @description Stores (the till key's store) where it can be used; null: every store.
+             * @default null
+             */
+            store_ids: string[] | null;
+            /**
+             * Version
+             * @description The version this edit was made against (from the last answer): a concurrent edit is a 409 version_conflict.
+             * @default null
+             */
+            version: number | null;
         };
         /** Tier */
         Tier: {
@@ -1500,9 +3150,294 @@ export interface components {
              */
             review_day: number;
         };
+        /**
+         * TillCaps
+         * @description Caps on one till key (None: no cap). Beyond a cap the till gets 429 `rate_limited`.
+         */
+        TillCaps: {
+            /**
+             * Orders Per Minute
+             * @default null
+             */
+            orders_per_minute: number | null;
+            /**
+             * Amount Fen Per Hour
+             * @default null
+             */
+            amount_fen_per_hour: number | null;
+        };
+        /** TopUp */
+        TopUp: {
+            /**
+             * Top Up Id
+             * @description Also the WeChat Pay out_trade_no.
+             */
+            top_up_id: string;
+            /** Plan Id */
+            plan_id: string;
+            /** Pay Fen */
+            pay_fen: number;
+            /** Bonus Fen */
+            bonus_fen: number;
+            pay_params: components["schemas"]["PayParams"];
+        };
+        /** TopUpIn */
+        TopUpIn: {
+            /** Plan Id */
+            plan_id: string;
+            /** Request Id */
+            request_id: string;
+        };
+        /**
+         * TopUpPlan
+         * @description A stored-value top-up plan: pay `pay_fen`, get `bonus_fen` on top (充100送10).
+         */
+        TopUpPlan: {
+            /** Plan Id */
+            plan_id: string;
+            /** Pay Fen */
+            pay_fen: number;
+            /**
+             * Bonus Fen
+             * @default 0
+             */
+            bonus_fen: number;
+        };
+        /** TopUpPlanView */
+        TopUpPlanView: {
+            /** Plan Id */
+            plan_id: string;
+            /** Pay Fen */
+            pay_fen: number;
+            /** Bonus Fen */
+            bonus_fen: number;
+        };
+        /** TopUpRefund */
+        TopUpRefund: {
+            /**
+             * Refund Id
+             * @description The WeChat Pay out_refund_no (stable for this request_id).
+             */
+            refund_id: string;
+            /** Top Up Id */
+            top_up_id: string;
+            /** Member Id */
+            member_id: string;
+            /**
+             * Refund Fen
+             * @description The top-up's unspent principal, paid back through WeChat Pay.
+             */
+            refund_fen: number;
+            /** Bonus Forfeited Fen */
+            bonus_forfeited_fen: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+            /** Stored Value Fen */
+            stored_value_fen: number;
+        };
+        /** TopUpRefundIn */
+        TopUpRefundIn: {
+            /** Request Id */
+            request_id: string;
+            /**
+             * Reason
+             * @default 储值退款
+             */
+            reason: string;
+        };
+        /** VoidIn */
+        VoidIn: {
+            /** Code */
+            code: string;
+            /** Order Id */
+            order_id: string;
+            /** Request Id */
+            request_id: string;
+        };
+        /** Webhook */
+        Webhook: {
+            /** Webhook Id */
+            webhook_id: string;
+            /** Url */
+            url: string;
+            /** Events */
+            events: string[];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "paused";
+            /**
+             * Paused Reason
+             * @description Why it was paused (staff resume it).
+             */
+            paused_reason: string | null;
+            /** Paused At */
+            paused_at: string | null;
+            counters: components["schemas"]["WebhookCounters"];
+            /** Last Success At */
+            last_success_at: string | null;
+            /** Last Failure At */
+            last_failure_at: string | null;
+            /** Last Error */
+            last_error: string | null;
+            /** Created At */
+            created_at: string;
+            /**
+             * Secret
+             * @description Only in the answer that created it.
+             */
+            secret?: string;
+        };
+        /** WebhookCounters */
+        WebhookCounters: {
+            /** Delivered */
+            delivered: number;
+            /** Failed Attempts */
+            failed_attempts: number;
+            /**
+             * Parked
+             * @description Deliveries that ran out of retries.
+             */
+            parked: number;
+            /** Consecutive Failures */
+            consecutive_failures: number;
+        };
+        /** WebhookDeleted */
+        WebhookDeleted: {
+            /** Webhook Id */
+            webhook_id: string;
+            /** Deleted */
+            deleted: boolean;
+        };
+        /** WebhookDelivery */
+        WebhookDelivery: {
+            /** Event Id */
+            event_id: string;
+            /** Webhook Id */
+            webhook_id: string;
+            /** Type */
+            type: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "parked" | "dropped";
+            /** Attempts */
+            attempts: number;
+            /** Next Attempt At */
+            next_attempt_at: string | null;
+            /** Park Reason */
+            park_reason: string | null;
+            /** Parked At */
+            parked_at: string | null;
+            /** Delivered At */
+            delivered_at: string | null;
+            /** Created At */
+            created_at: string;
+            /**
+             * Log
+             * @description The latest attempts, oldest first.
+             */
+            log: components["schemas"]["DeliveryAttempt"][];
+        };
+        /** WebhookIn */
+        WebhookIn: {
+            /**
+             * Url
+             * @description https://... (the local stage: loopback http too)
+             */
+            url: string;
+            /**
+             * Events
+             * @description Event types: member.enrolled, member.updated, points.changed, redemption.cancelled, redemption.created, tier.changed
+             */
+            events: string[];
+            /**
+             * Rotate Secret
+             * @description Replace the secret of an existing webhook; the answer shows the new one, once (a lost secret is never shown again).
+             * @default false
+             */
+            rotate_secret: boolean;
+        };
+        /** WebhookList */
+        WebhookList: {
+            /** Items */
+            items: components["schemas"]["Webhook"][];
+            /**
+             * Next Cursor
+             * @description Always null: a program has at most a handful of webhooks.
+             */
+            next_cursor: null;
+        };
+        /** WebhookReplay */
+        WebhookReplay: {
+            /** Queued */
+            queued: number;
+            /** Complete */
+            complete: boolean;
+            /**
+             * Resume From
+             * @description When not complete: call again with this as `from`.
+             */
+            resume_from: string | null;
+        };
+        /** WebhookResumed */
+        WebhookResumed: {
+            /** Webhook Id */
+            webhook_id: string;
+            /** Url */
+            url: string;
+            /** Events */
+            events: string[];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "paused";
+            /**
+             * Paused Reason
+             * @description Why it was paused (staff resume it).
+             */
+            paused_reason: string | null;
+            /** Paused At */
+            paused_at: string | null;
+            counters: components["schemas"]["WebhookCounters"];
+            /** Last Success At */
+            last_success_at: string | null;
+            /** Last Failure At */
+            last_failure_at: string | null;
+            /** Last Error */
+            last_error: string | null;
+            /** Created At */
+            created_at: string;
+            /**
+             * Secret
+             * @description Only in the answer that created it.
+             */
+            secret?: string;
+            /**
+             * Requeued
+             * @description Deliveries parked while it was paused, queued again.
+             */
+            requeued: number;
+        };
+        /**
+         * WechatPayReply
+         * @description WeChat Pay's own reply shape, for success (`SUCCESS`) and failure (`FAIL`) alike.
+         */
+        WechatPayReply: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+        };
     };
     responses: {
-        /** @description `invalid_request` (a body, query or path parameter that is off), or a rule the request breaks: `hold_exceeds_cap`, `unknown_tier`, `unknown_template`, `unknown_invite_code`, `invalid_phone_code`, `wechat_app_rejected`. */
+        /** @description `invalid_request` (a body, query or path parameter that is off; for a coupon template the message names the field, e.g. `percent: must be 1 to 99`), or a rule the request breaks: `hold_exceeds_cap`, `unknown_tier`, `unknown_template`, `unknown_invite_code`, `invalid_phone_code`, `wechat_app_rejected`. */
         Error400: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -1522,7 +3457,17 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, `reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`. Another member's or program's resources are 404 too. */
+        /** @description `forbidden`: the staff credential lacks the permission the operation requires. */
+        Error403: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, `reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, `template_not_found`, `coupon_not_found` (also for another program's code), `pending_not_found`, `flag_not_found`, `plan_not_found`, `payment_not_found`, `top_up_not_found`. Another member's or program's resources are 404 too. */
         Error404: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -1532,7 +3477,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description `idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, `limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, `birthday_already_set`, `version_conflict`. */
+        /** @description `idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, `limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, `birthday_already_set`, `version_conflict`, `pending_settled`, `flag_resolved`; coupons: `not_claimable`, `coupon_used` (the message says when), `coupon_expired`, `coupon_not_yet_valid`, `threshold_not_met`, `store_not_allowed`, `coupon_not_used` (a void of a coupon not used on that order); money: `balance_cap`, `insufficient_balance`, `redemption_awaiting_payment`, `refund_exceeds_payment`, `payment_settled`, `payment_not_paid`, `top_up_not_paid`, `nothing_to_refund`, `payment_refused`. */
         Error409: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -1544,6 +3489,16 @@ export interface components {
         };
         /** @description `body_too_large`: the body is larger than 128 KB. */
         Error413: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description `rate_limited`: the till is beyond one of its rate caps (orders a minute, amount an hour); nothing was written. */
+        Error429: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
@@ -1699,13 +3654,235 @@ export interface operations {
             };
         };
     };
+    list_coupon_templates: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CouponTemplate_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    get_coupon_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A coupon template id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponTemplate"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_coupon_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A coupon template id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponTemplate"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    grant_coupons: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A coupon template id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GrantIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponGrant"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    open_flags: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Flag_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    read_flag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A flag id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                flag_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagDetail"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    resolve_flag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A flag id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                flag_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResolveIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flag"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
     run_job: {
         parameters: {
             query?: never;
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-gifts" | "checkin-reminders" | "dormant-members" | "expire-points" | "expiry-reminders" | "reconcile" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "stored-value-liability" | "tier-review";
             };
             cookie?: never;
         };
@@ -1727,6 +3904,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
@@ -1756,6 +3934,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
@@ -1788,6 +3967,149 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    member_coupon_history: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CouponEvent_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    member_pending: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PendingEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    reject_pending: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description The `id` of a history row of type `pending`: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                entry_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettleIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingSettled"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    release_pending: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description The `id` of a history row of type `pending`: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                entry_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettleIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingSettled"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -1823,6 +4145,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
@@ -1853,6 +4176,41 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    member_stored_value_history: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_StoredValueEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
@@ -1885,6 +4243,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
@@ -1919,7 +4278,75 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    refund_top_up: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description A top-up id (its WeChat Pay out_trade_no): 1 to 128 of A-Z a-z 0-9 . _ : - */
+                top_up_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUpRefundIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUpRefund"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    pending_queue: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PendingEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             503: components["responses"]["Error503"];
         };
     };
@@ -1943,6 +4370,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
@@ -1972,9 +4400,40 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    resolved_flags: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Flag_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             503: components["responses"]["Error503"];
         };
     };
@@ -2004,6 +4463,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             503: components["responses"]["Error503"];
         };
     };
@@ -2035,7 +4495,284 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeleted"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    get_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+                /** @description An event id: evt_ and 32 hex digits */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    replay_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+                /** @description An event id: evt_ and 32 hex digits */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    parked_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookDelivery_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    replay_range: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookReplay"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    resume_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : - */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookResumed"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };
@@ -2065,6 +4802,97 @@ export interface operations {
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    claimable_coupon_templates: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CouponTemplate_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    redeem_coupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedeemIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponRedeemed"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    void_coupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoidIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
         };
@@ -2188,6 +5016,69 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    my_coupons: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+                /** @description Which coupons. */
+                status?: "unused" | "used" | "expired";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Coupon_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    claim_coupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClaimIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
     bind_phone: {
         parameters: {
             query?: never;
@@ -2308,6 +5199,36 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    my_stored_value_history: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_StoredValueEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
     subscribe: {
         parameters: {
             query?: never;
@@ -2368,6 +5289,37 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    top_up: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopUpIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopUp"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
     post_order: {
         parameters: {
             query?: never;
@@ -2396,6 +5348,7 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            429: components["responses"]["Error429"];
             503: components["responses"]["Error503"];
         };
     };
@@ -2431,6 +5384,47 @@ export interface operations {
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
+        };
+    };
+    wechat_pay_notify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WechatPayReply"];
+                };
+            };
+            /** @description Refused, in the caller's own reply format */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WechatPayReply"];
+                };
+            };
+            /** @description Refused, in the caller's own reply format */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WechatPayReply"];
+                };
+            };
         };
     };
     place_hold: {
@@ -2544,6 +5538,158 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Reward_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    pay_with_stored_value: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PaymentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredValuePayment"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    capture_stored_value_payment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The till's stored-value payment id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                payment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredValuePayment"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    refund_stored_value_payment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The till's stored-value payment id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                payment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PaymentRefundIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredValuePaymentRefund"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    release_stored_value_payment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The till's stored-value payment id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                payment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredValuePayment"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_plans: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TopUpPlanView_"];
                 };
             };
             400: components["responses"]["Error400"];
