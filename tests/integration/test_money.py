@@ -284,17 +284,28 @@ def test_points_plus_cash_holds_points_until_paid_and_releases_them_when_not(api
 
 
 def test_the_wechat_pay_dev_keys_are_refused_outside_local():
+    """Outside local a WeChat Pay credential is absent unless the function is given one (using it
+    fails), and the stand-in's dev credentials are refused when given."""
     from pydantic import ValidationError
 
+    from chalicelib import settings as settings_module
     from chalicelib.settings import Settings
+    from chalicelib.wechatpay_dev_keys import DEV_MERCHANT_PRIVATE_KEY, DEV_PLATFORM_PUBLIC_KEY
 
     others = {"token_secret": "x" * 40, "data_key": "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=",
               "lookup_key": "y" * 40, "wechat_api_base": "https://api.weixin.qq.com",
               "wechatpay_api_base": "https://api.mch.weixin.qq.com"}
+    absent = Settings(stage="prod", **others)
+    assert absent.wechatpay_apiv3_key is None
+    with pytest.raises(RuntimeError):
+        absent.secret("wechatpay_apiv3_key")
+    dev = {"wechatpay_apiv3_key": settings_module.DEV_WECHATPAY_APIV3_KEY,
+           "wechatpay_merchant_private_key": DEV_MERCHANT_PRIVATE_KEY, "wechatpay_public_key": DEV_PLATFORM_PUBLIC_KEY,
+           "wechatpay_public_key_id": settings_module.DEV_WECHATPAY_PUBLIC_KEY_ID,
+           "wechatpay_mchid": settings_module.DEV_WECHATPAY_MCHID}
     with pytest.raises(ValidationError) as refused:
-        Settings(stage="prod", **others)
-    for name in ("wechatpay_apiv3_key", "wechatpay_merchant_private_key", "wechatpay_public_key",
-                 "wechatpay_public_key_id", "wechatpay_mchid"):
+        Settings(stage="prod", **others, **dev)
+    for name in dev:
         assert name in str(refused.value)
 
 

@@ -454,6 +454,12 @@ def test_a_slow_receiver_times_out_and_the_retry_carries_the_same_event_id(api, 
     assert len(got) == 2 and {r["headers"]["X-Loyalty-Event-Id"] for r in got} == {event.event_id}
 
 
+def retry_run(result):
+    """The retry-webhooks job's summary in a frequent run."""
+    (run,) = [run for run in result["runs"] if run["job"] == "retry-webhooks"]
+    return run
+
+
 @pytest.mark.parametrize("job_first", [True, False])
 def test_a_late_stream_record_and_the_frequent_job_send_a_delivery_once(api, receiver, monkeypatch, job_first):
     from app import deliver_webhooks
@@ -469,7 +475,7 @@ def test_a_late_stream_record_and_the_frequent_job_send_a_delivery_once(api, rec
     feeder.pump()  # the first stream function only: the event and its delivery are written
     clock.to(clock.now + dt.timedelta(minutes=3))  # the sender's record arrives after the delivery came due
     if job_first:
-        assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][1]["delivered"] == 1
+        assert retry_run(jobs.run_frequent(get_settings(), wiring.frequent_jobs()))["delivered"] == 1
     records = feeder.read()
     feeder.delivered += records
     assert deliver_webhooks(lambda_event(records), None) == {"batchItemFailures": []}
