@@ -51,10 +51,10 @@ def _effect_row(program_id: str, effect: dict[str, Any]) -> tuple[tuple[str, str
     if op == "refund":
         return keys.refund(program_id, ids[0], effect["key"]), -answer["points_reversed"]
     if op == "hold":
-        return keys.hold(program_id, effect["key"]), -answer["points"]
+        return keys.member_operation(program_id, effect["member"], "hold", effect["key"]), -answer["points"]
     if op == "hold_settle":
         hold_id, outcome = effect["key"].rsplit(":", 1)
-        return keys.program_operation(program_id, _SETTLED[outcome], hold_id), None
+        return keys.member_operation(program_id, effect["member"], _SETTLED[outcome], hold_id), None
     if op == "redemption":
         return keys.member_operation(program_id, effect["member"], "redeem", effect["key"]), -answer["points_spent"]
     raise ValueError(f"no ledger row known for {op}")
@@ -67,19 +67,19 @@ def _idempotency(program_id: str, facts: dict[str, Any], effects: list[dict[str,
     wrong: list[str] = []
     orphans: list[str] = []
     explained: set[tuple[str, str]] = set()
-    holds: set[str] = set()
+    holds: dict[str, str] = {}  # hold id -> member
     for effect in effects:
         key, points = _effect_row(program_id, effect)
         explained.add(key)
         if effect["op"] == "hold":
-            holds.add(effect["key"])
+            holds[effect["key"]] = effect["member"]
         row = facts.get(effect["member"], {}).get("rows", {}).get(key)
         if row is None:
             missing.append(f"{effect['op']} {effect['key']}")
         elif points is not None and row[2] != points:
             wrong.append(f"{effect['op']} {effect['key']}: ledger {row[2]} != answered {points}")
-    settlement_of = {keys.program_operation(program_id, outcome, hold): hold
-                     for hold in holds for outcome in _SETTLED.values()}
+    settlement_of = {keys.member_operation(program_id, member, outcome, hold): hold
+                     for hold, member in holds.items() for outcome in _SETTLED.values()}
     settlements: Counter[str] = Counter()
     for member_id, f in facts.items():
         for key, (kind, ref, _points) in f["rows"].items():

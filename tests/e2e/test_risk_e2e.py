@@ -29,9 +29,11 @@ def _put_risk(http, risk):
 
 def test_concurrent_orders_beyond_a_till_cap_are_429_and_write_nothing(http):
     token, member_id = http.enrolled("till-cap-e2e")
-    # Start early in a minute, so every order lands in the same one.
-    while dt.datetime.now(dt.timezone.utc).second > 30:
-        time.sleep(1)
+    # Start at the beginning of a fresh minute: every order of this test lands in it, and no order of
+    # an earlier test (same till key, same stack) is counted against this cap.
+    started = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    while dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) == started:
+        time.sleep(0.2)
     previous = _put_risk(http, {"till_caps": {"dev-pos": {"orders_per_minute": 15}}})
     try:
 
