@@ -1252,7 +1252,7 @@ export interface components {
              * Expires On
              * @default null
              */
-            expires_on: string | null;
+            expires_on?: string | null;
         };
         /** Benefit */
         Benefit: {
@@ -1285,17 +1285,17 @@ export interface components {
              * Multiplier Pct
              * @default 100
              */
-            multiplier_pct: number;
+            multiplier_pct?: number;
             /**
              * Bonus Threshold Fen
              * @default null
              */
-            bonus_threshold_fen: number | null;
+            bonus_threshold_fen?: number | null;
             /**
              * Bonus Points
              * @default 0
              */
-            bonus_points: number;
+            bonus_points?: number;
         };
         /** CardBenefit */
         CardBenefit: {
@@ -1380,17 +1380,17 @@ export interface components {
              * Points
              * @default 1
              */
-            points: number;
+            points?: number;
             /**
              * Growth
              * @default 1
              */
-            growth: number;
+            growth?: number;
             /**
              * Cycle Days
              * @default 7
              */
-            cycle_days: number;
+            cycle_days?: number;
             /** Bonuses */
             bonuses?: {
                 [key: string]: number;
@@ -1679,12 +1679,12 @@ export interface components {
              * Points Per Yuan
              * @default 1
              */
-            points_per_yuan: number;
+            points_per_yuan?: number;
             /**
              * Growth Per Yuan
              * @default 1
              */
-            growth_per_yuan: number;
+            growth_per_yuan?: number;
             /** Campaigns */
             campaigns?: components["schemas"]["Campaign"][];
         };
@@ -1694,23 +1694,23 @@ export interface components {
              * Nickname
              * @default null
              */
-            nickname: string | null;
+            nickname?: string | null;
             /**
              * Birthday
              * @default null
              */
-            birthday: string | null;
+            birthday?: string | null;
             /**
              * Invite Code
              * @default null
              */
-            invite_code: string | null;
+            invite_code?: string | null;
             /**
              * Device Id
              * @description Optional, as at login.
              * @default null
              */
-            device_id: string | null;
+            device_id?: string | null;
         };
         /** ErrorDetail */
         ErrorDetail: {
@@ -1774,7 +1774,7 @@ export interface components {
              * Months After
              * @default 12
              */
-            months_after: number;
+            months_after?: number;
             /** Reminder Days */
             reminder_days?: number[];
         };
@@ -1999,17 +1999,17 @@ export interface components {
              * Points Per Yuan
              * @default 10
              */
-            points_per_yuan: number;
+            points_per_yuan?: number;
             /**
              * Max Share Pct
              * @default 50
              */
-            max_share_pct: number;
+            max_share_pct?: number;
             /**
              * Ttl Minutes
              * @default 30
              */
-            ttl_minutes: number;
+            ttl_minutes?: number;
         };
         /** HoldSettled */
         HoldSettled: {
@@ -2071,7 +2071,7 @@ export interface components {
              * @description The day to run for (default: the program's today), 2000-01-01 to 2099-12-31.
              * @default null
              */
-            as_of: string | null;
+            as_of?: string | null;
         };
         /** Login */
         Login: {
@@ -2104,7 +2104,7 @@ export interface components {
              * @description Optional: the device's id, if the mini-program sends one (risk flags for many members behind one device; stored only as a keyed hash).
              * @default null
              */
-            device_id: string | null;
+            device_id?: string | null;
         };
         /** MemberCard */
         MemberCard: {
@@ -2174,14 +2174,14 @@ export interface components {
              * Fields
              * @default null
              */
-            fields: {
+            fields?: {
                 [key: string]: string;
             } | null;
             /**
              * Page
              * @default null
              */
-            page: string | null;
+            page?: string | null;
         };
         /**
          * OpenApiDocument
@@ -2237,12 +2237,12 @@ export interface components {
              * Store Id
              * @default null
              */
-            store_id: string | null;
+            store_id?: string | null;
             /**
              * Items
              * @default null
              */
-            items: components["schemas"]["OrderLine"][] | null;
+            items?: components["schemas"]["OrderLine"][] | null;
         };
         /** OrderLine */
         OrderLine: {
@@ -2252,7 +2252,7 @@ export interface components {
              * Name
              * @default null
              */
-            name: string | null;
+            name?: string | null;
             /** Quantity */
             quantity: number;
             /** Amount Fen */
@@ -2406,7 +2406,7 @@ export interface components {
              * Freeze
              * @default false
              */
-            freeze: boolean;
+            freeze?: boolean;
         };
         /** PaymentRefundIn */
         PaymentRefundIn: {
@@ -2497,12 +2497,12 @@ export interface components {
              * Nickname
              * @default null
              */
-            nickname: string | null;
+            nickname?: string | null;
             /**
              * Birthday
              * @default null
              */
-            birthday: string | null;
+            birthday?: string | null;
         };
         /** ProgramRulesIn */
         ProgramRulesIn: {
@@ -2514,7 +2514,7 @@ export interface components {
              * Timezone
              * @default Asia/Shanghai
              */
-            timezone: string;
+            timezone?: string;
             earning: components["schemas"]["EarningRules"];
             /** Tiers */
             tiers: components["schemas"]["Tier"][];
@@ -2549,7 +2549,7 @@ export interface components {
              * Timezone
              * @default Asia/Shanghai
              */
-            timezone: string;
+            timezone?: string;
             earning?: components["schemas"]["EarningRules"];
             /** Tiers */
             tiers: components["schemas"]["Tier"][];
@@ -2737,19 +2737,19 @@ export interface components {
              * Cash Fen
              * @default 0
              */
-            cash_fen: number;
+            cash_fen?: number;
             /** Stock */
             stock: number;
             /**
              * Per Member Limit
              * @default null
              */
-            per_member_limit: number | null;
+            per_member_limit?: number | null;
             /**
              * Active
              * @default true
              */
-            active: boolean;
+            active?: boolean;
         };
         /**
          * RiskRules
@@ -2761,12 +2761,12 @@ export interface components {
              * Daily Points Cap
              * @default null
              */
-            daily_points_cap: number | null;
+            daily_points_cap?: number | null;
             /**
              * Monthly Points Cap
              * @default null
              */
-            monthly_points_cap: number | null;
+            monthly_points_cap?: number | null;
             /** Till Caps */
             till_caps?: {
                 [key: string]: components["schemas"]["TillCaps"];
@@ -2775,32 +2775,32 @@ export interface components {
              * Review Threshold Fen
              * @default null
              */
-            review_threshold_fen: number | null;
+            review_threshold_fen?: number | null;
             /**
              * Review Auto Release Days
              * @default 7
              */
-            review_auto_release_days: number | null;
+            review_auto_release_days?: number | null;
             /**
              * Refund Ratio Pct
              * @default null
              */
-            refund_ratio_pct: number | null;
+            refund_ratio_pct?: number | null;
             /**
              * Refund Ratio Min Ordered Fen
              * @default 10000
              */
-            refund_ratio_min_ordered_fen: number;
+            refund_ratio_min_ordered_fen?: number;
             /**
              * Shared Phone Members
              * @default 3
              */
-            shared_phone_members: number | null;
+            shared_phone_members?: number | null;
             /**
              * Shared Device Members
              * @default 5
              */
-            shared_device_members: number | null;
+            shared_device_members?: number | null;
         };
         /** SettleIn */
         SettleIn: {
@@ -2811,7 +2811,7 @@ export interface components {
              * @description Why (kept on the entry and in the history row).
              * @default null
              */
-            reason: string | null;
+            reason?: string | null;
         };
         /** StoredValueEntry */
         StoredValueEntry: {
@@ -2904,12 +2904,12 @@ export interface components {
              * Cap Named Fen
              * @default 500000
              */
-            cap_named_fen: number;
+            cap_named_fen?: number;
             /**
              * Cap Anonymous Fen
              * @default 100000
              */
-            cap_anonymous_fen: number;
+            cap_anonymous_fen?: number;
         };
         /** SubscribeIn */
         SubscribeIn: {
@@ -2919,7 +2919,7 @@ export interface components {
              * Request Id
              * @default null
              */
-            request_id: string | null;
+            request_id?: string | null;
         };
         /** Subscriptions */
         Subscriptions: {
@@ -2937,12 +2937,12 @@ export interface components {
              * Points
              * @default 0
              */
-            points: number;
+            points?: number;
             /**
              * Growth
              * @default 0
              */
-            growth: number;
+            growth?: number;
         };
         /**
          * TemplateIn
@@ -2961,75 +2961,75 @@ export interface components {
              * Threshold Fen
              * @default 0
              */
-            threshold_fen: number;
+            threshold_fen?: number;
             /**
              * Off Fen
              * @default null
              */
-            off_fen: number | null;
+            off_fen?: number | null;
             /**
              * Percent
              * @default null
              */
-            percent: number | null;
+            percent?: number | null;
             /**
              * Max Off Fen
              * @default null
              */
-            max_off_fen: number | null;
+            max_off_fen?: number | null;
             /**
              * Gift Item
              * @description What a gift coupon hands over (default: the name).
              * @default null
              */
-            gift_item: string | null;
+            gift_item?: string | null;
             /**
              * Valid Days
              * @description Days from the day of issue, that day included.
              * @default null
              */
-            valid_days: number | null;
+            valid_days?: number | null;
             /**
              * Valid From
              * @default null
              */
-            valid_from: string | null;
+            valid_from?: string | null;
             /**
              * Valid Until
              * @description The last day it can be used (inclusive).
              * @default null
              */
-            valid_until: string | null;
+            valid_until?: string | null;
             /**
              * Total
              * @description Stock; null: unlimited.
              * @default null
              */
-            total: number | null;
+            total?: number | null;
             /**
              * Per Member Limit
              * @default null
              */
-            per_member_limit: number | null;
+            per_member_limit?: number | null;
             /** Claimable */
             claimable: boolean;
             /**
              * Points Price
              * @default 0
              */
-            points_price: number;
+            points_price?: number;
             /**
              * Store Ids
              * @description Stores (the till key's store) where it can be used; null: every store.
              * @default null
              */
-            store_ids: string[] | null;
+            store_ids?: string[] | null;
             /**
              * Version
              * @description The version this edit was made against (from the last answer): a concurrent edit is a 409 version_conflict.
              * @default null
              */
-            version: number | null;
+            version?: number | null;
         };
         /** Tier */
         Tier: {
@@ -3045,27 +3045,27 @@ export interface components {
              * Retention
              * @default null
              */
-            retention: number | null;
+            retention?: number | null;
             /**
              * Points Multiplier Pct
              * @default 100
              */
-            points_multiplier_pct: number;
+            points_multiplier_pct?: number;
             /**
              * Discount Pct
              * @default 100
              */
-            discount_pct: number;
+            discount_pct?: number;
             /**
              * Free Shipping Threshold Fen
              * @default null
              */
-            free_shipping_threshold_fen: number | null;
+            free_shipping_threshold_fen?: number | null;
             /**
              * Birthday Gift Points
              * @default 0
              */
-            birthday_gift_points: number;
+            birthday_gift_points?: number;
             /** Benefits */
             benefits?: components["schemas"]["Benefit"][];
         };
@@ -3127,28 +3127,28 @@ export interface components {
              * Growth Window Months
              * @default 12
              */
-            growth_window_months: number | null;
+            growth_window_months?: number | null;
             /**
              * Downgrade
              * @default one_tier
              * @enum {string}
              */
-            downgrade: "one_tier" | "to_supported";
+            downgrade?: "one_tier" | "to_supported";
             /**
              * Grace Days
              * @default 0
              */
-            grace_days: number;
+            grace_days?: number;
             /**
              * Review Every Months
              * @default 1
              */
-            review_every_months: number;
+            review_every_months?: number;
             /**
              * Review Day
              * @default 1
              */
-            review_day: number;
+            review_day?: number;
         };
         /**
          * TillCaps
@@ -3159,12 +3159,12 @@ export interface components {
              * Orders Per Minute
              * @default null
              */
-            orders_per_minute: number | null;
+            orders_per_minute?: number | null;
             /**
              * Amount Fen Per Hour
              * @default null
              */
-            amount_fen_per_hour: number | null;
+            amount_fen_per_hour?: number | null;
         };
         /** TopUp */
         TopUp: {
@@ -3201,7 +3201,7 @@ export interface components {
              * Bonus Fen
              * @default 0
              */
-            bonus_fen: number;
+            bonus_fen?: number;
         };
         /** TopUpPlanView */
         TopUpPlanView: {
@@ -3246,7 +3246,7 @@ export interface components {
              * Reason
              * @default 储值退款
              */
-            reason: string;
+            reason?: string;
         };
         /** VoidIn */
         VoidIn: {
@@ -3361,7 +3361,7 @@ export interface components {
              * @description Replace the secret of an existing webhook; the answer shows the new one, once (a lost secret is never shown again).
              * @default false
              */
-            rotate_secret: boolean;
+            rotate_secret?: boolean;
         };
         /** WebhookList */
         WebhookList: {

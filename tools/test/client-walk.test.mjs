@@ -131,11 +131,12 @@ describe('a member walks through the client', () => {
   it('claims and lists coupons, or surfaces their absence as an error with a code', async () => {
     if (has('/v1/members/me/coupons', 'get')) {
       // API.md's second part: demo-10off is claimable, free, one per member.
-      const coupon = await loyalty.claimCoupon({ template_id: 'demo-10off' })
+      const coupon = await loyalty.claimCoupon({ template_id: 'demo-10off', request_id: 'walk-claim-1' })
       assert.equal(coupon.template_id, 'demo-10off')
       assert.equal(coupon.status, 'unused')
-      const again = await loyalty.claimCoupon({ template_id: 'demo-10off', request_id: coupon.request_id || undefined })
-      assert.ok(again)
+      // The same request again (a retry): the first answer, not a second coupon.
+      const again = await loyalty.claimCoupon({ template_id: 'demo-10off', request_id: 'walk-claim-1' })
+      assert.equal(again.coupon_id, coupon.coupon_id)
       const unused = await loyalty.coupons({ status: 'unused' })
       assert.deepEqual(unused.items.map(c => c.coupon_id), [coupon.coupon_id])
       const limit = await rejection(loyalty.claimCoupon({ template_id: 'demo-10off' }))
