@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from devstack.background_server import BackgroundServer
+
 logger = logging.getLogger("devstack.webhooks")
 MAX_BODY_BYTES = 1 << 20
 
@@ -136,32 +138,9 @@ class _ReceiverServer(ThreadingHTTPServer):
         self.state = state
 
 
-class WebhookReceiver:
+class WebhookReceiver(BackgroundServer):
     """The receiver on a daemon thread: ``start()``, ``url``, ``stop()``, ``state``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8003) -> None:
         self.state = ReceiverState()
-        self._host = host
-        self._server = _ReceiverServer((host, port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="webhook-receiver", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_address[1]}"
-
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(host, _ReceiverServer((host, port), self.state), "webhook-receiver")

@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devstack import wechatpay_standin
+from devstack.background_server import BackgroundServer
 
 logger = logging.getLogger("devstack.wechat")
 
@@ -437,34 +438,11 @@ class _StandinServer(ThreadingHTTPServer):
         self.routes = _ROUTES
 
 
-class WechatStandin:
+class WechatStandin(BackgroundServer):
     """The stand-in server, run on a daemon thread: ``start()``, ``url``, ``stop()``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8001, apps: Mapping[str, str] | None = None) -> None:
         self.state = WechatState(apps)
         # WeChat Pay v3 on the same port (devstack/wechatpay_standin.py).
         self.pay = wechatpay_standin.WechatPayState()
-        self._host = host
-        self._server = _StandinServer((host, port), self.state, self.pay)  # binds now: a busy port fails here
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="wechat-standin", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_address[1]}"  # the real port when given 0
-
-    def start(self) -> WechatStandin:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-
-    def __enter__(self) -> WechatStandin:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(host, _StandinServer((host, port), self.state, self.pay), "wechat-standin")
