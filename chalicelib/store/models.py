@@ -6,6 +6,8 @@ in the environment first (the app, the local stack and the test fixtures all mak
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import (
     DiscriminatorAttribute,
     JSONAttribute,
@@ -67,6 +69,15 @@ class TableItem(Model):
 
     gsi1 = Gsi1()
     gsi2 = Gsi2()
+
+    @classmethod
+    def _get_connection(cls) -> Any:
+        """One connection (one botocore client) for every kind: they all live in the same table
+        with the same keys and indexes. PynamoDB would otherwise cache one per model class that
+        happens to be used first, each building its own client on a cold start."""
+        if cls is TableItem:
+            return super()._get_connection()
+        return TableItem._get_connection()
 
 
 class ProgramItem(TableItem, discriminator="program"):
