@@ -6,6 +6,9 @@
 - Chalice's local router hands path parameters to the app still percent-encoded (`a%3Ab`), where
   API Gateway decodes them (`a:b`); the app's id checks and the till signature's canonical path
   must see what they see on AWS.
+- An unknown path: Chalice's local gateway answers 403 "Missing Authentication Token" and echoes
+  the request's Authorization header (a token) in the body. The AWS template's gateway responses
+  answer 404 `not_found` in the contract's envelope; so does this.
 
 - For load runs (`make load`) only, with `DEVSTACK_DYNAMODB_RECORD` set: every DynamoDB call
   of a labelled request is recorded (`dynamodb_recorder.py`).
@@ -13,7 +16,9 @@
 Same CLI, same arguments: `python -m devstack.chalice_local local ...`.
 """
 
+import json
 import sys
+import uuid
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,6 +36,30 @@ def _match_route_decoded(self: local.RouteMatcher, url: str) -> Any:
 
 
 local.RouteMatcher.match_route = _match_route_decoded  # type: ignore[method-assign]
+
+
+class _UnknownPath(local.LocalGatewayException):
+    CODE = 404
+
+
+_handle_request = local.LocalGateway.handle_request
+
+
+def _handle_request_known_paths(self: local.LocalGateway, method: str, path: str, headers: Any, body: Any) -> Any:
+    try:
+        return _handle_request(self, method, path, headers, body)
+    except local.ForbiddenError as refused:
+        # The only ForbiddenError of this app's requests: no route for the path (no Chalice authorizers).
+        if refused.headers.get("x-amzn-ErrorType") != "UnauthorizedException":
+            raise
+        request_id = refused.headers.get("x-amzn-RequestId") or str(uuid.uuid4())
+        error = {"code": "not_found", "message": "Missing Authentication Token", "request_id": request_id}
+        raise _UnknownPath({"Content-Type": "application/json", "X-Request-Id": request_id,
+                            "x-amzn-RequestId": request_id, "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+                           json.dumps({"error": error}).encode()) from None
+
+
+local.LocalGateway.handle_request = _handle_request_known_paths  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     # Load runs only (bench/load): DEVSTACK_DYNAMODB_RECORD names the file of per-request DynamoDB calls.

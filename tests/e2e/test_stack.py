@@ -35,6 +35,18 @@ def test_health(stack: RunningStack) -> None:
     assert answer.json() == {"status": "ok"}
 
 
+def test_an_unknown_path_is_a_404_in_the_envelope_and_echoes_no_token(stack: RunningStack) -> None:
+    """What API Gateway answers through the template's gateway responses; `chalice local` alone
+    would say 403 and repeat the Authorization header in the body."""
+    for headers in ({}, {"Authorization": "Bearer secret-token-value"}):
+        answer = requests.get(f"{stack.api}/v1/no-such-thing", headers=headers, timeout=5)
+
+        assert answer.status_code == 404
+        error = answer.json()["error"]
+        assert error["code"] == "not_found" and error["request_id"] == answer.headers["X-Request-Id"]
+        assert "secret-token-value" not in answer.text
+
+
 def test_login_code_gives_its_openid(stack: RunningStack) -> None:
     openid = _openid()
     params = {"appid": DEMO_APPID, "secret": DEMO_SECRET, "js_code": f"dev-{openid}",
