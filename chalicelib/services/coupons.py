@@ -396,6 +396,9 @@ def _issue_once(settings: Settings, program_id: str, member_id: str, template: C
         try:
             _refuse_issue(template, today)
         except Conflict as refusal:
+            # A retry after a crash: the stock (or the window) may be gone because this issue took it.
+            if guard.lookup() is not None:
+                return "already", template
             return refusal.code, template
         tx = Transaction()
         coupon = _add_issue(tx, program_id, member_id, template, channel, cause, now, today, enforce_limit)
