@@ -341,3 +341,27 @@ def test_birthday_coupons_once_a_year(api):
     JobRunItem(*keys.job_run("demo", "birthday-coupons", as_of.isoformat())).delete()  # a rerun from scratch
     assert run_job(get_settings(), wiring.daily_jobs(), "demo", "birthday-coupons", as_of)["coupons_gifted"] == 0
     assert card(api, token)["coupons_unused"] == 1
+
+
+def test_a_grant_retried_after_a_crash_counts_the_coupon_it_already_issued(api):
+    """Regression (found by tests/integration/test_chaos_money.py): the last coupon of a template
+    granted, then the process dies after that transaction. The retry read the template, found no
+    stock left (that member's own coupon took it) and answered the member refused `out_of_stock`;
+    the coupon was theirs all along."""
+    import random
+
+    from chalicelib.store import tx
+    from tests.support.faults import DynamoFaults, Rates
+
+    assert put_template(api, "last-one", total=1).status_code == 200
+    token, member_id = member(api, "granted-once")
+    path, body = "/v1/admin/coupon-templates/last-one/grants", {"member_ids": [member_id], "request_id": "g-1"}
+    with DynamoFaults(tx.connection().client, random.Random(0), Rates()) as faults:
+        faults.force("crash")
+        with faults.during("grant") as call:
+            crashed = api.staff("POST", path, body)
+    assert crashed.status_code == 500 and call.crashed
+    again = api.staff("POST", path, body)
+    assert again.json == {"template_id": "last-one", "request_id": "g-1", "granted": 1, "refused": []}
+    assert api.staff("POST", path, body).json == again.json
+    assert [c["template_id"] for c in api.member("GET", "/v1/members/me/coupons", token).json["items"]] == ["last-one"]
