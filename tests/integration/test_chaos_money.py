@@ -54,7 +54,8 @@ NOTIFY = "/v1/payments/wechat/notify"
 PLANS = {"sv-100": (10_000, 1_000), "sv-500": (50_000, 8_000)}
 CAP = 500_000  # every member binds a phone
 FREEZE_MINUTES = 30  # the demo program's hold time: frozen payments go back after it
-FEW, SHORT, LAST, DEMO = "chaos-few", "chaos-short", "chaos-last", "demo-10off"
+FEW, SHORT, LAST, POINTS, DEMO = "chaos-few", "chaos-short", "chaos-last", "chaos-points", "demo-10off"
+POINTS_PRICE = 100
 KINDS = ("top_up", "notify", "pay", "capture", "release", "refund", "claim", "grant", "redeem", "void")
 JOBS = ("release_job", "settle_job", "expire_coupons")
 FAULTS = ("throttle", "conflict", "crash")
@@ -63,6 +64,11 @@ FAULTS = ("throttle", "conflict", "crash")
 WANTED = [(kind, fault) for kind in (*KINDS, *JOBS) for fault in FAULTS]
 WANTED += [(kind, racer) for kind in KINDS for racer in ("duplicate", "racing")]
 Expected = tuple[int, dict[str, Any]]
+# What a run must have shown at least once (the model counts them): the refusals and the repeats.
+STORIES = ("a notification repeated", "insufficient_balance", "refund_exceeds_payment", "out_of_stock",
+           "limit_reached", "insufficient_points", "a coupon paid with points", "coupon_used", "coupon_expired",
+           "a voided coupon used again", "a void giving the coupon back unused",
+           "a void giving the coupon back expired")
 
 
 # --- the model: the same sequence without faults, in plain arithmetic -------------------------
@@ -113,6 +119,7 @@ class Template:
     threshold: int
     off: Callable[[int], int]  # order amount -> discount
     issued: int = 0
+    points_price: int = 0
 
 
 @dataclass
@@ -137,11 +144,17 @@ class Model:
             FEW: Template("满50减5", 8, 3, today, today + dt.timedelta(days=29), 5_000, lambda a: min(500, a)),
             SHORT: Template("今日八折", None, None, today, today, 0, lambda a: min(a * 20 // 100, 2_000)),
             LAST: Template("最后两张", 2, 1, today, today + dt.timedelta(days=6), 0, lambda a: min(300, a)),
+            POINTS: Template("积分换券", None, None, today, today + dt.timedelta(days=29), 0, lambda a: min(200, a),
+                             points_price=POINTS_PRICE),
         }
         self.coupons: list[Coupon] = []
         self.claims: dict[str, Coupon] = {}  # request_id -> its coupon
         self.grants: dict[str, list[Coupon]] = {}  # request_id -> its coupons
         self.held: Counter = Counter()  # (member, template) -> claimed + granted
+        self.points = dict.fromkeys(members, 0)  # points balances (a points price is paid with them)
+        self.points_rows: Counter = Counter()  # (member, pk, sk): the points ledger rows of claims
+        # The stories a run must tell at least once (see `STORIES`).
+        self.stories: Counter = Counter()
         # Stored-value history rows a fault-free run leaves: (member, pk, sk, type), each once.
         self.rows: Counter = Counter()
 
@@ -170,12 +183,15 @@ class Model:
         self._row(top_up.member, "topup", top_up_id, "top_up")
 
     def notify(self, top_up_id: str) -> Expected:
+        if self.top_ups[top_up_id].status == "paid":
+            self.stories["a notification repeated"] += 1
         self.credit(top_up_id)  # a repeat, or a closed order, is acknowledged and changes nothing
         return 200, {"code": "SUCCESS", "message": "OK"}
 
     def pay(self, payment_id: str, member: str, amount: int, freeze: bool) -> Expected:
         wallet = self.wallets[member]
         if amount > wallet.available:
+            self.stories["insufficient_balance"] += 1
             return 409, {"code": "insufficient_balance"}
         principal = min(wallet.principal, amount)
         bonus = amount - principal
@@ -215,6 +231,7 @@ class Model:
             return 409, {"code": "payment_not_paid"}
         after = payment.refunded + amount
         if after > payment.amount:
+            self.stories["refund_exceeds_payment"] += 1
             return 409, {"code": "refund_exceeds_payment"}
         principal = min(payment.principal, after) - payment.refunded_principal
         bonus = amount - principal
@@ -268,8 +285,16 @@ class Model:
 
     def claim(self, request_id: str, member: str, template_id: str) -> Expected:
         refusal = self._refusal(member, template_id)
+        price = self.templates[template_id].points_price
+        if not refusal and self.points[member] < price:
+            refusal = "insufficient_points"
         if refusal:
+            self.stories[refusal] += 1
             return 409, {"code": refusal}
+        if price:
+            self.points[member] -= price
+            self.points_rows[(member, *keys.member_operation(PROGRAM, member, "coupon", request_id))] += 1
+            self.stories["a coupon paid with points"] += 1
         coupon = self.claims[request_id] = self._issue(member, template_id)
         return 201, self._view(coupon)
 
@@ -288,12 +313,16 @@ class Model:
     def redeem(self, coupon: Coupon, order_id: str, amount: int) -> Expected:
         template = self.templates[coupon.template]
         if coupon.status == "used":
+            self.stories["coupon_used"] += 1
             return 409, {"code": "coupon_used"}
         if coupon.status == "expired" or self.today > template.valid_until:
+            self.stories["coupon_expired"] += 1
             return 409, {"code": "coupon_expired"}
         if amount < template.threshold:
             return 409, {"code": "threshold_not_met"}
         coupon.status, coupon.order_id = "used", order_id
+        if coupon.events["voided"]:
+            self.stories["a voided coupon used again"] += 1
         coupon.events["used"] += 1
         return 201, {"coupon_id": coupon.coupon_id, "code": coupon.code, "order_id": order_id,
                      "discount_fen": template.off(amount), "status": "used"}
@@ -302,6 +331,7 @@ class Model:
         if coupon.status != "used" or coupon.order_id != order_id:
             return 409, {"code": "coupon_not_used"}
         coupon.status = "unused" if self.today <= self.templates[coupon.template].valid_until else "expired"
+        self.stories[f"a void giving the coupon back {coupon.status}"] += 1
         coupon.order_id = None
         coupon.events["voided"] += 1
         return 200, {"coupon_id": coupon.coupon_id, "code": coupon.code, "status": coupon.status,
@@ -396,6 +426,12 @@ class Scenario:
         today = config.today(clock.now())
         self._put_templates(today)
         self.model = Model(self.members, today)
+        for n, member in enumerate(self.members):  # points to pay a points price with: 1 a yuan
+            yuan = 150 if n == 0 else 450
+            order = {"order_id": f"setup-{n}", "member_id": member, "amount_fen": yuan * 100,
+                     "paid_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            assert api.till("POST", "/v1/orders", order).json["points_balance"] == yuan
+            self.model.points[member] = yuan
         self.faults = DynamoFaults(tx.connection().client, random.Random(seed + 1), RATES, interfere=self._interfere)
         self.problems: list[str] = []
         self.done: list[Op] = []
@@ -411,7 +447,9 @@ class Scenario:
                  "valid_from": today.isoformat(), "valid_until": today.isoformat(), "claimable": True}
         last = {"name": "最后两张", "kind": "amount_off", "threshold_fen": 0, "off_fen": 300, "valid_days": 7,
                 "total": 2, "per_member_limit": 1, "claimable": True}
-        for template_id, body in ((FEW, few), (SHORT, short), (LAST, last)):
+        points = {"name": "积分换券", "kind": "amount_off", "threshold_fen": 0, "off_fen": 200, "valid_days": 30,
+                  "claimable": True, "points_price": POINTS_PRICE}
+        for template_id, body in ((FEW, few), (SHORT, short), (LAST, last), (POINTS, points)):
             answer = self.api.staff("PUT", f"/v1/admin/coupon-templates/{template_id}", body)
             assert answer.status_code == 200, answer.body
 
@@ -625,7 +663,7 @@ class Scenario:
 
     def _claim_op(self, member: str | None = None, template_id: str | None = None) -> Op:
         member = member or self.rng.choice(self.members)
-        template_id = template_id or self.rng.choice([DEMO, FEW, FEW, SHORT])
+        template_id = template_id or self.rng.choice([DEMO, FEW, FEW, SHORT, POINTS])
         request_id = self._id("cl")
 
         def learn(answer: dict[str, Any]) -> None:
@@ -666,15 +704,16 @@ class Scenario:
         known = [c for c in self.model.coupons if c.code and c.status in statuses]
         return self.rng.choice(known) if known else None
 
-    def _redeem_op(self, coupon: Coupon | None = None) -> Op | None:
+    def _redeem_op(self, coupon: Coupon | None = None, amount: int | None = None) -> Op | None:
         if coupon is None:
             coupon = self._coupon(("unused",)) if self.rng.random() < 0.85 else self._coupon(("used", "expired"))
             if coupon is None:
                 return None
         template = self.model.templates[coupon.template]
         roll = self.rng.random()
-        amount = (self.rng.randrange(1, template.threshold) if roll < 0.1 and template.threshold > 1
-                  else template.threshold + self.rng.randrange(0, 20_000))
+        if amount is None:  # mostly over the threshold, now and then under it
+            amount = (self.rng.randrange(1, template.threshold) if roll < 0.1 and template.threshold > 1
+                      else template.threshold + self.rng.randrange(0, 20_000))
         request_id, order_id = self._id("rd"), self._id("o")
         typed = coupon.code.lower() if roll > 0.8 else coupon.code  # a till may send it in lower case
         return Op("redeem", "POST", "/v1/coupons/redeem",
@@ -683,11 +722,12 @@ class Scenario:
                   key=keys.idempotency(PROGRAM, "coupon-redeem", request_id),
                   racer=lambda: self._side(self._redeem_op(coupon)))  # another till, the same code
 
-    def _void_op(self, coupon: Coupon | None = None) -> Op | None:
+    def _void_op(self, coupon: Coupon | None = None, order_id: str | None = None) -> Op | None:
         coupon = coupon or self._coupon(("used",)) or self._coupon(("unused", "expired"))
         if coupon is None:
             return None
-        order_id = coupon.order_id if coupon.order_id and self.rng.random() < 0.9 else self._id("o")
+        if order_id is None:  # mostly the order it was used on
+            order_id = coupon.order_id if coupon.order_id and self.rng.random() < 0.9 else self._id("o")
         request_id = self._id("vd")
         return Op("void", "POST", "/v1/coupons/void", {"code": coupon.code, "order_id": order_id,
                                                        "request_id": request_id},
@@ -789,12 +829,12 @@ class Scenario:
                 claim = self._claim_op(template_id=SHORT)
                 self.perform(claim)
                 coupon = self.model.claims[claim.body["request_id"]]
-            redeem = self._redeem_op(coupon)
+            redeem = self._redeem_op(coupon, amount=self.model.templates[coupon.template].threshold + 1_000)
             assert redeem is not None
             if kind == "redeem":
                 return redeem
             self.perform(redeem)
-            void = self._void_op(coupon)
+            void = self._void_op(coupon, redeem.body["order_id"])
             assert void is not None
             return void
         return self._claim_op(template_id=SHORT)
@@ -857,6 +897,11 @@ class Scenario:
                 self.perform(self.next_op())
             self.worst_cases()
             self.top_up_faults()
+            self.tell_missing_stories()
+            # Kept for the next day: a short coupon unused, another used (voided after its day).
+            keep_unused = self._claimed(SHORT)
+            keep_used = self._claimed(SHORT)
+            self.perform(self._redeem_op(keep_used, amount=10_000))
             # Past the hold time: frozen payments go back; orders paid at WeChat Pay but never
             # notified are settled by the query, the others closed when they time out.
             for _ in range(2):
@@ -869,20 +914,54 @@ class Scenario:
             for job in (self._release_job(), self._settle_job()):
                 self.faults.force(*FAULTS)
                 self.perform(job)
-            # The next day: the short coupons' day has passed. Used ones voided now come back
-            # expired; the job expires the unused ones; neither can be used any more.
+            # The next day: the short coupons' day has passed. A used one voided now comes back
+            # expired; the job expires the unused ones; none of them can be used any more.
             self.offset += dt.timedelta(days=1)
             self.model.today += dt.timedelta(days=1)
-            for _ in range(4):
+            self.perform(self._with_racers(self._void_op(keep_used)))
+            self.perform(self._with_racers(self._redeem_op(keep_unused)))  # before the job: refused all the same
+            for _ in range(3):
                 op = self._void_op(self._coupon(("used",)))
                 if op is not None:
                     self.perform(self._with_racers(op))
             self.faults.force(*FAULTS)
             self.perform(self._expire_coupons_job())
-            for _ in range(6):
+            self.perform(self._with_racers(self._redeem_op(keep_used)))
+            for _ in range(5):
                 op = self._redeem_op()
                 if op is not None:
                     self.perform(self._with_racers(op))
+
+    def _claimed(self, template_id: str, member: str | None = None) -> Coupon:
+        claim = self._claim_op(member, template_id)
+        self.perform(claim)
+        coupon = self.model.claims.get(claim.body["request_id"])
+        if coupon is None or not coupon.code:
+            raise Derailed(f"a claim of {template_id} was refused: {_essence(claim.answer)}")
+        return coupon
+
+    def tell_missing_stories(self) -> None:
+        """Whatever the draws left out of the refusals and repeats a run must show."""
+        stories = self.model.stories
+        if not stories["insufficient_points"]:
+            poorest = min(self.members, key=lambda m: self.model.points[m])
+            while not stories["insufficient_points"]:
+                self.perform(self._claim_op(poorest, POINTS))
+        if not stories["a voided coupon used again"] or not stories["a void giving the coupon back unused"]:
+            coupon = self._claimed(FEW if self.model._refusal(self.members[0], FEW) is None else SHORT,
+                                   self.members[0])
+            redeem = self._redeem_op(coupon, amount=10_000)
+            self.perform(redeem)
+            self.perform(self._void_op(coupon, redeem.body["order_id"]))
+            self.perform(self._redeem_op(coupon, amount=10_000))
+        if not stories["coupon_used"]:
+            used = self._coupon(("used",))
+            assert used is not None
+            self.perform(self._redeem_op(used))
+        if not stories["a notification repeated"]:
+            self.perform(self._notify_op(sorted(t for t, u in self.model.top_ups.items() if u.status == "paid")[0]))
+        if not stories["insufficient_balance"]:
+            self.perform(self._pay_op(amount=10**9))
 
     # -- afterwards (no faults)
 
@@ -906,6 +985,9 @@ class Scenario:
             want = self.model.wallets[member]
             if got != want:
                 problems.append(f"balance: {member}: {got}, a fault-free run gives {want}")
+            if min(got.principal, got.bonus, got.frozen_principal, got.frozen_bonus) < 0:
+                problems.append(f"balance: {member}: overspent: {got}")
+            problems += self._points_problems(member)
             rows = list(TableItem.gsi1.query(keys.stored_value_history(PROGRAM, member)))
             summed = (sum(int(r.principal_fen) for r in rows), sum(int(r.bonus_fen) for r in rows))
             if summed != (got.principal, got.bonus):
@@ -963,6 +1045,27 @@ class Scenario:
                                 f"{dict(coupon.events)}")
         return problems
 
+    def _points_problems(self, member: str) -> list[str]:
+        """The points a points price took: the account reconciles and holds what the model says,
+        one ledger row per claim paid with points."""
+        from chalicelib.domain.reconcile import differences
+        from chalicelib.services import reconcile
+        from chalicelib.store import ledger as store
+
+        totals = reconcile.totals(PROGRAM, member)
+        assert totals is not None
+        problems = [f"reconcile: {member}: points: {difference}" for difference in differences(totals)]
+        if totals.points != self.model.points[member]:
+            problems.append(f"balance: {member}: {totals.points} points, a fault-free run gives "
+                            f"{self.model.points[member]}")
+        rows = Counter((member, row.pk, row.sk) for row in store.all_ledger_rows(PROGRAM, member)
+                       if row.type == "redeem")
+        expected = Counter({k: n for k, n in self.model.points_rows.items() if k[0] == member})
+        if rows != expected:
+            problems.append(f"rows: {member}: points rows unexpected {dict(rows - expected)}, "
+                            f"missing {dict(expected - rows)}")
+        return problems
+
     def replay_problems(self) -> list[str]:
         """Every request answered 2xx, sent again with the same key, answers the same."""
         problems = []
@@ -977,7 +1080,8 @@ class Scenario:
 
     def fault_coverage(self) -> list[str]:
         totals = self.faults.totals
-        return [f"coverage: no {fault} during a {kind}" for kind, fault in WANTED if not totals[(kind, fault)]]
+        return [f"coverage: no {fault} during a {kind}" for kind, fault in WANTED if not totals[(kind, fault)]] + [
+            f"coverage: the run never showed {story!r}" for story in STORIES if not self.model.stories[story]]
 
 
 _SHANGHAI = dt.timezone(dt.timedelta(hours=8))
