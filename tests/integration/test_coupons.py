@@ -365,3 +365,32 @@ def test_a_grant_retried_after_a_crash_counts_the_coupon_it_already_issued(api):
     assert again.json == {"template_id": "last-one", "request_id": "g-1", "granted": 1, "refused": []}
     assert api.staff("POST", path, body).json == again.json
     assert [c["template_id"] for c in api.member("GET", "/v1/members/me/coupons", token).json["items"]] == ["last-one"]
+
+
+def test_a_grant_answers_out_of_stock_before_limit_reached_and_survives_a_conflict(api):
+    """Regressions (found by tests/integration/test_chaos_money.py):
+    - a member at their limit, granted after another member took the last coupon in the same
+      grant, was refused `limit_reached` (the stock read was stale), where a claim, or the same
+      grant in another order, says `out_of_stock`: the answer must not depend on the order;
+    - a `TransactionConflict` on the grant's answer record was a 500."""
+    import random
+
+    from chalicelib.store import tx
+    from tests.support.faults import DynamoFaults, Rates
+
+    assert put_template(api, "two", total=2, per_member_limit=1).status_code == 200
+    token_b, b = member(api, "at-limit")
+    _, a = member(api, "has-room")
+    assert claim(api, token_b, "two", "c-1").status_code == 201
+    granted = api.staff("POST", "/v1/admin/coupon-templates/two/grants", {"member_ids": [a, b], "request_id": "g-1"})
+    assert granted.json["refused"] == [{"member_id": b, "code": "out_of_stock"}]
+    assert claim(api, token_b, "two", "c-2").json["error"]["code"] == "out_of_stock"
+    assert put_template(api, "none-left", total=0).status_code == 200
+    with DynamoFaults(tx.connection().client, random.Random(0), Rates()) as faults:
+        faults.force("conflict")  # the one transaction: the answer's record (nobody can be issued one)
+        with faults.during("grant") as call:
+            answer = api.staff("POST", "/v1/admin/coupon-templates/none-left/grants",
+                               {"member_ids": [a], "request_id": "g-2"})
+    assert call.injected["conflict"] == 1
+    assert answer.status_code == 200, answer.body
+    assert answer.json["refused"] == [{"member_id": a, "code": "out_of_stock"}]
