@@ -394,3 +394,22 @@ def test_a_grant_answers_out_of_stock_before_limit_reached_and_survives_a_confli
     assert call.injected["conflict"] == 1
     assert answer.status_code == 200, answer.body
     assert answer.json["refused"] == [{"member_id": a, "code": "out_of_stock"}]
+
+
+def test_a_template_edit_under_a_transaction_conflict_is_a_503_not_a_500(api):
+    """Found while testing the grant's conflict: any route whose transaction DynamoDB cancels for
+    contention outside a retry loop (here a template edit) answered 500 internal_error; nothing
+    was written, so it is 503 retry_later, and the edit goes through when tried again."""
+    import random
+
+    from chalicelib.store import tx
+    from tests.support.faults import DynamoFaults, Rates
+
+    with DynamoFaults(tx.connection().client, random.Random(0), Rates()) as faults:
+        faults.force("conflict")
+        with faults.during("template") as call:
+            answer = put_template(api, "busy")
+    assert call.injected["conflict"] == 1
+    assert (answer.status_code, answer.json["error"]["code"]) == (503, "retry_later")
+    assert api.staff("GET", "/v1/admin/coupon-templates/busy").status_code == 404
+    assert put_template(api, "busy").json["version"] == 1
