@@ -290,7 +290,12 @@ def _settle_payment(settings: Settings, program_id: str, payment_id: str, outcom
         wallet_item = store.get_item(StoredValueItem, wallet_key)
         wallet = wallets.wallet_of(wallet_item)
         if payment.status == outcome:  # settled the same way before: its answer, not today's balance
-            return dict(payment.settled_response) if payment.settled_response else _payment_view(payment, wallet.available)
+            if payment.settled_response:
+                return dict(payment.settled_response)
+            paid_at_once = {k: v for k, v in (payment.response or {}).items() if k != "_status"}
+            if paid_at_once.get("status") == outcome:  # paid in one step: the payment's own answer
+                return paid_at_once
+            return _payment_view(payment, wallet.available)
         if payment.status != FROZEN:
             raise Conflict(f"the payment is already {payment.status}", code="payment_settled")
         split = money.Split(int(payment.principal_fen), int(payment.bonus_fen))

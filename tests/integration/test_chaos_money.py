@@ -211,8 +211,8 @@ class Model:
 
     def settle(self, payment_id: str, outcome: str) -> Expected:
         payment = self.payments[payment_id]
-        if payment.status == outcome:  # settled the same way again: the first answer
-            return 200, payment.settled or {}
+        if payment.status == outcome:  # settled the same way again (or paid in one step): the first answer
+            return 200, payment.settled or payment.answer
         if payment.status != "frozen":
             return 409, {"code": "payment_settled"}
         wallet = self.wallets[payment.member]

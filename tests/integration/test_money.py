@@ -363,7 +363,11 @@ def test_settling_a_frozen_payment_again_answers_as_the_first_time(api, member, 
     captured = api.till("POST", "/v1/stored-value/payments/p-1/capture")
     released = api.till("POST", "/v1/stored-value/payments/p-2/release")
     assert (captured.json["stored_value_fen"], released.json["stored_value_fen"]) == (8_000, 10_000)
-    assert till_pay("p-3", 500).status_code == 201  # the balance moves on: 9500
+    one_step = till_pay("p-3", 500)  # the balance moves on: 9500
     assert api.till("POST", "/v1/stored-value/payments/p-1/capture").json == captured.json
     assert api.till("POST", "/v1/stored-value/payments/p-2/release").json == released.json
-    assert balance(api, token) == 9_500
+    # A payment made in one step, "captured": its own answer, before and after a refund of it.
+    assert api.till("POST", "/v1/stored-value/payments/p-3/capture").json == one_step.json
+    assert api.till("POST", "/v1/stored-value/payments/p-3/refunds", {"refund_id": "r-1", "amount_fen": 500}).status_code == 201
+    assert api.till("POST", "/v1/stored-value/payments/p-3/capture").json == one_step.json
+    assert balance(api, token) == 10_000
