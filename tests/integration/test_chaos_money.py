@@ -1,7 +1,7 @@
 """Chaos for money and coupons: DynamoDB faults and racing callers during stored-value top-ups
 (opened by the member, completed by WeChat Pay's signed notification), till payments (one-step and
-frozen, then captured or released), their refunds, coupon claims, staff grants, 核销 at the till
-and voids; and the jobs that touch them (release of frozen payments, settling unnotified WeChat Pay
+frozen, then captured or released), their refunds, coupon claims (free, and paid with points in
+the same transaction), staff grants, 核销 at the till and voids; and the jobs that touch them (release of frozen payments, settling unnotified WeChat Pay
 orders, coupon expiry).
 
 The same machinery as the points suite (tests/integration/test_chaos.py): `tests/support/faults.py`
@@ -18,10 +18,12 @@ predicts; every wallet equals the model's and Σ its history rows (principal and
 history row per top-up, payment, settlement and refund; every payment's refunded totals and
 status, every top-up order's status, every coupon's status, every template's stock counter and
 every member's limit counter and unused count are the model's; each coupon has one history row
-per event; every request sent again (the notification included) answers as it did the first time.
+per event; points paid for coupons reconcile with one ledger row each; every request sent again
+(the notification included) answers as it did the first time. A run must also have met every
+fault in every kind of request (`WANTED`) and shown every refusal and repeat in `STORIES`.
 
-`test_the_money_chaos_checks_catch_a_missing_guard` runs the scenario with one guard removed and
-asserts that these checks find the damage.
+`test_the_money_chaos_checks_catch_a_missing_guard` runs a shorter sequence (every racer forced
+once) with one guard removed and asserts that these checks find the damage.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import pytest
 
