@@ -307,6 +307,7 @@ class Model:
         for member in dict.fromkeys(members):
             refusal = self._refusal(member, template_id)
             if refusal:
+                self.stories[refusal] += 1
                 refused.append({"member_id": member, "code": refusal})
             else:
                 coupons.append(self._issue(member, template_id))
@@ -969,6 +970,22 @@ class Scenario:
             self.perform(self._notify_op(sorted(t for t, u in self.model.top_ups.items() if u.status == "paid")[0]))
         if not stories["insufficient_balance"]:
             self.perform(self._pay_op(amount=10**9))
+        if not stories["refund_exceeds_payment"]:
+            sale = self._pay_op(self._funded(100), amount=100, freeze=False)
+            self.perform(sale)
+            refund = self._refund_op(sale.body["payment_id"], may_exceed=False)
+            assert refund is not None
+            payment_id, refund_id = sale.body["payment_id"], refund.body["refund_id"]
+            refund.body["amount_fen"] = 101
+            refund.expect = lambda m: m.refund(payment_id, refund_id, 101)
+            self.perform(refund)
+        if not stories["limit_reached"]:  # demo-10off: one per member
+            holder = next((m for m in self.members if self.model.held[(m, DEMO)]), None)
+            if holder is None:
+                holder = self._claimed(DEMO, self.members[0]).member
+            self.perform(self._claim_op(holder, DEMO))
+        if not stories["out_of_stock"]:  # the worst cases took both of LAST's coupons
+            self.perform(self._claim_op(self.members[3], LAST))
 
     # -- afterwards (no faults)
 
