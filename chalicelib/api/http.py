@@ -330,7 +330,10 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
             except LoyaltyError as exc:
                 return error_response(exc.status, exc.code, exc.message, auth)
             except Exception as exc:  # noqa: BLE001 - the one place unknown failures are mapped
-                if _is_throttle(exc):
+                from chalicelib.store.tx import TransactionConflict  # lazy: only on a failure
+
+                # A transaction DynamoDB cancelled for contention wrote nothing: the caller retries.
+                if _is_throttle(exc) or isinstance(exc, TransactionConflict):
                     err = RetryLater()
                     return error_response(err.status, err.code, err.message, auth)
                 logger().exception("unhandled error", extra={"path": path})

@@ -396,6 +396,9 @@ def _issue_once(settings: Settings, program_id: str, member_id: str, template: C
         try:
             _refuse_issue(template, today)
         except Conflict as refusal:
+            # A retry after a crash: the stock (or the window) may be gone because this issue took it.
+            if guard.lookup() is not None:
+                return "already", template
             return refusal.code, template
         tx = Transaction()
         coupon = _add_issue(tx, program_id, member_id, template, channel, cause, now, today, enforce_limit)
@@ -409,7 +412,9 @@ def _issue_once(settings: Settings, program_id: str, member_id: str, template: C
                 return "member_not_found", template
             if KEY_LABEL in failed.labels:
                 return "already", template
-            if "limit" in failed.labels:
+            # Out of stock first, as a claim answers: with a stale stock read both guards fail here,
+            # and the fresh read below decides (the answer must not depend on which member came first).
+            if "limit" in failed.labels and "stock" not in failed.labels:
                 return "limit_reached", template
             if not failed.labels & {"stock", "coupon"}:
                 raise
@@ -444,13 +449,17 @@ def grant(settings: Settings, staff: StaffPrincipal, template_id: str, body: Gra
         else:
             refused.append({"member_id": member_id, "code": outcome})
     answer = {"template_id": template_id, "request_id": body.request_id, "granted": granted, "refused": refused}
-    tx = Transaction()
-    caller_key.record(tx, answer, 200)
-    try:
-        tx.commit()
-    except ConditionsFailed:  # a concurrent delivery of the same request recorded its answer first
-        return caller_key.lookup() or (answer, 200)
-    return answer, 200
+
+    def record() -> tuple[dict[str, Any], int]:
+        tx = Transaction()
+        caller_key.record(tx, answer, 200)
+        try:
+            tx.commit()
+        except ConditionsFailed:  # a concurrent delivery of the same request recorded its answer first
+            return caller_key.lookup() or (answer, 200)
+        return answer, 200
+
+    return with_retries(settings, record)  # a TransactionConflict is tried again, not a 500
 
 
 def gift(settings: Settings, program_id: str, member_id: str, template_ids: list[str], cause: str) -> int:

@@ -289,16 +289,24 @@ def _settle_payment(settings: Settings, program_id: str, payment_id: str, outcom
         wallet_key = keys.stored_value(program_id, payment.member_id)
         wallet_item = store.get_item(StoredValueItem, wallet_key)
         wallet = wallets.wallet_of(wallet_item)
-        if payment.status == outcome:
+        if payment.status == outcome:  # settled the same way before: its answer, not today's balance
+            if payment.settled_response:
+                return dict(payment.settled_response)
+            paid_at_once = {k: v for k, v in (payment.response or {}).items() if k != "_status"}
+            if paid_at_once.get("status") == outcome:  # paid in one step: the payment's own answer
+                return paid_at_once
             return _payment_view(payment, wallet.available)
         if payment.status != FROZEN:
             raise Conflict(f"the payment is already {payment.status}", code="payment_settled")
         split = money.Split(int(payment.principal_fen), int(payment.bonus_fen))
         after = money.capture(wallet, split) if outcome == PAID else money.release(wallet, split)
         stamp, day = _now_and_day(settings, program_id)
+        payment.status = outcome
+        answer = _payment_view(payment, after.available)
         tx = Transaction()
         tx.update(StoredValuePaymentItem(*payment_key),
                   actions=[StoredValuePaymentItem.status.set(outcome), StoredValuePaymentItem.settled_at.set(stamp),
+                           StoredValuePaymentItem.settled_response.set(answer),
                            StoredValuePaymentItem.gsi2pk.remove(), StoredValuePaymentItem.gsi2sk.remove()],
                   condition=StoredValuePaymentItem.status == FROZEN, label="sv_payment")
         entry_type = "capture" if outcome == PAID else "release"
@@ -310,8 +318,7 @@ def _settle_payment(settings: Settings, program_id: str, payment_id: str, outcom
             nonce.add_to(tx)
         with reread_if_taken("sv_payment", *_MOVED):
             tx.commit()
-        payment.status = outcome
-        return _payment_view(payment, after.available)
+        return answer
 
     return with_retries(settings, attempt)
 

@@ -715,6 +715,7 @@ class StoredValuePaymentItem(TableItem, discriminator="sv_payment"):
     settled_at = UnicodeAttribute(null=True)
     request_hash = UnicodeAttribute()
     response = JSONAttribute()
+    settled_response = JSONAttribute(null=True)  # the capture's or release's answer: settling again answers it
 
 
 class StoredValuePaymentRefundItem(TableItem, discriminator="sv_payment_refund"):

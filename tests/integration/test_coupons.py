@@ -341,3 +341,75 @@ def test_birthday_coupons_once_a_year(api):
     JobRunItem(*keys.job_run("demo", "birthday-coupons", as_of.isoformat())).delete()  # a rerun from scratch
     assert run_job(get_settings(), wiring.daily_jobs(), "demo", "birthday-coupons", as_of)["coupons_gifted"] == 0
     assert card(api, token)["coupons_unused"] == 1
+
+
+def test_a_grant_retried_after_a_crash_counts_the_coupon_it_already_issued(api):
+    """Regression (found by tests/integration/test_chaos_money.py): the last coupon of a template
+    granted, then the process dies after that transaction. The retry read the template, found no
+    stock left (that member's own coupon took it) and answered the member refused `out_of_stock`;
+    the coupon was theirs all along."""
+    import random
+
+    from chalicelib.store import tx
+    from tests.support.faults import DynamoFaults, Rates
+
+    assert put_template(api, "last-one", total=1).status_code == 200
+    token, member_id = member(api, "granted-once")
+    path, body = "/v1/admin/coupon-templates/last-one/grants", {"member_ids": [member_id], "request_id": "g-1"}
+    with DynamoFaults(tx.connection().client, random.Random(0), Rates()) as faults:
+        faults.force("crash")
+        with faults.during("grant") as call:
+            crashed = api.staff("POST", path, body)
+    assert crashed.status_code == 500 and call.crashed
+    again = api.staff("POST", path, body)
+    assert again.json == {"template_id": "last-one", "request_id": "g-1", "granted": 1, "refused": []}
+    assert api.staff("POST", path, body).json == again.json
+    assert [c["template_id"] for c in api.member("GET", "/v1/members/me/coupons", token).json["items"]] == ["last-one"]
+
+
+def test_a_grant_answers_out_of_stock_before_limit_reached_and_survives_a_conflict(api):
+    """Regressions (found by tests/integration/test_chaos_money.py):
+    - a member at their limit, granted after another member took the last coupon in the same
+      grant, was refused `limit_reached` (the stock read was stale), where a claim, or the same
+      grant in another order, says `out_of_stock`: the answer must not depend on the order;
+    - a `TransactionConflict` on the grant's answer record was a 500."""
+    import random
+
+    from chalicelib.store import tx
+    from tests.support.faults import DynamoFaults, Rates
+
+    assert put_template(api, "two", total=2, per_member_limit=1).status_code == 200
+    token_b, b = member(api, "at-limit")
+    _, a = member(api, "has-room")
+    assert claim(api, token_b, "two", "c-1").status_code == 201
+    granted = api.staff("POST", "/v1/admin/coupon-templates/two/grants", {"member_ids": [a, b], "request_id": "g-1"})
+    assert granted.json["refused"] == [{"member_id": b, "code": "out_of_stock"}]
+    assert claim(api, token_b, "two", "c-2").json["error"]["code"] == "out_of_stock"
+    assert put_template(api, "none-left", total=0).status_code == 200
+    with DynamoFaults(tx.connection().client, random.Random(0), Rates()) as faults:
+        faults.force("conflict")  # the one transaction: the answer's record (nobody can be issued one)
+        with faults.during("grant") as call:
+            answer = api.staff("POST", "/v1/admin/coupon-templates/none-left/grants",
+                               {"member_ids": [a], "request_id": "g-2"})
+    assert call.injected["conflict"] == 1
+    assert answer.status_code == 200, answer.body
+    assert answer.json["refused"] == [{"member_id": a, "code": "out_of_stock"}]
+
+
+def test_a_template_edit_under_a_transaction_conflict_is_a_503_not_a_500(api):
+    """Found while testing the grant's conflict: any route whose transaction DynamoDB cancels for
+    contention outside a retry loop (here a template edit) answered 500 internal_error; nothing
+    was written, so it is 503 retry_later, and the edit goes through when tried again."""
+    import random
+
+    from chalicelib.store import tx
+    from tests.support.faults import DynamoFaults, Rates
+
+    with DynamoFaults(tx.connection().client, random.Random(0), Rates()) as faults:
+        faults.force("conflict")
+        with faults.during("template") as call:
+            answer = put_template(api, "busy")
+    assert call.injected["conflict"] == 1
+    assert (answer.status_code, answer.json["error"]["code"]) == (503, "retry_later")
+    assert api.staff("GET", "/v1/admin/coupon-templates/busy").status_code == 404
+    assert put_template(api, "busy").json["version"] == 1

@@ -345,3 +345,29 @@ def test_a_refund_whose_request_was_lost_is_asked_again_until_final(api, member,
     assert ours() == [10_000]
     assert [h["type"] for h in api.member("GET", "/v1/members/me/stored-value/history", token).json["items"]] == [
         "refund", "refund_pending", "top_up"]
+
+
+def test_settling_a_frozen_payment_again_answers_as_the_first_time(api, member, pay):
+    """Regression (found by tests/integration/test_chaos_money.py): a capture or release sent again
+    (a till's retry after a lost answer) answered with the member's balance of the moment, not
+    the first answer's."""
+    token, member_id = member
+    paid_top_up(api, pay, token)  # 11000
+
+    def till_pay(payment_id, amount, **extra):
+        return api.till("POST", "/v1/stored-value/payments", {"payment_id": payment_id, "member_id": member_id,
+                                                             "order_id": "sale-1", "amount_fen": amount, **extra})
+
+    till_pay("p-1", 1_000, freeze=True)
+    till_pay("p-2", 2_000, freeze=True)
+    captured = api.till("POST", "/v1/stored-value/payments/p-1/capture")
+    released = api.till("POST", "/v1/stored-value/payments/p-2/release")
+    assert (captured.json["stored_value_fen"], released.json["stored_value_fen"]) == (8_000, 10_000)
+    one_step = till_pay("p-3", 500)  # the balance moves on: 9500
+    assert api.till("POST", "/v1/stored-value/payments/p-1/capture").json == captured.json
+    assert api.till("POST", "/v1/stored-value/payments/p-2/release").json == released.json
+    # A payment made in one step, "captured": its own answer, before and after a refund of it.
+    assert api.till("POST", "/v1/stored-value/payments/p-3/capture").json == one_step.json
+    assert api.till("POST", "/v1/stored-value/payments/p-3/refunds", {"refund_id": "r-1", "amount_fen": 500}).status_code == 201
+    assert api.till("POST", "/v1/stored-value/payments/p-3/capture").json == one_step.json
+    assert balance(api, token) == 10_000
