@@ -11,6 +11,7 @@ out_trade_no, a wrong amount, appid or mchid) are acknowledged, logged and left 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from typing import Any, Callable
@@ -266,11 +267,19 @@ def refund_top_up(settings: Settings, staff: StaffPrincipal, member_id: str, top
         return refund
 
     refund = with_retries(settings, attempt)
+    if refund.response:  # the same request_id again: the first answer, as every idempotent call
+        return caller_key.replay_of(refund)  # type: ignore[return-value]
     if refund.status == REFUND_PENDING:
         _ask_wechat_pay(settings, refund, body.reason)
         refund = store.get_item(PayRefundItem, caller_key.item_key) or refund
     wallet_item = store.get_item(StoredValueItem, wallet_key)
-    return _refund_view(refund, wallets.wallet_of(wallet_item).available), 201
+    answer = _refund_view(refund, wallets.wallet_of(wallet_item).available)
+    # Kept for replays; the first caller to get here wins (a retry racing the first may answer live).
+    with contextlib.suppress(UpdateError):
+        PayRefundItem(*caller_key.item_key).update(
+            actions=[PayRefundItem.response.set(caller_key.answer(answer))],
+            condition=PayRefundItem.response == {})
+    return answer, 201
 
 
 def _ask_wechat_pay(settings: Settings, refund: PayRefundItem, reason: str) -> None:

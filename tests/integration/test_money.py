@@ -177,7 +177,11 @@ def test_refunding_a_top_up_pays_back_the_unspent_principal_once(api, member, pa
     assert refund.json["refund_fen"] == 7_000 and refund.json["bonus_forfeited_fen"] == 700
     assert refund.json["status"] == "succeeded" and refund.json["stored_value_fen"] == 300
     assert [r["amount"]["refund"] for r in pay.refunds.values() if r["out_trade_no"] == top_up_id] == [7_000]
-    assert api.staff("POST", path, {"request_id": "rq-1"}).json == refund.json  # the same request: the same refund
+    api.till("POST", "/v1/stored-value/payments", {"payment_id": "p-2", "member_id": member_id, "order_id": "t",
+                                                   "amount_fen": 100})
+    # The same request: the same refund, and its first answer (not the wallet as it is now).
+    replayed = api.staff("POST", path, {"request_id": "rq-1"})
+    assert (replayed.status_code, replayed.json) == (201, refund.json)
     again = api.staff("POST", path, {"request_id": "rq-2"})
     assert again.status_code == 409 and again.json["error"]["code"] == "nothing_to_refund"
     assert len([r for r in pay.refunds.values() if r["out_trade_no"] == top_up_id]) == 1
