@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import balance, lots
@@ -38,7 +39,7 @@ RELEASED, REJECTED = "released", "rejected"
 class SettleIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     request_id: str = Field(pattern=ids.ID_PATTERN)
-    reason: str | None = Field(default=None, min_length=1, max_length=200,
+    reason: FreeText | None = Field(default=None, min_length=1, max_length=200,
                                description="Why (kept on the entry and in the history row).")
 
 

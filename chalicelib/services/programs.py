@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib.domain.text import FreeText
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain.program import (
     CheckinPolicy,
@@ -31,7 +32,7 @@ class ProgramRulesIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
     # The version the change was made against (from GET): a concurrent edit is a 409, not lost.
     version: int = Field(ge=1)
-    name: str = Field(min_length=1, max_length=64)
+    name: FreeText = Field(min_length=1, max_length=64)
     timezone: str = "Asia/Shanghai"
     earning: EarningRules
     tiers: list[Tier]

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import tiers as rules
@@ -35,7 +36,7 @@ class TierGrantIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
     tier: str = Field(min_length=1, max_length=32)
     until: dt.date
-    reason: str = Field(min_length=1, max_length=200)
+    reason: FreeText = Field(min_length=1, max_length=200)
     request_id: str = Field(pattern=ids.ID_PATTERN)
 
 
