@@ -114,8 +114,8 @@ KINDS: dict[str, Handling] = {
     "wechat_token_lock": _h(SHARED, "the access token's refresh lock"),
     # --- members' rights (issue 17) ---
     "pay_order_ref": _h(FINANCIAL, "a pointer in the member's partition to a WeChat Pay order of theirs"),
-    "erasure": _h(FINANCIAL, "the erasure request: status, who asked, when (no personal data)"),
-    "privacy_log": _h(FINANCIAL, "an export or erasure, logged: when, by whom, completed"),
+    "erasure": _h(SHARED, "audit: an erasure's status, who asked, when (no personal data)"),
+    "privacy_log": _h(SHARED, "audit: an export or erasure, logged: when, by whom, completed"),
 }
 
 # Profile fields whose webhook events copy them (member.enrolled, member.updated): erased with it.

@@ -76,8 +76,8 @@ def export(settings: Settings, program_id: str, member_id: str, openids: set[str
         raise NotFound("no such member", code="member_not_found")
     by_kind: dict[str, list[dict[str, Any]]] = {}
     count = 0
-    for item in sorted(items, key=lambda i: (str(i.kind), i.pk, i.sk)):
-        kind = str(item.kind)
+    for item in sorted(items, key=lambda i: (store.kind_of(i), i.pk, i.sk)):
+        kind = store.kind_of(item)
         if not rules.KINDS[kind].exported:
             continue
         by_kind.setdefault(kind, []).append(rules.export_view(kind, store.plain(item)))
@@ -214,6 +214,10 @@ def erase(settings: Settings, program_id: str, member_id: str, openids: set[str]
         raise
     revision = int(profile.revision or 0) if profile is not None else int((done.summary or {}).get("profile_revision", 0)) if done else 0
     erasure = store.start_erasure(program_id, member_id, by, clock.stamp(clock.now()), revision)
+    # The WeChat users first: a token without a member id resolves through them, so from here on
+    # every token of the member is refused (one with a member id: by the erasure item).
+    for user in store.wechat_users_of(items, member_id):
+        store.delete(user)
 
     released = 0
     for item in items:
@@ -233,7 +237,7 @@ def erase(settings: Settings, program_id: str, member_id: str, openids: set[str]
     stripped = 0
     profile_items: list[TableItem] = []
     for item in items:
-        kind = str(item.kind)
+        kind = store.kind_of(item)
         handling = rules.KINDS[kind]
         if kind == "profile":
             profile_items.append(item)  # last: it is what finds the identity guards
@@ -247,7 +251,7 @@ def erase(settings: Settings, program_id: str, member_id: str, openids: set[str]
         store.delete(item)
         deleted["profile"] = deleted.get("profile", 0) + 1
     summary.update({"deleted": deleted, "records_stripped": stripped,
-                    "records_kept": sum(1 for i in items if rules.KINDS[str(i.kind)].cls == rules.FINANCIAL)})
+                    "records_kept": sum(1 for i in items if rules.KINDS[store.kind_of(i)].cls == rules.FINANCIAL)})
     store.finish_erasure(erasure, summary, clock.stamp(clock.now()))
     _log(program_id, member_id, "erasure", by, "completed", sum(deleted.values()))
     finished = store.erasure(program_id, member_id)

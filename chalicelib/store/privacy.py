@@ -113,11 +113,16 @@ def wechat_users_of(items: list[TableItem], member_id: str) -> list[WechatUserIt
     return [item for item in items if isinstance(item, WechatUserItem) and item.member_id == member_id]
 
 
+def kind_of(item: TableItem) -> str:
+    """The item's kind as stored (models' discriminator)."""
+    return str(TableItem._attributes["kind"]._class_map[type(item)])  # type: ignore[attr-defined]
+
+
 def plain(item: TableItem) -> dict[str, Any]:
     """Every attribute of an item as plain JSON values."""
     out: dict[str, Any] = {}
     for name in item.get_attributes():
-        value = getattr(item, name, None)
+        value = kind_of(item) if name == "kind" else getattr(item, name, None)
         if value is None:
             continue
         if isinstance(value, dt.datetime):
@@ -184,5 +189,5 @@ def forfeit_key(program_id: str, member_id: str) -> Key:
     return keys.member_operation(program_id, member_id, "erasure", member_id)
 
 
-__all__ = ["LedgerItem", "member_items", "plain", "erasure", "start_erasure", "finish_erasure", "delete",
+__all__ = ["LedgerItem", "kind_of", "member_items", "plain", "erasure", "start_erasure", "finish_erasure", "delete",
            "strip", "log", "forfeit_key", "wechat_users_of", "profile_event_keys"]
