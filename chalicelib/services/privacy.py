@@ -122,11 +122,18 @@ def _settle_money(settings: Settings, program_id: str, member_id: str, items: li
     """Step 1: no pending WeChat Pay order may outlive the member; stored value must be zero."""
     from chalicelib.services import payments  # lazy: wechatpayv3 only where money moves
 
+    _refuse_unless_stored_value_settled(program_id, member_id)  # before anything changes
     settled = 0
     for item in items:
         if isinstance(item, PayOrderItem) and item.status == "pending":
             payments.settle_or_close_now(settings, item, clock.now())
             settled += 1
+    if settled:
+        _refuse_unless_stored_value_settled(program_id, member_id)  # a settled order credited it
+    return {"pay_orders_settled": settled}
+
+
+def _refuse_unless_stored_value_settled(program_id: str, member_id: str) -> None:
     wallet = ledger_store.get_item(StoredValueItem, keys.stored_value(program_id, member_id))
     if isinstance(wallet, StoredValueItem):
         principal = int(wallet.principal)
@@ -137,7 +144,6 @@ def _settle_money(settings: Settings, program_id: str, member_id: str, items: li
             raise Conflict(
                 f"stored value must be refunded or spent first (principal {principal} fen, frozen {frozen} fen: "
                 "pending till payments and refunds settle first)", code="stored_value_not_settled")
-    return {"pay_orders_settled": settled}
 
 
 def _forfeit_bonus(settings: Settings, program_id: str, member_id: str) -> int:
