@@ -223,3 +223,25 @@ def test_withdrawn_consent_means_no_message(api, standin):
     assert _order(api, member_id, "q-1", 12_300).status_code == 201
     pump(feeder)
     assert [m for m in standin.sent_messages() if m["touser"] == "quiet"] == []
+
+
+def test_a_profile_change_reaching_webhooks_after_erasure_is_not_copied_out(api):
+    from chalicelib.services import webhooks
+    from chalicelib.settings import get_settings
+    from chalicelib.store.models import WebhookEventItem
+
+    hook = api.staff("PUT", "/v1/admin/webhooks/privacy-hook", {"url": "http://127.0.0.1:9/x",
+                                                                "events": ["member.updated"]})
+    assert hook.status_code == 200, hook.body
+    tokens = {name: api.enrolled(name, nickname="before") for name in ("late-live", "late-gone")}
+    ids = {name: api.member("GET", "/v1/members/me", token).json["member_id"] for name, token in tokens.items()}
+    assert api.member("DELETE", "/v1/members/me", tokens["late-gone"]).status_code == 200
+
+    def late_change(member_id):
+        old = {"kind": "profile", "program_id": "demo", "member_id": member_id, "nickname": "before", "revision": 0}
+        return webhooks.publish(get_settings(), "MODIFY", {**old, "nickname": "late secret", "revision": 1}, old)
+
+    assert late_change(ids["late-live"]) == 1  # the control: a live member's change is an event
+    assert late_change(ids["late-gone"]) == 0
+    events = [i for i in _scan() if isinstance(i, WebhookEventItem)]
+    assert [e.member_id for e in events] == [ids["late-live"]]
