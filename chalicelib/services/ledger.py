@@ -31,7 +31,7 @@ class Body(BaseModel):
 
 
 class OrderLine(Body):
-    sku: str = Field(min_length=1, max_length=64)
+    sku: FreeText = Field(min_length=1, max_length=64)
     name: FreeText | None = Field(default=None, max_length=128)
     quantity: StrictInt = Field(ge=1, le=100_000)
     amount_fen: StrictInt = Field(ge=0)
