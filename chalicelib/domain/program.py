@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chalicelib.domain.text import FreeText
 from chalicelib.domain.notifications import EVENTS, NotificationTemplate
+from chalicelib.domain.text import FreeText
 
 
 class Strict(BaseModel):

@@ -24,13 +24,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pynamodb.expressions.update import Action
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain import coupons as rules_of
 from chalicelib.domain import notifications as message_rules
 from chalicelib.domain.coupons import EXPIRED, UNUSED, USED, CouponRules
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InsufficientPoints, NotFound, RetryLater
 from chalicelib.jobs import JobContext, Step
 from chalicelib.logs import logger

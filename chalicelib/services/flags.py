@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, crypto, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import risk
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.services.idempotency import CallerKey, TryAgain, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance, earning, lots, refunds, risk
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound, RateLimited
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config

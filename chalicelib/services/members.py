@@ -9,13 +9,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.expressions.update import Action
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, crypto, ids
 from chalicelib.auth import tokens
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import tiers as tier_rules
 from chalicelib.domain.card import CardFacts, build_card
 from chalicelib.domain.program import ProgramConfig
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InvalidRequest, NotFound, RetryLater, Unauthorized
 from chalicelib.settings import Settings
 from chalicelib.store import keys, members as store

@@ -18,11 +18,11 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.auth.wechatpay import PaymentNotice
 from chalicelib.domain import stored_value as money
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound, RetryLater
 from chalicelib.jobs import JobContext, Step
 from chalicelib.logs import logger

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import balance, lots
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.services.ledger import require_member
 from chalicelib.services.idempotency import CallerKey, TryAgain, reread_if_taken, with_retries

@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chalicelib.domain.text import FreeText
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain.program import (
     CheckinPolicy,
@@ -22,6 +21,7 @@ from chalicelib.domain.program import (
     Tier,
     TierPolicy,
 )
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InvalidRequest, NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import programs as store

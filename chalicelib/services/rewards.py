@@ -16,11 +16,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pynamodb.expressions.update import Action
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InsufficientPoints, NotFound
 from chalicelib.services import holds, pay_orders
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries

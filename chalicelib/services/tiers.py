@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.text import FreeText
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import tiers as rules
 from chalicelib.domain.program import ProgramConfig, Tier
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import InvalidRequest, NotFound
 from chalicelib.jobs import JobContext, Step
 from chalicelib.services.idempotency import TryAgain, with_retries
