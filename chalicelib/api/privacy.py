@@ -3,7 +3,7 @@
 from chalice import Blueprint
 
 from chalicelib.api.http import MEMBER, STAFF, route
-from chalicelib.api.schemas import Erasure, MemberExport, Subscriptions
+from chalicelib.api.schemas import Erasure, MemberExport, PrivacyLogEntry, Subscriptions
 from chalicelib.services import privacy
 
 bp = Blueprint(__name__)
@@ -34,3 +34,11 @@ def erase_member(ctx, member_id):
        errors=(404,), summary="Withdraw consent for a template's messages: its credits are dropped")
 def withdraw_consent(ctx, template_id):
     return privacy.withdraw_consent(ctx.settings, ctx.member, template_id)
+
+
+@route(bp, "/v1/admin/privacy-log", ["GET"], auth=STAFF.require("members:erase"), page_of=PrivacyLogEntry,
+       summary="Every export and erasure: when, by whom, of which member id, completed or refused; newest first")
+def privacy_log(ctx):
+    page = ctx.query()
+    return privacy.log_page(ctx.staff, page.limit, page.cursor)
+

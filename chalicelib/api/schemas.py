@@ -609,3 +609,12 @@ class Erasure(Answer):
     summary: dict[str, Any] = Field(description="What was done: orders settled, holds released, points "
                                                 "forfeited, items deleted by kind, records kept.")
 
+
+class PrivacyLogEntry(Answer):
+    action: Literal["export", "erasure"]
+    member_id: str
+    by: str = Field(description="`member`, or `staff:<key name>`.")
+    outcome: str = Field(description="`completed`, or `refused:<error code>`.")
+    at: dt.datetime
+    items: int = Field(description="Items exported, or deleted by the erasure.")
+

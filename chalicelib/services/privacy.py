@@ -276,3 +276,18 @@ def withdraw_consent(settings: Settings, principal: MemberPrincipal, template_id
     SubscriptionItem(*keys.subscription(principal.program_id, member_id, template_id)).delete(
         add_version_condition=False)
     return {"credits": notifications.credits(principal.program_id, member_id)}
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+def log_page(staff: StaffPrincipal, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The program's exports and erasures, newest first (no personal data in them)."""
+    from chalicelib.store import paging
+    from chalicelib.store.models import PrivacyLogItem
+
+    page = paging.gsi1_page(keys.privacy_log_list(staff.program_id), limit, cursor, newest_first=True)
+    return {"items": [{"action": item.action, "member_id": item.member_id, "by": item.by, "outcome": item.outcome,
+                       "at": item.at, "items": int(item.items)}
+                      for item in page.items if isinstance(item, PrivacyLogItem)],
+            "next_cursor": page.next_cursor}
+

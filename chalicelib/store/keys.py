@@ -653,7 +653,7 @@ def wechat_token_lock(appid: str) -> tuple[str, str]:
 # --- members' rights (issue 17) --------------------------------------------------------------
 #   P#P#M#M              PAYREF#<out_trade_no>   the member's WeChat Pay orders (export, erasure)
 #   P#P#ERASURE#M        ERASURE                 an erasure: status, who asked (tokens refused)
-#   P#P#PRIVACYLOG#<mo>  <at>#<id>               an export or erasure, logged (by month)
+#   P#P#PRIVACYLOG#<mo>  <at>#<id>               an export or erasure, logged (by month; gsi1: P#P#PRIVACYLOGS)
 #   P#P#WX#<openid>      gsi1: P#P#M#M#WX        the WeChat users linked to a member
 
 @builds("pay_order_ref")
@@ -673,6 +673,11 @@ def erasure(program_id: str, member_id: str) -> tuple[str, str]:
 @builds("privacy_log")
 def privacy_log(program_id: str, month: str, at: str, log_id: str) -> tuple[str, str]:
     return f"P#{program_id}#PRIVACYLOG#{month}", f"{at}#{log_id}"
+
+
+def privacy_log_list(program_id: str) -> str:
+    """GSI1 partition of a program's privacy log (gsi1sk = <at>#<id>): staff read it newest first."""
+    return f"P#{program_id}#PRIVACYLOGS"
 
 
 def member_wechat_users(program_id: str, member_id: str, openid: str) -> tuple[str, str]:

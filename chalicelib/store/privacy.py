@@ -182,7 +182,8 @@ def log(program_id: str, member_id: str, action: str, by: str, outcome: str, at:
     """An export or erasure, logged without the personal data (member id, who, when, outcome)."""
     stamp = at.isoformat()
     PrivacyLogItem(*keys.privacy_log(program_id, stamp[:7], stamp, log_id), program_id=program_id,
-                   member_id=member_id, action=action, by=by, outcome=outcome, at=stamp, items=items).save()
+                   member_id=member_id, action=action, by=by, outcome=outcome, at=stamp, items=items,
+                   gsi1pk=keys.privacy_log_list(program_id), gsi1sk=f"{stamp}#{log_id}").save()
 
 
 def forfeit_key(program_id: str, member_id: str) -> Key:

@@ -514,6 +514,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/privacy-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every export and erasure: when, by whom, of which member id, completed or refused; newest first
+         * @description Staff permission: `members:erase`.
+         */
+        get: operations["privacy_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/program": {
         parameters: {
             query?: never;
@@ -2450,6 +2470,16 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Page[PrivacyLogEntry] */
+        Page_PrivacyLogEntry_: {
+            /** Items */
+            items: components["schemas"]["PrivacyLogEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
         /** Page[Reward] */
         Page_Reward_: {
             /** Items */
@@ -2622,6 +2652,36 @@ export interface components {
         PhoneIn: {
             /** Phone Code */
             phone_code: string;
+        };
+        /** PrivacyLogEntry */
+        PrivacyLogEntry: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "export" | "erasure";
+            /** Member Id */
+            member_id: string;
+            /**
+             * By
+             * @description `member`, or `staff:<key name>`.
+             */
+            by: string;
+            /**
+             * Outcome
+             * @description `completed`, or `refused:<error code>`.
+             */
+            outcome: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Items
+             * @description Items exported, or deleted by the erasure.
+             */
+            items: number;
         };
         /** ProfileIn */
         ProfileIn: {
@@ -4504,6 +4564,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_PendingEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    privacy_log: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PrivacyLogEntry_"];
                 };
             };
             400: components["responses"]["Error400"];

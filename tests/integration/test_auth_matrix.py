@@ -340,6 +340,7 @@ ROWS: dict[str, Row] = {
     "GET /v1/members/me/export": Row(about_a=False),
     "DELETE /v1/members/me": Row(about_a=False, member_token=lambda w: w.leaver_token),
     "DELETE /v1/admin/members/{member_id}": Row(about_a=True, params={"member_id": lambda w: w.erased_member}),
+    "GET /v1/admin/privacy-log": Row(about_a=False),
     "DELETE /v1/members/me/subscriptions/{template_id}": Row(about_a=False,
                                                              params={"template_id": lambda w: "tmpl-points"}),
 }

@@ -150,6 +150,10 @@ def test_erasure_leaves_no_personal_data_keeps_the_money_records_and_ends_the_to
     # Staff asking later for the same member: the erasure's record, nothing more to do.
     staff = api.staff("DELETE", f"/v1/admin/members/{member_id}")
     assert staff.status_code == 200 and staff.json["status"] == "done" and staff.json["requested_by"] == "member"
+    log = api.staff("GET", "/v1/admin/privacy-log").json["items"]
+    assert [(e["action"], e["member_id"], e["by"], e["outcome"]) for e in log] == [
+        ("erasure", member_id, "member", "completed")]
+    assert "小隐私" not in json.dumps(log, ensure_ascii=False) and PHONE not in json.dumps(log)
 
 
 def test_a_member_token_is_refused_once_erased_by_staff(api):
@@ -171,6 +175,8 @@ def test_erasure_with_stored_value_left_is_409_and_changes_nothing(api, wechat):
     assert api.request("POST", "/v1/payments/wechat/notify", headers=headers, raw=body).status_code == 200
     refused = api.member("DELETE", "/v1/members/me", token)
     assert refused.status_code == 409 and refused.json["error"]["code"] == "stored_value_not_settled"
+    [logged] = api.staff("GET", "/v1/admin/privacy-log").json["items"]
+    assert (logged["action"], logged["outcome"]) == ("erasure", "refused:stored_value_not_settled")
     card = api.member("GET", "/v1/members/me", token)
     assert card.status_code == 200 and card.json["nickname"] == "存钱"
 
