@@ -99,6 +99,7 @@ def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
             bench = Bench(meter, client, standin)
             rows = _operations(bench, settings, calls)
             _webhook_operations(bench, settings, receiver)
+            _privacy_operations(bench, calls)
             warm = settings.model_copy(update={"config_cache_seconds": 300})
             extra = {"expiry": proof.expiry_figures(meter, warm),
                      "coupon_expiry": proof.coupon_expiry_figures(meter, warm),
@@ -226,6 +227,33 @@ def _money(bench: Bench, token: str, member_id: str, till_call: Callable[[str, A
                   lambda: till_call("/v1/stored-value/payments", body), lambda r: r[0] == 201)
     bench.measure("stored-value payment replayed via API", lambda: till_call("/v1/stored-value/payments", body),
                   lambda r: r[0] == 201)
+
+
+def _privacy_operations(bench: Bench, calls: Any) -> None:
+    """Members' rights through the API: what the erasure check adds to a request with a member
+    token, an export and an erasure of a member with five orders, a refund, a hold and a consent."""
+    login = lambda: bench.api("POST", "/v1/auth/login", {"appid": calls.DEMO_APPID, "code": "dev-bench-leaver"})  # noqa: E731
+    first = login()[1]["token"]
+    bench.api("POST", "/v1/members", {"nickname": "Leaver", "birthday": "1990-01-01"}, calls.bearer(first))
+    _, again = login()
+    token, member_id = again["token"], again["member_id"]
+    paid_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    for n in range(5):
+        path, body = "/v1/orders", {"order_id": f"lv-{n}", "member_id": member_id, "amount_fen": 10_000, "paid_at": paid_at}
+        bench.api("POST", path, body, calls.till_headers("POST", path, json.dumps(body).encode()))
+    path, body = "/v1/orders/lv-0/refunds", {"refund_id": "lv-r", "amount_fen": 1_000}
+    bench.api("POST", path, body, calls.till_headers("POST", path, json.dumps(body).encode()))
+    path, body = "/v1/points/holds", {"hold_id": "lv-h", "member_id": member_id, "order_id": "lv-s",
+                                      "order_amount_fen": 10_000, "points": 10}
+    bench.api("POST", path, body, calls.till_headers("POST", path, json.dumps(body).encode()))
+    bench.api("POST", "/v1/members/me/subscriptions", {"template_ids": ["tmpl-points"]}, calls.bearer(token))
+    bench.measure("card read via API (token with member id: erasure check incl.)",
+                  lambda: bench.api("GET", "/v1/members/me", None, calls.bearer(token)), lambda r: r[0] == 200)
+    bench.measure("member export via API (5 orders, a refund, a hold)",
+                  lambda: bench.api("GET", "/v1/members/me/export", None, calls.bearer(token)), lambda r: r[0] == 200)
+    bench.measure("member erasure via API (the same member)",
+                  lambda: bench.api("DELETE", "/v1/members/me", None, calls.bearer(token)),
+                  lambda r: r[0] == 200 and r[1]["status"] == "done")
 
 
 def _webhook_operations(bench: Bench, settings: Any, receiver: Any) -> list[dict[str, Any]]:

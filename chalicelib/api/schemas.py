@@ -144,7 +144,7 @@ class Subscriptions(Answer):
 
 class HistoryEntry(Answer):
     id: str
-    type: Literal["earn", "redeem", "hold", "release", "expire", "reverse", "adjust", "pending"]
+    type: Literal["earn", "redeem", "hold", "release", "expire", "reverse", "adjust", "pending", "forfeit"]
     points: int = Field(description="The change to the balance; for a `pending` row, to the pending points "
                                     "(negative: rejected).")
     pending: int = Field(description="The change to the pending points (`points.pending` on the card).")
@@ -461,7 +461,7 @@ class TopUp(Answer):
 class StoredValueEntry(Answer):
     id: str
     type: Literal["top_up", "payment", "payment_refund", "freeze", "capture", "release", "refund_pending", "refund",
-                  "refund_failed"]
+                  "refund_failed", "bonus_forfeit"]
     amount_fen: int = Field(description="The change of the spendable balance (principal + bonus).")
     principal_fen: int
     bonus_fen: int
@@ -572,3 +572,49 @@ class WebhookReplay(Answer):
     queued: int
     complete: bool
     resume_from: str | None = Field(description="When not complete: call again with this as `from`.")
+
+
+# --- members' rights (issue 17) --------------------------------------------------------------
+
+class ExportProfile(Answer):
+    member_id: str
+    openid: str
+    unionid: str | None
+    nickname: str | None
+    birthday: str | None
+    phone: str | None = Field(description="Unmasked: the person's own number (only ever shown here).")
+    invite_code: str
+    invited_by: str | None
+    enrolled_at: str
+
+
+class MemberExport(Answer):
+    member_id: str
+    exported_at: dt.datetime
+    profile: ExportProfile
+    items: dict[str, list[dict[str, Any]]] = Field(
+        description="Item kind -> every item of that kind held about the member, each with all its attributes "
+                    "(internal index keys and secrets left out). Complete: read through every page.")
+    counts: dict[str, int] = Field(description="Item kind -> how many.")
+    retention: dict[str, str] = Field(description="Kinds kept after an erasure (money and points records, "
+                                                  "for the retention the law requires) -> what they are.")
+
+
+class Erasure(Answer):
+    member_id: str = Field(description="Pseudonymous from now on: nothing links it to the person any more.")
+    status: Literal["erasing", "done"]
+    requested_by: str = Field(description="`member`, or `staff:<key name>`.")
+    requested_at: dt.datetime
+    completed_at: dt.datetime | None
+    summary: dict[str, Any] = Field(description="What was done: orders settled, holds released, points "
+                                                "forfeited, items deleted by kind, records kept.")
+
+
+class PrivacyLogEntry(Answer):
+    action: Literal["export", "erasure"]
+    member_id: str
+    by: str = Field(description="`member`, or `staff:<key name>`.")
+    outcome: str = Field(description="`completed`, or `refused:<error code>`.")
+    at: dt.datetime
+    items: int = Field(description="Items exported, or deleted by the erasure.")
+

@@ -54,7 +54,15 @@ class Member(Authenticator):
     kind: str = "member"
 
     def authenticate(self, request: Any, settings: Settings) -> MemberPrincipal:
-        return tokens.verify(settings, bearer(request))
+        principal = tokens.verify(settings, bearer(request))
+        if principal.member_id is not None:
+            # An erased member's tokens stop working (a token without a member id finds its
+            # WeChat user gone instead: services/members.py resolve_member_id).
+            from chalicelib.store import privacy  # lazy: the table only for member tokens
+
+            if privacy.erasure(principal.program_id, principal.member_id, consistent=False) is not None:
+                raise Unauthorized("this member's account was deleted: log in again", code="account_erased")
+        return principal
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.domain.notifications import EVENTS, NotificationTemplate
+from chalicelib.domain.text import FreeText
 
 
 class Strict(BaseModel):
@@ -23,12 +24,12 @@ class Strict(BaseModel):
 
 class Benefit(Strict):
     code: str = Field(min_length=1, max_length=64)
-    description: str = Field(min_length=1, max_length=200)
+    description: FreeText = Field(min_length=1, max_length=200)
 
 
 class Tier(Strict):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
-    name: str = Field(min_length=1, max_length=32)
+    name: FreeText = Field(min_length=1, max_length=32)
     level: int = Field(ge=0, le=99)
     # Growth that lifts a member into this tier.
     threshold: int = Field(ge=0)
@@ -51,7 +52,7 @@ class Campaign(Strict):
     threshold (满额送积分). Both days are inclusive, in the program's time zone."""
 
     code: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
-    name: str = Field(min_length=1, max_length=64)
+    name: FreeText = Field(min_length=1, max_length=64)
     starts_on: dt.date
     ends_on: dt.date
     multiplier_pct: int = Field(default=100, ge=100, le=1000)
@@ -209,7 +210,7 @@ class RiskRules(Strict):
 
 class ProgramConfig(Strict):
     program_id: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
-    name: str = Field(min_length=1, max_length=64)
+    name: FreeText = Field(min_length=1, max_length=64)
     appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{14,30}$")
     timezone: str = "Asia/Shanghai"
     earning: EarningRules = Field(default_factory=EarningRules)

@@ -30,6 +30,7 @@ from chalicelib.domain import balance
 from chalicelib.domain import coupons as rules_of
 from chalicelib.domain import notifications as message_rules
 from chalicelib.domain.coupons import EXPIRED, UNUSED, USED, CouponRules
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InsufficientPoints, NotFound, RetryLater
 from chalicelib.jobs import JobContext, Step
 from chalicelib.logs import logger
@@ -66,13 +67,13 @@ class TemplateIn(BaseModel):
     the customer pays (80 = 八折); validity is `valid_days` from issue or a fixed window of days."""
 
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
-    name: str = Field(min_length=1, max_length=64)
+    name: FreeText = Field(min_length=1, max_length=64)
     kind: Literal["amount_off", "percent_off", "gift"]
     threshold_fen: StrictInt = Field(default=0, ge=0, le=10**12)
     off_fen: StrictInt | None = Field(default=None, ge=1, le=10**12)
     percent: StrictInt | None = Field(default=None, ge=1, le=99)
     max_off_fen: StrictInt | None = Field(default=None, ge=1, le=10**12)
-    gift_item: str | None = Field(default=None, min_length=1, max_length=64,
+    gift_item: FreeText | None = Field(default=None, min_length=1, max_length=64,
                                   description="What a gift coupon hands over (default: the name).")
     valid_days: StrictInt | None = Field(default=None, ge=1, le=3660,
                                          description="Days from the day of issue, that day included.")

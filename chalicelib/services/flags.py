@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib import clock, crypto, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import risk
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.services.idempotency import CallerKey, TryAgain, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config
@@ -41,7 +42,7 @@ class ResolveIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     request_id: str = Field(pattern=ids.ID_PATTERN)
     resolution: Literal["confirmed", "dismissed"]
-    reason: str = Field(min_length=1, max_length=200)
+    reason: FreeText = Field(min_length=1, max_length=200)
 
 
 def note_phone(settings: Settings, program_id: str, phone_hash: str, member_id: str) -> None:

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, fie
 from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance, earning, lots, refunds, risk
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound, RateLimited
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config
@@ -30,8 +31,8 @@ class Body(BaseModel):
 
 
 class OrderLine(Body):
-    sku: str = Field(min_length=1, max_length=64)
-    name: str | None = Field(default=None, max_length=128)
+    sku: FreeText = Field(min_length=1, max_length=64)
+    name: FreeText | None = Field(default=None, max_length=128)
     quantity: StrictInt = Field(ge=1, le=100_000)
     amount_fen: StrictInt = Field(ge=0)
 
@@ -54,7 +55,7 @@ class RefundIn(Body):
 
 class AdjustmentIn(Body):
     points: StrictInt = Field(ge=-10**9, le=10**9)
-    reason: str = Field(min_length=1, max_length=200)
+    reason: FreeText = Field(min_length=1, max_length=200)
     request_id: str = Field(pattern=_ID)
     expires_on: dt.date | None = None
 

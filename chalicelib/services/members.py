@@ -15,6 +15,7 @@ from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import tiers as tier_rules
 from chalicelib.domain.card import CardFacts, build_card
 from chalicelib.domain.program import ProgramConfig
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InvalidRequest, NotFound, RetryLater, Unauthorized
 from chalicelib.settings import Settings
 from chalicelib.store import keys, members as store
@@ -44,7 +45,7 @@ class LoginIn(BaseModel):
 
 class EnrollIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
-    nickname: str | None = Field(default=None, min_length=1, max_length=32)
+    nickname: FreeText | None = Field(default=None, min_length=1, max_length=32)
     birthday: dt.date | None = None
     invite_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{4,16}$")
     device_id: str | None = Field(default=None, pattern=_DEVICE_ID, description="Optional, as at login.")
@@ -52,7 +53,7 @@ class EnrollIn(BaseModel):
 
 class ProfileIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
-    nickname: str | None = Field(default=None, min_length=1, max_length=32)
+    nickname: FreeText | None = Field(default=None, min_length=1, max_length=32)
     # Set once: birthday gifts depend on it, so members cannot move it around.
     birthday: dt.date | None = None
 
@@ -91,7 +92,9 @@ def resolve_member_id(principal: MemberPrincipal) -> str:
     if principal.member_id:
         return principal.member_id
     user = store.wechat_user(principal.program_id, principal.openid)
-    if user is None or not user.member_id:
+    if user is None:  # logins write it first: gone means the member erased their account
+        raise Unauthorized("log in again", code="login_required")
+    if not user.member_id:
         raise NotFound("enrol first: this WeChat user is not a member yet", code="not_enrolled")
     return user.member_id
 

@@ -20,7 +20,7 @@ from chalicelib.errors import IdempotencyConflict
 from chalicelib.services.idempotency import CallerKey, TryAgain, reread_if_taken
 from chalicelib.settings import Settings
 from chalicelib.store import keys
-from chalicelib.store.models import PayOrderItem
+from chalicelib.store.models import PayOrderItem, PayOrderRefItem
 from chalicelib.store.tx import Transaction
 
 PENDING, PAID, CLOSED = "pending", "paid", "closed"
@@ -76,6 +76,9 @@ def pending_item(settings: Settings, caller_key: CallerKey, order: NewOrder) -> 
 
 def put_pending(tx: Transaction, item: PayOrderItem) -> None:
     tx.put(item, PayOrderItem.pk.does_not_exist(), label=ORDER_LABEL)
+    # The member's pointer to it: how export and erasure find a member's orders (pending too).
+    tx.put(PayOrderRefItem(*keys.pay_order_ref(item.program_id, item.member_id, item.out_trade_no),
+                           out_trade_no=item.out_trade_no, created_at=item.created_at), label="pay_order_ref")
 
 
 def open_order(settings: Settings, caller_key: CallerKey, order: NewOrder, found: PayOrderItem | None,

@@ -23,6 +23,7 @@ from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.auth.wechatpay import PaymentNotice
 from chalicelib.domain import stored_value as money
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound, RetryLater
 from chalicelib.jobs import JobContext, Step
 from chalicelib.logs import logger
@@ -186,12 +187,33 @@ def _close(settings: Settings, item: PayOrderItem, now: dt.datetime) -> bool:
     return True
 
 
+def settle_or_close_now(settings: Settings, item: PayOrderItem, now: dt.datetime) -> str:
+    """A pending order that must end now (its member is leaving): paid at WeChat Pay -> settled
+    ("credited"), otherwise closed there and here ("closed"), so it can never be paid later.
+    Raises RetryLater while WeChat Pay cannot be reached."""
+    from chalicelib.wechat import pay
+
+    found = pay.query_order(settings, item.out_trade_no)
+    if found and found.get("trade_state") == "SUCCESS":
+        settle_paid(settings, found, "query")
+        return "credited"
+    if found is not None:
+        try:
+            pay.close_order(settings, item.out_trade_no)
+        except pay.WechatPayRefused as refused:
+            if refused.wechat_code == "ORDERPAID":
+                raise RetryLater("the order was paid at this moment: ask again") from None
+            raise
+    _close(settings, item, now)
+    return "closed"
+
+
 # --- refunding a top-up (staff) ---------------------------------------------------------------
 
 class TopUpRefundIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     request_id: str = Field(pattern=ids.ID_PATTERN)
-    reason: str = Field(default="储值退款", min_length=1, max_length=80)
+    reason: FreeText = Field(default="储值退款", min_length=1, max_length=80)
 
 
 def out_refund_no_for(program_id: str, top_up_id: str, request_id: str) -> str:

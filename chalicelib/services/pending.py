@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import balance, lots
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.services.ledger import require_member
 from chalicelib.services.idempotency import CallerKey, TryAgain, reread_if_taken, with_retries
@@ -38,7 +39,7 @@ RELEASED, REJECTED = "released", "rejected"
 class SettleIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     request_id: str = Field(pattern=ids.ID_PATTERN)
-    reason: str | None = Field(default=None, min_length=1, max_length=200,
+    reason: FreeText | None = Field(default=None, min_length=1, max_length=200,
                                description="Why (kept on the entry and in the history row).")
 
 

@@ -21,6 +21,7 @@ from chalicelib.domain.program import (
     Tier,
     TierPolicy,
 )
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InvalidRequest, NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import programs as store
@@ -31,7 +32,7 @@ class ProgramRulesIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
     # The version the change was made against (from GET): a concurrent edit is a 409, not lost.
     version: int = Field(ge=1)
-    name: str = Field(min_length=1, max_length=64)
+    name: FreeText = Field(min_length=1, max_length=64)
     timezone: str = "Asia/Shanghai"
     earning: EarningRules
     tiers: list[Tier]

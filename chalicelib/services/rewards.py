@@ -20,6 +20,7 @@ from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance
 from chalicelib.domain.lots import Draw
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, InsufficientPoints, NotFound
 from chalicelib.services import holds, pay_orders
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
@@ -34,7 +35,7 @@ from chalicelib.store.tx import Transaction
 
 class RewardIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
-    name: str = Field(min_length=1, max_length=64)
+    name: FreeText = Field(min_length=1, max_length=64)
     points_price: StrictInt = Field(ge=1, le=10**9)
     cash_fen: StrictInt = Field(default=0, ge=0, le=10**10)
     stock: StrictInt = Field(ge=0, le=10**9)

@@ -18,6 +18,7 @@ from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain import tiers as rules
 from chalicelib.domain.program import ProgramConfig, Tier
+from chalicelib.domain.text import FreeText
 from chalicelib.errors import InvalidRequest, NotFound
 from chalicelib.jobs import JobContext, Step
 from chalicelib.services.idempotency import TryAgain, with_retries
@@ -35,7 +36,7 @@ class TierGrantIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid")
     tier: str = Field(min_length=1, max_length=32)
     until: dt.date
-    reason: str = Field(min_length=1, max_length=200)
+    reason: FreeText = Field(min_length=1, max_length=200)
     request_id: str = Field(pattern=ids.ID_PATTERN)
 
 

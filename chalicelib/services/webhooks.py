@@ -34,6 +34,7 @@ from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store.models import (
+    ErasureItem,
     TableItem,
     WebhookCountItem,
     WebhookDeliveryItem,
@@ -41,6 +42,7 @@ from chalicelib.store.models import (
     WebhookItem,
     WebhookSequenceItem,
 )
+from chalicelib.domain.privacy import PROFILE_EVENT_TYPES
 from chalicelib.store.paging import gsi1_page
 from chalicelib.store.tx import ConditionsFailed, Transaction, TransactionConflict
 
@@ -352,6 +354,10 @@ def _record_event(program_id: str, fact: rules.Fact, targets: list[WebhookItem])
         event.gsi1pk, event.gsi1sk = keys.webhook_events_by_time(program_id, at[:10], at, event_id)
         tx = Transaction()
         tx.put(event, WebhookEventItem.pk.does_not_exist(), label="event")
+        if fact.type in PROFILE_EVENT_TYPES:
+            # A profile change reaching us after its member began erasure: never copy it out again.
+            tx.check(ErasureItem, keys.erasure(program_id, fact.member_id), ErasureItem.pk.does_not_exist(),
+                     label="erased")
         tx.put(WebhookSequenceItem(*seq_key, last=last + 1),
                WebhookSequenceItem.last == last if counter is not None else WebhookSequenceItem.pk.does_not_exist(),
                label="sequence")
@@ -373,8 +379,8 @@ def _record_event(program_id: str, fact: rules.Fact, targets: list[WebhookItem])
         try:
             tx.commit()
         except ConditionsFailed as failed:
-            if "event" in failed.labels:
-                return 0  # a redelivered record: the event and its deliveries exist
+            if "event" in failed.labels or "erased" in failed.labels:
+                return 0  # a redelivered record (the event and its deliveries exist), or an erased member
             continue  # another event of this member took the number: read it again
         except TransactionConflict:
             continue

@@ -648,3 +648,42 @@ def wechat_access_token(appid: str) -> tuple[str, str]:
 def wechat_token_lock(appid: str) -> tuple[str, str]:
     """Who is refreshing the access token right now."""
     return f"WXTOKEN#{appid}", "LOCK"
+
+
+# --- members' rights (issue 17) --------------------------------------------------------------
+#   P#P#M#M              PAYREF#<out_trade_no>   the member's WeChat Pay orders (export, erasure)
+#   P#P#ERASURE#M        ERASURE                 an erasure: status, who asked (tokens refused)
+#   P#P#PRIVACYLOG#<mo>  <at>#<id>               an export or erasure, logged (by month; gsi1: P#P#PRIVACYLOGS)
+#   P#P#WX#<openid>      gsi1: P#P#M#M#WX        the WeChat users linked to a member
+
+@builds("pay_order_ref")
+def pay_order_ref(program_id: str, member_id: str, out_trade_no: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"PAYREF#{out_trade_no}"
+
+
+def pay_order_ref_prefix() -> str:
+    return "PAYREF#"
+
+
+@builds("erasure")
+def erasure(program_id: str, member_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#ERASURE#{member_id}", "ERASURE"
+
+
+@builds("privacy_log")
+def privacy_log(program_id: str, month: str, at: str, log_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#PRIVACYLOG#{month}", f"{at}#{log_id}"
+
+
+def privacy_log_list(program_id: str) -> str:
+    """GSI1 partition of a program's privacy log (gsi1sk = <at>#<id>): staff read it newest first."""
+    return f"P#{program_id}#PRIVACYLOGS"
+
+
+def member_wechat_users(program_id: str, member_id: str, openid: str) -> tuple[str, str]:
+    """GSI1 keys of a WeChat user linked to a member: every openid of the member (erasure)."""
+    return f"{member_pk(program_id, member_id)}#WX", openid
+
+
+def member_wechat_users_partition(program_id: str, member_id: str) -> str:
+    return member_wechat_users(program_id, member_id, "")[0]

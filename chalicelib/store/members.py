@@ -83,9 +83,11 @@ def create_member(program_id: str, openid: str, unionid: str | None, member_id: 
     the unionid is free (`unionid`), the invite code is free (`invite`)."""
     tx = Transaction()
     user_key = keys.wechat_user(program_id, openid)
+    wx_pk, wx_sk = keys.member_wechat_users(program_id, member_id, openid)
     tx.update(
         WechatUserItem(*user_key),
-        actions=[WechatUserItem.member_id.set(member_id)],
+        actions=[WechatUserItem.member_id.set(member_id), WechatUserItem.gsi1pk.set(wx_pk),
+                 WechatUserItem.gsi1sk.set(wx_sk)],
         condition=WechatUserItem.pk.exists() & WechatUserItem.member_id.does_not_exist(),
         label="wechat_user",
     )
@@ -101,8 +103,10 @@ def create_member(program_id: str, openid: str, unionid: str | None, member_id: 
 
 def link_wechat_user(program_id: str, openid: str, member_id: str) -> None:
     """Link a WeChat user to an existing member (same unionid seen under a new openid)."""
+    wx_pk, wx_sk = keys.member_wechat_users(program_id, member_id, openid)
     WechatUserItem(*keys.wechat_user(program_id, openid)).update(
-        actions=[WechatUserItem.member_id.set(member_id)],
+        actions=[WechatUserItem.member_id.set(member_id), WechatUserItem.gsi1pk.set(wx_pk),
+                 WechatUserItem.gsi1sk.set(wx_sk)],
         condition=WechatUserItem.member_id.does_not_exist(),
     )
 

@@ -741,3 +741,40 @@ class LiabilityItem(TableItem, discriminator="liability"):
     principal_fen = NumberAttribute()
     bonus_fen = NumberAttribute()
     created_at = UnicodeAttribute()
+
+
+# --- members' rights (issue 17: export, erasure) ---------------------------------------------
+
+class PayOrderRefItem(TableItem, discriminator="pay_order_ref"):
+    """Names one of the member's WeChat Pay orders from the member's partition, so export and
+    erasure find them (pending ones included) without reading every program day."""
+
+    out_trade_no = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class ErasureItem(TableItem, discriminator="erasure"):
+    """A member's erasure: erasing -> done. Written before the first erasing step, so a crash half
+    way is resumed by asking again; while it exists the member's tokens are refused. Holds no
+    personal data: the member id (pseudonymous once erased), who asked, when, what was done."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    status = UnicodeAttribute()  # erasing | done
+    requested_by = UnicodeAttribute()  # member | staff:<key name>
+    requested_at = UnicodeAttribute()
+    completed_at = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    summary = JSONAttribute(null=True)  # counts per step
+
+
+class PrivacyLogItem(TableItem, discriminator="privacy_log"):
+    """One export or erasure: when, by whom, of which member id, whether it completed."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    action = UnicodeAttribute()  # export | erasure
+    by = UnicodeAttribute()
+    outcome = UnicodeAttribute()  # completed | refused:<code>
+    at = UnicodeAttribute()
+    items = NumberAttribute(default=0)

@@ -264,7 +264,11 @@ export interface paths {
         get: operations["member_card"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Erase a member whose request reached the merchant another way
+         * @description Staff permission: `members:erase`.
+         */
+        delete: operations["erase_member"];
         options?: never;
         head?: never;
         patch?: never;
@@ -502,6 +506,26 @@ export interface paths {
          * @description Staff permission: `risk:read`.
          */
         get: operations["pending_queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/privacy-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every export and erasure: when, by whom, of which member id, completed or refused; newest first
+         * @description Staff permission: `members:erase`.
+         */
+        get: operations["privacy_log"];
         put?: never;
         post?: never;
         delete?: never;
@@ -838,7 +862,11 @@ export interface paths {
         get: operations["my_card"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete the caller's account (PIPL Art. 47): settle, forfeit, erase; money records kept
+         * @description 409 `stored_value_not_settled` while stored value (frozen money included) is left: it must be refunded or spent first. Asking again resumes an interrupted erasure; once done, the old tokens answer 401.
+         */
+        delete: operations["erase_mine"];
         options?: never;
         head?: never;
         /** Change the nickname; set the birthday once */
@@ -874,6 +902,23 @@ export interface paths {
         put?: never;
         /** Claim a coupon, once per request_id (stock, limit and points price enforced) */
         post: operations["claim_coupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everything held about the caller, as one JSON document (PIPL Art. 45) */
+        get: operations["export_mine"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -977,6 +1022,23 @@ export interface paths {
         /** Record the templates wx.requestSubscribeMessage accepted */
         post: operations["subscribe"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/me/subscriptions/{template_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Withdraw consent for a template's messages: its credits are dropped */
+        delete: operations["withdraw_consent"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1712,6 +1774,38 @@ export interface components {
              */
             device_id?: string | null;
         };
+        /** Erasure */
+        Erasure: {
+            /**
+             * Member Id
+             * @description Pseudonymous from now on: nothing links it to the person any more.
+             */
+            member_id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "erasing" | "done";
+            /**
+             * Requested By
+             * @description `member`, or `staff:<key name>`.
+             */
+            requested_by: string;
+            /**
+             * Requested At
+             * Format: date-time
+             */
+            requested_at: string;
+            /** Completed At */
+            completed_at: string | null;
+            /**
+             * Summary
+             * @description What was done: orders settled, holds released, points forfeited, items deleted by kind, records kept.
+             */
+            summary: {
+                [key: string]: unknown;
+            };
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /**
@@ -1777,6 +1871,30 @@ export interface components {
             months_after?: number;
             /** Reminder Days */
             reminder_days?: number[];
+        };
+        /** ExportProfile */
+        ExportProfile: {
+            /** Member Id */
+            member_id: string;
+            /** Openid */
+            openid: string;
+            /** Unionid */
+            unionid: string | null;
+            /** Nickname */
+            nickname: string | null;
+            /** Birthday */
+            birthday: string | null;
+            /**
+             * Phone
+             * @description Unmasked: the person's own number (only ever shown here).
+             */
+            phone: string | null;
+            /** Invite Code */
+            invite_code: string;
+            /** Invited By */
+            invited_by: string | null;
+            /** Enrolled At */
+            enrolled_at: string;
         };
         /** Flag */
         Flag: {
@@ -1923,7 +2041,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending";
+            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending" | "forfeit";
             /**
              * Points
              * @description The change to the balance; for a `pending` row, to the pending points (negative: rejected).
@@ -2159,6 +2277,40 @@ export interface components {
              */
             coupons_unused: number;
         };
+        /** MemberExport */
+        MemberExport: {
+            /** Member Id */
+            member_id: string;
+            /**
+             * Exported At
+             * Format: date-time
+             */
+            exported_at: string;
+            profile: components["schemas"]["ExportProfile"];
+            /**
+             * Items
+             * @description Item kind -> every item of that kind held about the member, each with all its attributes (internal index keys and secrets left out). Complete: read through every page.
+             */
+            items: {
+                [key: string]: {
+                    [key: string]: unknown;
+                }[];
+            };
+            /**
+             * Counts
+             * @description Item kind -> how many.
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Retention
+             * @description Kinds kept after an erasure (money and points records, for the retention the law requires) -> what they are.
+             */
+            retention: {
+                [key: string]: string;
+            };
+        };
         /** NextTier */
         NextTier: {
             /** Code */
@@ -2312,6 +2464,16 @@ export interface components {
         Page_PendingEntry_: {
             /** Items */
             items: components["schemas"]["PendingEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[PrivacyLogEntry] */
+        Page_PrivacyLogEntry_: {
+            /** Items */
+            items: components["schemas"]["PrivacyLogEntry"][];
             /**
              * Next Cursor
              * @description Pass as `?cursor=` for the next page; null on the last.
@@ -2490,6 +2652,36 @@ export interface components {
         PhoneIn: {
             /** Phone Code */
             phone_code: string;
+        };
+        /** PrivacyLogEntry */
+        PrivacyLogEntry: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "export" | "erasure";
+            /** Member Id */
+            member_id: string;
+            /**
+             * By
+             * @description `member`, or `staff:<key name>`.
+             */
+            by: string;
+            /**
+             * Outcome
+             * @description `completed`, or `refused:<error code>`.
+             */
+            outcome: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Items
+             * @description Items exported, or deleted by the erasure.
+             */
+            items: number;
         };
         /** ProfileIn */
         ProfileIn: {
@@ -2821,7 +3013,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed";
+            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed" | "bonus_forfeit";
             /**
              * Amount Fen
              * @description The change of the spendable balance (principal + bonus).
@@ -3939,6 +4131,36 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    erase_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            503: components["responses"]["Error503"];
+        };
+    };
     post_adjustment: {
         parameters: {
             query?: never;
@@ -4342,6 +4564,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_PendingEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    privacy_log: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PrivacyLogEntry_"];
                 };
             };
             400: components["responses"]["Error400"];
@@ -4961,6 +5213,31 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    erase_mine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            503: components["responses"]["Error503"];
+        };
+    };
     update_profile: {
         parameters: {
             query?: never;
@@ -5076,6 +5353,30 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    export_mine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberExport"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };
@@ -5256,6 +5557,34 @@ export interface operations {
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    withdraw_consent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A coupon template id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscriptions"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };

@@ -14,7 +14,7 @@ from tests.fuzz import support
 
 @pytest.fixture(scope="session")
 def world(stack: RunningStack) -> support.World:  # noqa: F811 - the imported fixture, by name
-    built = support.build_world(stack.api)
+    built = support.build_world(stack.api, stack.wechat)
     support.set_world(built)
     return built
 

@@ -158,11 +158,18 @@ def set_world(world: World) -> None:
     _CURRENT.append(world)
 
 
-def build_world(api: str) -> World:
+def build_world(api: str, wechat: str | None = None) -> World:
     """A member with points, orders, open holds and redemptions; another member's invite code."""
     http = Http(api)
     suffix = uuid.uuid4().hex[:8]
     token, member_id = http.enrolled(f"fuzz-{suffix}", nickname="Fuzz")
+    if wechat is not None:
+        # Paid-in stored value: the member's erasure (DELETE /v1/members/me, staff's too) is refused
+        # with 409 stored_value_not_settled, so the member stays for every other operation.
+        top_up = http.member("POST", "/v1/members/me/top-ups", token, {"plan_id": "sv-100", "request_id": "fz-tu"})
+        assert top_up.status_code == 201, top_up.text
+        paid = requests.post(f"{wechat}/_pay/confirm", json={"out_trade_no": top_up.json()["top_up_id"]}, timeout=60)
+        assert paid.status_code == 200, paid.text
     _, inviter_id = http.enrolled(f"fuzz-inviter-{suffix}")
     invite_code = http.staff("GET", f"/v1/admin/members/{inviter_id}").json()["invite_code"]
     now = dt.datetime.now(dt.timezone.utc).isoformat()

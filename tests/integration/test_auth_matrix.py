@@ -55,6 +55,8 @@ class World:
     a_top_up: str = ""  # A's paid top-up (refunds address it)
     a_pending_top_up: str = ""  # A's unpaid top-up (the notification reports its payment)
     pending_entries: list[str] = field(default_factory=list)
+    leaver_token: str = ""  # a member who deletes their own account (DELETE /v1/members/me)
+    erased_member: str = ""  # a member staff erase (DELETE /v1/admin/members/{member_id})
     _seq: Any = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -116,6 +118,13 @@ def world(wechat):
                 assert w.send("POST", "/v1/payments/wechat/notify", headers, raw).status_code == 200
             else:
                 w.a_pending_top_up = answer["top_up_id"]
+        w.leaver_token, _ = _enrol(w, "matrix-leaver", "Leaver Matrix")
+        _, w.erased_member = _enrol(w, "matrix-erased", "Erased Matrix")
+        # B holds stored value too: a member's own erasure (DELETE /v1/members/me) is refused for both.
+        b_paid = _must(w.as_member("POST", "/v1/members/me/top-ups", w.b_token,
+                                   {"plan_id": "sv-100", "request_id": "b-paid"}), 201)["top_up_id"]
+        headers, raw, _ = w.pay.payment_notification(b_paid)
+        assert w.send("POST", "/v1/payments/wechat/notify", headers, raw).status_code == 200
         for payment_id, freeze in (("p-a", False), ("p-a-capture", True), ("p-a-release", True)):
             _must(w.as_till("POST", "/v1/stored-value/payments", {"payment_id": payment_id, "member_id": w.a_member,
                                                                  "order_id": "o-a", "amount_fen": 1_000,
@@ -174,6 +183,8 @@ class Row:
     about_a: bool | None = None
     body: Body | None = None
     params: dict[str, Callable[[World], str]] = field(default_factory=dict)
+    # The token member A's cell presents instead of A's (a route that ends the membership: erasure).
+    member_token: Callable[[World], str] | None = None
 
 
 def _today_plus(days: int) -> str:
@@ -325,6 +336,13 @@ ROWS: dict[str, Row] = {
     "POST /v1/admin/webhooks/{webhook_id}/deliveries/{event_id}/replay": Row(about_a=True),
     "POST /v1/admin/webhooks/{webhook_id}/replays": Row(about_a=True, body=lambda w: {
         "from": "2026-01-01T00:00:00+00:00", "to": "2026-01-02T00:00:00+00:00"}),
+    # members' rights: erasure addresses members of its own (A and B stay); B's own is refused (stored value)
+    "GET /v1/members/me/export": Row(about_a=False),
+    "DELETE /v1/members/me": Row(about_a=False, member_token=lambda w: w.leaver_token),
+    "DELETE /v1/admin/members/{member_id}": Row(about_a=True, params={"member_id": lambda w: w.erased_member}),
+    "GET /v1/admin/privacy-log": Row(about_a=False),
+    "DELETE /v1/members/me/subscriptions/{template_id}": Row(about_a=False,
+                                                             params={"template_id": lambda w: "tmpl-points"}),
 }
 
 
@@ -374,7 +392,7 @@ class Caller:
     entitled: bool = True
     forged: bool = False
 
-    def headers(self, w: World, method: str, path: str, raw: bytes) -> dict[str, str]:
+    def headers(self, w: World, method: str, path: str, raw: bytes, row: Row | None = None) -> dict[str, str]:
         if self.name == "anonymous":
             return {"Content-Type": "application/json"}
         if self.scheme == WECHATPAY:
@@ -385,6 +403,8 @@ class Caller:
                 headers["Wechatpay-Timestamp"] = str(int(headers["Wechatpay-Timestamp"]) + 1)
             return headers
         if self.scheme == MEMBER:
+            if self.entitled and row is not None and row.member_token is not None:
+                return calls.bearer(row.member_token(w))
             return calls.bearer(w.a_token if self.entitled else w.b_token)
         if self.scheme == STAFF:
             return calls.bearer(calls.ADMIN_KEY if self.entitled else seeded.OTHER_ADMIN_KEY)
@@ -464,7 +484,7 @@ def test_cell(world, route, caller):
     path = route.path.format(**params)
     body = row.body(world) if row.body else None
     raw = calls.encode(body) if body is not None else b""
-    headers = caller.headers(world, route.method, path, raw)
+    headers = caller.headers(world, route.method, path, raw, row)
     want = expected(route, caller)
     before = seeded.table_items(skip_prefixes=("NONCE#",)) if want != OPEN else None
 

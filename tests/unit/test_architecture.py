@@ -93,3 +93,16 @@ def test_every_item_kind_has_its_key_builder():
 
     kinds = set(models.TableItem._attributes["kind"]._class_map.values())
     assert kinds - set(keys.BUILDERS.values()) == set()
+
+
+def test_every_item_kind_says_what_it_is_to_a_member():
+    """Members' rights (domain/privacy.py): export and erasure follow one table; a kind nobody
+    classified would be silently left out of both. Add one line per new kind to `KINDS`."""
+    from chalicelib.domain import privacy
+    from chalicelib.store import models, wechat_tokens  # noqa: F401  (every module that defines item kinds)
+
+    kinds = set(models.TableItem._attributes["kind"]._class_map.values())
+    assert privacy.unclassified(kinds) == set(), "classify these kinds in chalicelib/domain/privacy.py KINDS"
+    assert set(privacy.KINDS) - kinds == set(), "KINDS names kinds that no longer exist"
+    for kind, handling in privacy.KINDS.items():
+        assert not handling.strip or handling.cls == privacy.FINANCIAL, kind
