@@ -23,6 +23,7 @@ Permission = Literal[
     "risk:review",
     "webhooks:read",
     "webhooks:write",
+    "lotteries:read",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

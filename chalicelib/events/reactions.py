@@ -159,3 +159,25 @@ def publish_webhook_events(event_name: str, new: dict[str, Any], old: dict[str, 
     from chalicelib.settings import get_settings
 
     webhooks.publish(get_settings(), event_name, new, old)
+
+
+# --- paid membership and lotteries (issue 14) -------------------------------------------------
+
+def membership_first_pack(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """An entitlement started: its first monthly coupon pack (once per entitlement)."""
+    if event_name != "INSERT":
+        return
+    from chalicelib.services import membership
+    from chalicelib.settings import get_settings
+
+    membership.first_pack(get_settings(), new["program_id"], new["member_id"], new["source_id"])
+
+
+def issue_draw_coupon(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A draw won a coupon: issued once per draw (coupons.gift guards per cause)."""
+    if event_name != "INSERT" or new.get("prize_kind") != "coupon" or not new.get("template_id"):
+        return
+    from chalicelib.services import coupons
+    from chalicelib.settings import get_settings
+
+    coupons.gift(get_settings(), new["program_id"], new["member_id"], [new["template_id"]], f"draw:{new['draw_id']}")

@@ -21,6 +21,9 @@ from chalicelib.domain.program import (
     Tier,
     TierPolicy,
 )
+from chalicelib.domain.lottery import Lottery
+from chalicelib.domain.membership import MembershipPolicy
+from chalicelib.domain.referral import ReferralRules
 from chalicelib.errors import Conflict, InvalidRequest, NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import programs as store
@@ -45,6 +48,10 @@ class ProgramRulesIn(BaseModel):
     templates: dict[str, Any] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
     risk: RiskRules = Field(default_factory=RiskRules)
+    # Issue 14: paid membership plans and benefits, lotteries, referral rewards and caps.
+    membership: MembershipPolicy = Field(default_factory=MembershipPolicy)
+    lotteries: list[Lottery] = Field(default_factory=list)
+    referral: ReferralRules = Field(default_factory=ReferralRules)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:
@@ -77,4 +84,7 @@ def update(settings: Settings, staff: StaffPrincipal, body: ProgramRulesIn) -> d
         store.save_program(settings, config, expected_version=body.version)
     except ConditionsFailed:
         raise Conflict("the program changed since you read it; read it again", code="version_conflict") from None
+    from chalicelib.services import lottery  # lazy: lottery reads program_config from here
+
+    lottery.publish_seeds(settings, config)  # every lottery's seed commitment exists before it opens
     return view(settings, staff.program_id)
