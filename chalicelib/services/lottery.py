@@ -9,14 +9,12 @@ the outcome and the table it was drawn from. Fairness: domain/lottery.py.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pynamodb.exceptions import PutError
 from pynamodb.expressions.condition import Condition
 
-from chalicelib import clock, crypto, ids
+from chalicelib import clock, ids
 from chalicelib.auth.principals import MemberPrincipal
 from chalicelib.domain import balance, lots
 from chalicelib.domain import lottery as rules
@@ -24,6 +22,7 @@ from chalicelib.domain.program import ProgramConfig
 from chalicelib.errors import DrawLimitReached, InsufficientPoints, LotteryClosed, NotFound
 from chalicelib.services.idempotency import KEY_LABEL, CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.members import resolve_member_id
+from chalicelib.services.lottery_seeds import ensure_seed, publish_seeds, seed_of
 from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys, paging
@@ -40,50 +39,6 @@ class DrawIn(BaseModel):
     model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
     lottery_id: str = Field(pattern=ids.ID_PATTERN)
     request_id: str = Field(pattern=ids.ID_PATTERN)
-
-
-# --- the seed: generated once, published as SHA-256, revealed after the end ------------------
-
-def publish_seeds(settings: Settings, config: ProgramConfig) -> None:
-    """Every lottery of the program gets its secret seed and its prizes' stock items, once
-    (conditional puts: a seed is never replaced, so its published hash stays true)."""
-    for lottery in config.lotteries:
-        _ensure_seed(settings, config.program_id, lottery.lottery_id)
-        for prize in lottery.prizes:
-            if prize.stock is None:
-                continue
-            item = LotteryPrizeItem(*keys.lottery_prize(config.program_id, lottery.lottery_id, prize.prize_id),
-                                    program_id=config.program_id, lottery_id=lottery.lottery_id,
-                                    prize_id=prize.prize_id, stock=prize.stock, left=prize.stock)
-            _put_once(item, LotteryPrizeItem.pk.does_not_exist())
-
-
-def _put_once(item: Any, condition: Condition) -> bool:
-    try:
-        item.save(condition=condition)
-        return True
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-
-
-def _ensure_seed(settings: Settings, program_id: str, lottery_id: str) -> LotterySeedItem:
-    key = keys.lottery_seed(program_id, lottery_id)
-    found = store.get_item(LotterySeedItem, key)
-    if isinstance(found, LotterySeedItem):
-        return found
-    seed = secrets.token_bytes(32)  # never from the repo: random, kept encrypted under the data key
-    item = LotterySeedItem(*key, program_id=program_id, lottery_id=lottery_id,
-                           seed_enc=crypto.encrypt(settings, seed.hex(), context=key[0]),
-                           seed_sha256=rules.commitment(seed), created_at=clock.stamp(clock.now()))
-    if _put_once(item, LotterySeedItem.pk.does_not_exist()):
-        return item
-    return store.get_item(LotterySeedItem, key)
-
-
-def _seed_of(settings: Settings, item: LotterySeedItem) -> bytes:
-    return bytes.fromhex(crypto.decrypt(settings, item.seed_enc, context=item.pk))
 
 
 def _lottery(config: ProgramConfig, lottery_id: str) -> rules.Lottery:
@@ -117,7 +72,7 @@ def page(settings: Settings, principal: MemberPrincipal, lottery_id: str) -> dic
     program_id = principal.program_id
     config = program_config(settings, program_id)
     lottery = _lottery(config, lottery_id)
-    seed_item = _ensure_seed(settings, program_id, lottery_id)
+    seed_item = ensure_seed(settings, program_id, lottery_id)
     prize_keys = [keys.lottery_prize(program_id, lottery_id, p.prize_id) for p in lottery.prizes if p.stock is not None]
     found = store.read_items(prize_keys) if prize_keys else {}
     left = _left(found, program_id, lottery)
@@ -137,7 +92,7 @@ def page(settings: Settings, principal: MemberPrincipal, lottery_id: str) -> dic
                    for p in lottery.prizes],
         "notice": (f"已抽完并移出奖池: {', '.join(gone)}; 其余奖品的概率按剩余权重重新计算" if gone else None),
         "seed_sha256": seed_item.seed_sha256,
-        "seed": _seed_of(settings, seed_item).hex() if lottery.has_ended(now) else None,
+        "seed": seed_of(settings, seed_item).hex() if lottery.has_ended(now) else None,
         "fairness": "outcome = HMAC-SHA256(seed, member_id:draw_number) reduced to total_weight by rejection "
                     "sampling; recompute with tools/verify_lottery.py",
     }
@@ -193,7 +148,7 @@ def draw(settings: Settings, principal: MemberPrincipal, body: DrawIn) -> tuple[
             raise InsufficientPoints(f"a draw costs {lottery.cost_points} points") from None
         table = rules.table_of(lottery, _left(found, program_id, lottery))
         number = draws + 1
-        prize_id, r = rules.draw(_seed_of(settings, seed_item), member_id, number, table)
+        prize_id, r = rules.draw(seed_of(settings, seed_item), member_id, number, table)
         prize = lottery.prize(prize_id)
         assert prize is not None
         change = spent

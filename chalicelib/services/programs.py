@@ -84,7 +84,7 @@ def update(settings: Settings, staff: StaffPrincipal, body: ProgramRulesIn) -> d
         store.save_program(settings, config, expected_version=body.version)
     except ConditionsFailed:
         raise Conflict("the program changed since you read it; read it again", code="version_conflict") from None
-    from chalicelib.services import lottery  # lazy: lottery reads program_config from here
+    from chalicelib.services import lottery_seeds  # lazy: only a rules change needs it
 
-    lottery.publish_seeds(settings, config)  # every lottery's seed commitment exists before it opens
+    lottery_seeds.publish_seeds(settings, config)  # every lottery's seed commitment exists before it opens
     return view(settings, staff.program_id)
