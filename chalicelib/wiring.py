@@ -76,6 +76,10 @@ def table_reactions() -> Reactions:
         "membership": (r.membership_first_pack,),
         "lottery_draw": (r.issue_draw_coupon,),
     }
+    # Issue 14: referral rewards on the invitee's enrolment or first paid order; reversed on a full refund.
+    for kind, reaction in (("profile", r.referral_on_enrolment), ("order", r.referral_on_order),
+                           ("ledger", r.referral_on_refund)):
+        table[kind] = (*table.get(kind, ()), reaction)
     # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
     for kind in WEBHOOK_KINDS:
         table[kind] = (*table.get(kind, ()), r.publish_webhook_events)

@@ -181,3 +181,34 @@ def issue_draw_coupon(event_name: str, new: dict[str, Any], old: dict[str, Any])
     from chalicelib.settings import get_settings
 
     coupons.gift(get_settings(), new["program_id"], new["member_id"], [new["template_id"]], f"draw:{new['draw_id']}")
+
+
+# --- referral rewards (issue 14): enrolment, first paid order, a full refund of it -----------
+
+def referral_on_enrolment(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if event_name != "INSERT" or not new.get("invited_by"):
+        return
+    from chalicelib.services import referral
+    from chalicelib.settings import get_settings
+
+    referral.on_enrolment(get_settings(), new["program_id"], new["invited_by"], new["member_id"])
+
+
+def referral_on_order(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if event_name != "INSERT" or not new.get("ref"):
+        return
+    from chalicelib.services import referral
+    from chalicelib.settings import get_settings
+
+    referral.on_order(get_settings(), new["program_id"], new["member_id"], new["ref"])
+
+
+def referral_on_refund(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A refund's `reverse` row names its order in `ref`."""
+    ref = str(new.get("ref") or "")
+    if event_name != "INSERT" or new.get("type") != "reverse" or not ref or ref.startswith("referral:"):
+        return
+    from chalicelib.services import referral
+    from chalicelib.settings import get_settings
+
+    referral.on_refund(get_settings(), new["program_id"], new["member_id"], ref)

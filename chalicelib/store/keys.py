@@ -660,6 +660,7 @@ def wechat_token_lock(appid: str) -> tuple[str, str]:
 #  P#P#M#M                LOTTERY#<id>              a member's draw count (all, and today)
 #  P#P#M#M                DRAW#<lottery>#<request>  a draw (immutable; the caller's key)
 #  P#P#M#M                INVITECAP#<period>        invitees rewarded that day (D...) or month (M...)
+#  P#P#M#M                INVITEREWARD#<invitee>    the reward of one referral (paid/capped/refused/reversed)
 
 
 @builds("membership")
@@ -720,3 +721,8 @@ def lottery_draws(program_id: str, lottery_id: str) -> str:
 @builds("referral_cap")
 def referral_cap(program_id: str, inviter_id: str, period: str) -> tuple[str, str]:
     return member_pk(program_id, inviter_id), f"INVITECAP#{period}"
+
+
+@builds("referral_reward")
+def referral_reward(program_id: str, inviter_id: str, invitee_id: str) -> tuple[str, str]:
+    return member_pk(program_id, inviter_id), f"INVITEREWARD#{invitee_id}"

@@ -188,14 +188,6 @@ class LotItem(TableItem, discriminator="lot"):
 class ReferralItem(TableItem, discriminator="referral"):
     invitee_id = UnicodeAttribute()
     created_at = UnicodeAttribute()
-    # The reward (issue 14): paid | capped | refused | reversed, once (conditional on not being set).
-    reward_status = UnicodeAttribute(null=True)
-    reward_reason = UnicodeAttribute(null=True)
-    trigger_ref = UnicodeAttribute(null=True)  # "enrolment" or the invitee's order id
-    rewarded_at = UnicodeAttribute(null=True)
-    inviter_points = NumberAttribute(null=True)
-    invitee_points = NumberAttribute(null=True)
-    reversed_at = UnicodeAttribute(null=True)
 
 
 class LedgerItem(TableItem, discriminator="ledger"):
@@ -818,6 +810,21 @@ class LotteryDrawItem(TableItem, discriminator="lottery_draw"):
     created_at = UnicodeAttribute()
     request_hash = UnicodeAttribute()
     response = JSONAttribute()
+
+
+class ReferralRewardItem(TableItem, discriminator="referral_reward"):
+    """The reward of one referral (in the inviter's partition): its status paid | capped | refused
+    is set once (conditional on not being set); a reversal moves paid -> reversed."""
+
+    invitee_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    reward_status = UnicodeAttribute(null=True)
+    reward_reason = UnicodeAttribute(null=True)
+    trigger_ref = UnicodeAttribute(null=True)  # "enrolment" or the invitee's order id
+    rewarded_at = UnicodeAttribute(null=True)
+    inviter_points = NumberAttribute(null=True)
+    invitee_points = NumberAttribute(null=True)
+    reversed_at = UnicodeAttribute(null=True)
 
 
 class ReferralCapItem(TableItem, discriminator="referral_cap"):
