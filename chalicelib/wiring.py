@@ -33,9 +33,9 @@ def daily_jobs() -> dict[str, Job]:
         Job("reconcile", reconcile.reconcile_step),
         Job("reconcile-payments", payments.reconcile_payments_step),
         Job("stored-value-liability", payments.liability_step),
-        Job("tier-review", tiers.review_step, due=is_review_day),
         # Issue 14: paid-membership reminders (3 days before the end) and monthly coupon packs.
         Job("membership-daily", membership.daily_step),
+        Job("tier-review", tiers.review_step, due=is_review_day),
     )
     return {job.name: job for job in table}
 
