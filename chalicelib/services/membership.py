@@ -180,6 +180,8 @@ def activate_paid(settings: Settings, order: PayOrderItem, wallet_item: StoredVa
                   transaction_id: str, paid_at: str) -> str:
     """The membership order was paid (notification or query): the entitlement starts, once per
     out_trade_no (the order's status pending -> paid is in the same transaction)."""
+    if order.status == pay_orders.PAID:  # as read (consistently) by the caller: a repeated notification
+        return "duplicate"
     config = program_config(settings, order.program_id)
     account_key = keys.account(order.program_id, order.member_id)
     for _ in range(settings.max_conflict_retries):

@@ -186,6 +186,7 @@ def test_a_thousand_draws_across_fifty_members_recompute_from_the_revealed_seed(
     assert verify_lottery.verify(page["seed"], published, draws) == []
     closed = draw((members[0][0], "late"))
     assert closed.status_code == 409 and closed.json()["error"]["code"] == "lottery_closed"
+    stack.settle(timeout=300)  # a thousand draws' stream records: drained before the next test
 
 
 def test_thirty_concurrent_draws_with_a_limit_of_five_give_exactly_five(http, stack):
