@@ -60,6 +60,9 @@ def _day(new: dict[str, Any], stamp_field: str = "created_at") -> str:
 def notify_points_changed(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     from chalicelib.domain import notifications as rules
 
+    # A lottery draw's points (issue 14) are shown in the app at once: no subscribe message per draw.
+    if str(new.get("ref") or "").startswith("lottery:"):
+        return
     if event_name == "INSERT" and new.get("type") in rules.NOTIFIED_LEDGER_TYPES and int(new.get("points", 0)):
         _enqueue(new, rules.POINTS_CHANGED, f"points#{new['entry_id']}", {
             "type": new["type"], "points": int(new["points"]), "balance": int(new["balance_after"]),
