@@ -162,6 +162,7 @@ def _operations(bench: Bench, settings: Any, calls: Any) -> list[dict[str, Any]]
     bench.measure("card read via API (token without member id)",
                   lambda: bench.api("GET", "/v1/members/me", headers=calls.bearer(token)), lambda r: r[0] == 200)
     _money(bench, token, member_id, till_call, calls)
+    _membership(bench, settings, principal, token, calls)
 
     # Risk rules on, none of them triggered (the ordinary order): the member rules ride on the
     # account item; the till caps add their hour counter to the transaction.
@@ -254,6 +255,35 @@ def _privacy_operations(bench: Bench, calls: Any) -> None:
     bench.measure("member erasure via API (the same member)",
                   lambda: bench.api("DELETE", "/v1/members/me", None, calls.bearer(token)),
                   lambda r: r[0] == 200 and r[1]["status"] == "done")
+def _membership(bench: Bench, settings: Any, principal: Any, token: str, calls: Any) -> None:
+    """Issue 14: the free trial (claims, entitlement and the account's end in one transaction), a
+    paid membership's activation by its WeChat Pay notification, and a lottery draw."""
+    from chalicelib.errors import Conflict
+    from chalicelib.services import lottery, membership
+
+    def refused(call: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            try:
+                return call()
+            except Conflict as conflict:
+                return conflict.code
+        return run
+
+    trial = membership.MembershipIn(plan_id="svip-trial", request_id="bench-trial")
+    bench.measure("membership trial", lambda: membership.buy(settings, principal, trial), lambda r: r[1] == 201)
+    again = membership.MembershipIn(plan_id="svip-trial", request_id="bench-trial-2")
+    bench.measure("membership trial again (409 trial_used)", refused(lambda: membership.buy(settings, principal, again)),
+                  lambda r: r == "trial_used")
+    notify = "/v1/payments/wechat/notify"
+    _, bought = bench.api("POST", "/v1/members/me/membership", {"plan_id": "svip-month", "request_id": "bench-m1"},
+                          calls.bearer(token))
+    headers, raw, _url = bench.standin.pay.payment_notification(bought["order_id"])
+    send = lambda: bench.client.http.request("POST", notify, headers=headers, body=raw).status_code  # noqa: E731
+    bench.measure("membership activation via notification (verify, decrypt, activate)", send, lambda r: r == 200)
+    bench.measure("membership notification again (duplicate)", send, lambda r: r == 200)
+    draw = lottery.DrawIn(lottery_id="demo-wheel", request_id="bench-draw")
+    bench.measure("lottery draw (demo-wheel)", lambda: lottery.draw(settings, principal, draw), lambda r: r[1] == 201)
+    bench.measure("lottery draw replayed", lambda: lottery.draw(settings, principal, draw), lambda r: r[1] == 201)
 
 
 def _webhook_operations(bench: Bench, settings: Any, receiver: Any) -> list[dict[str, Any]]:
@@ -363,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
               f"+{row['write_units'] - base['write_units']:g} write units over the accrual without rules")
     targets = [("accrual", 2, 6), ("accrual replayed", 1, 0), ("accrual, member risk rules on", 2, 7),
                ("top-up notification via API (verify, decrypt, credit)", 3, 99),
-               ("stored-value payment via API (till auth incl.)", 2, 99)]
+               ("stored-value payment via API (till auth incl.)", 2, 99),
+               # Issue 14: a trial and a paid activation are one read and one transaction; a draw adds the
+               # member's lots (one Query).
+               ("membership trial", 2, 99), ("membership activation via notification (verify, decrypt, activate)", 3, 99),
+               ("lottery draw (demo-wheel)", 3, 99)]
     failed = [f"{name}: {by_name[name]['requests']} requests / {by_name[name]['write_units']:g} WU "
               f"(target <= {req} / <= {wu})"
               for name, req, wu in targets

@@ -80,3 +80,21 @@ class InsufficientBalance(Conflict):
 
 class RefundExceedsPayment(Conflict):
     code = "refund_exceeds_payment"
+
+
+# --- paid membership and lotteries (issue 14) -------------------------------------------------
+
+class TrialUsed(Conflict):
+    """This person (by unionid/openid, phone or member) already had the free trial."""
+
+    code = "trial_used"
+
+
+class DrawLimitReached(Conflict):
+    code = "draw_limit_reached"
+
+
+class LotteryClosed(Conflict):
+    """A draw outside the lottery's window."""
+
+    code = "lottery_closed"

@@ -33,6 +33,11 @@ def seed_demo_program() -> None:
             name="满100减10", kind="amount_off", threshold_fen=10_000, off_fen=1_000, valid_days=30, total=100,
             per_member_limit=1, claimable=True, points_price=0))
     programs.clear_cache()
+    from chalicelib.services import lottery_seeds  # issue 14: demo-wheel's seed commitment, published before it opens
+
+    program = programs.get_program(settings, "demo", fresh=True)
+    if program is not None:
+        lottery_seeds.publish_seeds(settings, program.config)
 
 
 if __name__ == "__main__":

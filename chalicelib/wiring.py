@@ -18,6 +18,7 @@ def daily_jobs() -> dict[str, Job]:
     staff may run any of them for a day through the admin API."""
     from chalicelib.domain.tiers import is_review_day
     from chalicelib.services import coupons, lifecycle, notifications, payments, pending, reconcile, tiers
+    from chalicelib.services import membership
 
     table = (
         Job("expire-points", lifecycle.expire_step),
@@ -32,6 +33,8 @@ def daily_jobs() -> dict[str, Job]:
         Job("reconcile", reconcile.reconcile_step),
         Job("reconcile-payments", payments.reconcile_payments_step),
         Job("stored-value-liability", payments.liability_step),
+        # Issue 14: paid-membership reminders (3 days before the end) and monthly coupon packs.
+        Job("membership-daily", membership.daily_step),
         Job("tier-review", tiers.review_step, due=is_review_day),
     )
     return {job.name: job for job in table}
@@ -69,7 +72,14 @@ def table_reactions() -> Reactions:
         "tier_change": (r.notify_tier_changed, r.gift_coupons_on_tier),
         "expiry_reminder": (r.notify_points_expiring,),
         "winback": (r.notify_winback,),
+        # Issue 14: a membership's first coupon pack; a lottery's coupon prize.
+        "membership": (r.membership_first_pack,),
+        "lottery_draw": (r.issue_draw_coupon,),
     }
+    # Issue 14: referral rewards on the invitee's enrolment or first paid order; reversed on a full refund.
+    for kind, reaction in (("profile", r.referral_on_enrolment), ("order", r.referral_on_order),
+                           ("ledger", r.referral_on_refund)):
+        table[kind] = (*table.get(kind, ()), reaction)
     # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
     for kind in WEBHOOK_KINDS:
         table[kind] = (*table.get(kind, ()), r.publish_webhook_events)

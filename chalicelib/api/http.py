@@ -111,6 +111,7 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "flag_id": PathParameter(_ID, f"A flag id: {_ID_TEXT}"),
     "webhook_id": PathParameter(r"[A-Za-z0-9._:-]{1,64}", "A webhook id: 1 to 64 of A-Z a-z 0-9 . _ : -"),
     "event_id": PathParameter(r"evt_[0-9a-f]{32}", "An event id: evt_ and 32 hex digits"),
+    "lottery_id": PathParameter(_ID, f"A lottery id: {_ID_TEXT}"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
 }
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib.api import admin, coupons, docs, health, holds, http, members, money, points, rewards, risk, webhooks
-from chalicelib.api import privacy
+from chalicelib.api import membership, privacy
 
 
 def register(app: Chalice) -> None:
     http.register_middleware(app)
-    for module in (health, docs, members, points, rewards, holds, coupons, money, admin, risk, webhooks, privacy):
+    for module in (health, docs, members, points, rewards, holds, coupons, money, admin, risk, webhooks, privacy,
+                   membership):
         app.register_blueprint(module.bp)

@@ -106,6 +106,15 @@ class CardCheckin(Answer):
     checked_in_today: bool
 
 
+class CardMembership(Answer):
+    plan_id: str
+    until: dt.datetime = Field(description="When the membership ends (renewals stack after it).")
+    points_multiplier_pct: int = Field(description="The membership's points multiplier; its extra adds to the "
+                                                   "tier's (金卡 150 with 200 earns x2.5).")
+    discount_pct: int = Field(description="The member price while it runs; the card's `discount_pct` is the "
+                                          "better of this and the tier's.")
+
+
 class MemberCard(Answer):
     member_id: str
     nickname: str | None
@@ -126,6 +135,7 @@ class MemberCard(Answer):
     checkin: CardCheckin
     enrolled_at: dt.datetime
     coupons_unused: int = Field(description="Coupons in the wallet not used yet (see GET /v1/members/me/coupons).")
+    membership: CardMembership | None = Field(description="A running paid membership (付费会员), or null.")
 
 
 # --- member actions --------------------------------------------------------------------------
@@ -618,3 +628,79 @@ class PrivacyLogEntry(Answer):
     at: dt.datetime
     items: int = Field(description="Items exported, or deleted by the erasure.")
 
+# --- paid membership, lotteries (issue 14) ------------------------------------------------------
+
+class MembershipPlanView(Answer):
+    plan_id: str
+    name: str
+    days: int
+    price_fen: int
+    trial: bool
+
+
+class MembershipView(Answer):
+    plan_id: str
+    until: dt.datetime
+
+
+class MembershipBought(Answer):
+    membership: MembershipView | SkipJsonSchema[None] = Field(
+        default=None, description="A trial: the membership, active at once.", json_schema_extra=_absent_not_null)
+    order_id: str | SkipJsonSchema[None] = Field(
+        default=None, description="A paid plan: the WeChat Pay out_trade_no; the membership starts when it is paid.",
+        json_schema_extra=_absent_not_null)
+    plan_id: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_absent_not_null)
+    price_fen: int | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_absent_not_null)
+    pay_params: PayParams | SkipJsonSchema[None] = Field(
+        default=None, description="A paid plan: what wx.requestPayment takes.", json_schema_extra=_absent_not_null)
+
+
+class LotteryPrizeWon(Answer):
+    prize_id: str
+    name: str
+    kind: Literal["points", "coupon", "gift", "nothing"]
+    points: int
+    template_id: str | None
+
+
+class LotteryDraw(Answer):
+    draw_id: str
+    lottery_id: str
+    draw_number: int = Field(description="The member's n-th draw of this lottery: HMAC input `member_id:n`.")
+    prize: LotteryPrizeWon | None = Field(description="null: nothing won (谢谢参与).")
+    points_spent: int
+    points_balance: int
+
+
+class LotteryPrizeOdds(LotteryPrizeWon):
+    weight: int
+    stock: int | None = Field(description="null: unlimited.")
+    left: int | None
+    available: bool = Field(description="false: out of stock, its weight has left the table.")
+    odds: str | None = Field(description="weight/total_weight of the prizes in stock now; null when out of stock.")
+
+
+class LotteryPage(Answer):
+    lottery_id: str
+    name: str
+    cost_points: int
+    daily_limit: int
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: Literal["upcoming", "open", "ended"]
+    total_weight: int
+    prizes: list[LotteryPrizeOdds]
+    notice: str | None = Field(description="Says which prizes ran out and that the odds changed.")
+    seed_sha256: str = Field(description="SHA-256 of the server seed, published before the lottery opens.")
+    seed: str | None = Field(description="The server seed (hex), once the lottery has ended.")
+    fairness: str
+
+
+class LotteryDrawRow(Answer):
+    draw_id: str
+    member_id: str
+    draw_number: int
+    r: int = Field(description="The number in [0, total weight of `table`) the draw read.")
+    table: list[list[str | int]] = Field(description="[prize_id, weight] in stock at the draw, in order.")
+    prize_id: str
+    created_at: dt.datetime

@@ -24,6 +24,7 @@ Permission = Literal[
     "webhooks:read",
     "webhooks:write",
     "members:erase",
+    "lotteries:read",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

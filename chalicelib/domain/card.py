@@ -32,6 +32,8 @@ class CardFacts:
     checkin_streak: int = 0
     coupons_unused: int = 0
     pending: int = 0
+    # A running paid membership (issue 14): {"plan_id", "until", "points_multiplier_pct", "discount_pct"}.
+    membership: dict[str, Any] | None = None
 
 
 def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[str, Any]:
@@ -67,10 +69,13 @@ def build_card(config: ProgramConfig, facts: CardFacts, today: dt.date) -> dict[
         "invited_count": facts.invited_count,
         "phone": facts.phone_masked,
         "benefits": [{"code": b.code, "description": b.description} for b in tier.benefits],
-        "discount_pct": tier.discount_pct,
+        # The member price: the better of the tier's and a running membership's, never both.
+        "discount_pct": min(tier.discount_pct, facts.membership["discount_pct"]) if facts.membership
+        else tier.discount_pct,
         "free_shipping_threshold_fen": tier.free_shipping_threshold_fen,
         "checkin": {"last_date": facts.checkin_last.isoformat() if facts.checkin_last else None,
                     "streak": streak, "checked_in_today": checked_today},
         "enrolled_at": facts.enrolled_at,
         "coupons_unused": facts.coupons_unused,
+        "membership": facts.membership,
     }

@@ -3,6 +3,8 @@
 Points: whole yuan x rate x tier multiplier x the best active campaign multiplier (multipliers do
 not stack across campaigns), rounded down, plus every active 满额送积分 bonus the order reaches.
 Growth: whole yuan x growth rate; tiers and campaigns do not touch growth.
+A running paid membership adds its multiplier's extra to the tier's (domain/membership.py):
+金卡 x1.5 with SVIP x2 earns x2.5, then the campaign multiplier applies as before.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from chalicelib.domain.membership import points_multiplier_pct
 from chalicelib.domain.program import ProgramConfig, Tier
 
 
@@ -22,14 +25,19 @@ class Award:
     campaign_multiplier_pct: int
     bonus_points: int
     campaigns: tuple[str, ...]
+    # The paid membership's multiplier that applied (100: none running).
+    membership_multiplier_pct: int = 100
 
 
-def award_for_order(config: ProgramConfig, tier: Tier, amount_fen: int, paid_on: dt.date) -> Award:
+def award_for_order(config: ProgramConfig, tier: Tier, amount_fen: int, paid_on: dt.date,
+                    membership_multiplier_pct: int | None = None) -> Award:
+    """`membership_multiplier_pct`: the paid membership's multiplier while one runs, else None."""
     yuan = amount_fen // 100
     active = [c for c in config.earning.campaigns if c.active_on(paid_on)]
     campaign_pct = max((c.multiplier_pct for c in active), default=100)
     base = yuan * config.earning.points_per_yuan
-    multiplied = base * tier.points_multiplier_pct * campaign_pct // 10_000
+    member_pct = points_multiplier_pct(tier.points_multiplier_pct, membership_multiplier_pct)
+    multiplied = base * member_pct * campaign_pct // 10_000
     bonuses = [c for c in active if c.bonus_threshold_fen is not None and amount_fen >= c.bonus_threshold_fen]
     bonus = sum(c.bonus_points for c in bonuses)
     return Award(
@@ -42,4 +50,5 @@ def award_for_order(config: ProgramConfig, tier: Tier, amount_fen: int, paid_on:
         # The campaigns that changed the award: the one whose multiplier applied, and each bonus.
         campaigns=tuple(c.code for c in active
                         if (c.multiplier_pct > 100 and c.multiplier_pct == campaign_pct) or c in bonuses),
+        membership_multiplier_pct=membership_multiplier_pct or 100,
     )

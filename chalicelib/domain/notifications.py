@@ -21,8 +21,9 @@ REDEMPTION_STATUS = "redemption_status"
 CHECKIN_REMINDER = "checkin_reminder"
 WINBACK = "winback"
 COUPON_EXPIRING = "coupon_expiring"
+MEMBERSHIP_EXPIRING = "membership_expiring"
 EVENTS = (POINTS_CHANGED, TIER_CHANGED, POINTS_EXPIRING, REDEMPTION_STATUS, CHECKIN_REMINDER, WINBACK,
-          COUPON_EXPIRING)
+          COUPON_EXPIRING, MEMBERSHIP_EXPIRING)
 
 # Ledger row types a member hears about (holds and releases are part of a checkout they see).
 NOTIFIED_LEDGER_TYPES = {"earn", "redeem", "expire", "reverse", "adjust"}
@@ -36,6 +37,7 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     WINBACK: {"thing1": "好久不见,{points}积分等你使用", "number2": "{days_idle}"},
     COUPON_EXPIRING: {"thing1": "{name}", "number2": "{count}", "date3": "{valid_until}",
                       "thing4": "{days_left}天后到期"},
+    MEMBERSHIP_EXPIRING: {"thing1": "{plan_name}", "date2": "{until}", "thing3": "{days_left}天后到期,续费可顺延"},
 }
 DEFAULT_PAGES = {event: "pages/member/index" for event in EVENTS}
 

@@ -14,8 +14,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chalicelib.domain.lottery import Lottery
+from chalicelib.domain.membership import MembershipPlan, MembershipPolicy
 from chalicelib.domain.notifications import EVENTS, NotificationTemplate
 from chalicelib.domain.text import FreeText
+from chalicelib.domain.referral import ReferralReward, ReferralRules
 
 
 class Strict(BaseModel):
@@ -226,6 +229,10 @@ class ProgramConfig(Strict):
     templates: dict[str, NotificationTemplate] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
     risk: RiskRules = Field(default_factory=RiskRules)
+    # Paid membership (付费会员), lotteries (积分抽奖), referral rewards and caps (issue 14).
+    membership: MembershipPolicy = Field(default_factory=MembershipPolicy)
+    lotteries: list[Lottery] = Field(default_factory=list, max_length=20)
+    referral: ReferralRules = Field(default_factory=ReferralRules)
 
     @field_validator("templates", mode="before")
     @classmethod
@@ -280,6 +287,16 @@ class ProgramConfig(Strict):
             raise ValueError(f"coupon_gifts.on_tier names unknown tiers: {sorted(unknown)}")
         return self
 
+    @field_validator("lotteries")
+    @classmethod
+    def _unique_lotteries(cls, lotteries: list[Lottery]) -> list[Lottery]:
+        if len({lottery.lottery_id for lottery in lotteries}) != len(lotteries):
+            raise ValueError("lottery ids must be unique")
+        return lotteries
+
+    def lottery(self, lottery_id: str) -> Lottery | None:
+        return next((lottery for lottery in self.lotteries if lottery.lottery_id == lottery_id), None)
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -327,6 +344,30 @@ def demo_program() -> ProgramConfig:
             "points_changed": NotificationTemplate(template_id="tmpl-points"),
             "points_expiring": NotificationTemplate(template_id="tmpl-expiring"),
             "coupon_expiring": NotificationTemplate(template_id="tmpl-coupon"),
+            "membership_expiring": NotificationTemplate(template_id="tmpl-membership"),
         },
         risk=RiskRules(till_caps={"dev-pos": TillCaps(orders_per_minute=600)}, review_threshold_fen=5_000_000),
+        membership=MembershipPolicy(
+            plans=[MembershipPlan(plan_id="svip-month", name="SVIP 月卡", days=30, price_fen=1990),
+                   MembershipPlan(plan_id="svip-trial", name="SVIP 7天体验", days=7, price_fen=0, trial=True)],
+            points_multiplier_pct=200, discount_pct=90, monthly_coupons=["demo-10off"], reminder_days=3),
+        lotteries=[demo_wheel()],
+        referral=ReferralRules(inviter=ReferralReward(points=50), invitee=ReferralReward(points=20),
+                               trigger="first_paid_order", daily_cap=5, monthly_cap=30, reverse_within_days=7),
     )
+
+
+def demo_wheel() -> Lottery:
+    """The local stack's `demo-wheel`: 10 points a draw, 5 draws per member per day."""
+    from chalicelib.domain.lottery import Prize
+
+    return Lottery(
+        lottery_id="demo-wheel", name="幸运大转盘", cost_points=10, daily_limit=5,
+        starts_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        ends_at=dt.datetime(2099, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        prizes=[Prize(prize_id="p100", name="100 积分", kind="points", points=100, weight=5, stock=1000, value_fen=1000),
+                Prize(prize_id="p20", name="20 积分", kind="points", points=20, weight=20, stock=None, value_fen=200),
+                Prize(prize_id="cup", name="Demo 杯子", kind="gift", weight=1, stock=10, value_fen=3900),
+                Prize(prize_id="coupon", name="满100减10券", kind="coupon", template_id="demo-10off", weight=4,
+                      stock=100, value_fen=1000),
+                Prize(prize_id="none", name="谢谢参与", kind="nothing", weight=70)])

@@ -60,6 +60,9 @@ def _day(new: dict[str, Any], stamp_field: str = "created_at") -> str:
 def notify_points_changed(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     from chalicelib.domain import notifications as rules
 
+    # A lottery draw's points (issue 14) are shown in the app at once: no subscribe message per draw.
+    if str(new.get("ref") or "").startswith("lottery:"):
+        return
     if event_name == "INSERT" and new.get("type") in rules.NOTIFIED_LEDGER_TYPES and int(new.get("points", 0)):
         _enqueue(new, rules.POINTS_CHANGED, f"points#{new['entry_id']}", {
             "type": new["type"], "points": int(new["points"]), "balance": int(new["balance_after"]),
@@ -159,3 +162,56 @@ def publish_webhook_events(event_name: str, new: dict[str, Any], old: dict[str, 
     from chalicelib.settings import get_settings
 
     webhooks.publish(get_settings(), event_name, new, old)
+
+
+# --- paid membership and lotteries (issue 14) -------------------------------------------------
+
+def membership_first_pack(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """An entitlement started: its first monthly coupon pack (once per entitlement)."""
+    if event_name != "INSERT":
+        return
+    from chalicelib.services import membership
+    from chalicelib.settings import get_settings
+
+    membership.first_pack(get_settings(), new["program_id"], new["member_id"], new["source_id"])
+
+
+def issue_draw_coupon(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A draw won a coupon: issued once per draw (coupons.gift guards per cause)."""
+    if event_name != "INSERT" or new.get("prize_kind") != "coupon" or not new.get("template_id"):
+        return
+    from chalicelib.services import coupons
+    from chalicelib.settings import get_settings
+
+    coupons.gift(get_settings(), new["program_id"], new["member_id"], [new["template_id"]], f"draw:{new['draw_id']}")
+
+
+# --- referral rewards (issue 14): enrolment, first paid order, a full refund of it -----------
+
+def referral_on_enrolment(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if event_name != "INSERT" or not new.get("invited_by"):
+        return
+    from chalicelib.services import referral
+    from chalicelib.settings import get_settings
+
+    referral.on_enrolment(get_settings(), new["program_id"], new["invited_by"], new["member_id"])
+
+
+def referral_on_order(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if event_name != "INSERT" or not new.get("ref"):
+        return
+    from chalicelib.services import referral
+    from chalicelib.settings import get_settings
+
+    referral.on_order(get_settings(), new["program_id"], new["member_id"], new["ref"])
+
+
+def referral_on_refund(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A refund's `reverse` row names its order in `ref`."""
+    ref = str(new.get("ref") or "")
+    if event_name != "INSERT" or new.get("type") != "reverse" or not ref or ref.startswith("referral:"):
+        return
+    from chalicelib.services import referral
+    from chalicelib.settings import get_settings
+
+    referral.on_refund(get_settings(), new["program_id"], new["member_id"], ref)

@@ -12,12 +12,14 @@ from chalicelib import clock, ids, metrics
 from chalicelib.auth.principals import StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance, earning, lots, refunds, risk
 from chalicelib.domain.text import FreeText
+from chalicelib.domain import membership as membership_rules
 from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound, RateLimited
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys, paging
 from chalicelib.store import ledger as store
+from chalicelib.store.members import membership_until
 from chalicelib.store import risk as risk_store
 from chalicelib.store.models import AccountItem, LedgerItem, OrderItem, OrderTotalsItem
 from chalicelib.store.tx import ConditionsFailed, Transaction
@@ -110,7 +112,8 @@ def accrue_order(settings: Settings, till: TillPrincipal, body: OrderIn) -> tupl
         now = clock.now()
         today = config.today(now)
         award = earning.award_for_order(config, config.tier(account.tier), body.amount_fen,
-                                        config.local_day(body.paid_at))
+                                        config.local_day(body.paid_at),
+                                        membership_rules.multiplier_while(config.membership, membership_until(account), body.paid_at))
         month = today.strftime("%Y-%m")
         counters = risk.Counters.from_json(account.risk)
         split = risk.assess_order(config.risk, counters, award.points, body.amount_fen, today)

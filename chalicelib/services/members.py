@@ -12,6 +12,7 @@ from pynamodb.expressions.update import Action
 from chalicelib import clock, crypto, ids
 from chalicelib.auth import tokens
 from chalicelib.auth.principals import MemberPrincipal
+from chalicelib.domain import membership as membership_rules
 from chalicelib.domain import tiers as tier_rules
 from chalicelib.domain.card import CardFacts, build_card
 from chalicelib.domain.program import ProgramConfig
@@ -134,6 +135,8 @@ def facts_of(config: ProgramConfig, record: store.MemberRecord, today: dt.date) 
         enrolled_at=profile.enrolled_at,
         lots=record.lot_values,
         coupons_unused=record.coupons_unused,
+        membership=membership_rules.card_view(config.membership, account.membership_plan_id, account.membership_until,
+                                              clock.now()),
     )
 
 

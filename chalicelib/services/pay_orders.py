@@ -32,7 +32,7 @@ FIRST_CHECK = dt.timedelta(minutes=5)
 def out_trade_no_for(program_id: str, member_id: str, purpose: str, key: str) -> str:
     """32 characters of [a-z0-9], as WeChat Pay allows: the same caller's key, the same order."""
     digest = hashlib.sha256(f"{program_id}\n{member_id}\n{purpose}\n{key}".encode()).hexdigest()
-    return {"top_up": "tu", "reward": "rw"}[purpose] + digest[:30]
+    return {"top_up": "tu", "reward": "rw", "membership": "mb"}[purpose] + digest[:30]
 
 
 def attach_for(program_id: str, member_id: str) -> str:
@@ -48,7 +48,7 @@ def due_slot(out_trade_no: str, when: dt.datetime) -> tuple[str, str]:
 class NewOrder:
     program_id: str
     member_id: str
-    purpose: str  # top_up | reward
+    purpose: str  # top_up | reward | membership
     ref: str
     total_fen: int
     bonus_fen: int
@@ -56,6 +56,7 @@ class NewOrder:
     openid: str
     description: str
     day: str  # the program's day (reconciliation lists orders by it)
+    days: int | None = None  # a membership order: the plan's days as sold
 
 
 def pending_item(settings: Settings, caller_key: CallerKey, order: NewOrder) -> PayOrderItem:
@@ -70,7 +71,7 @@ def pending_item(settings: Settings, caller_key: CallerKey, order: NewOrder) -> 
         total_fen=order.total_fen, bonus_fen=order.bonus_fen, appid=order.appid, openid=order.openid,
         created_at=clock.stamp(now), expires_at=clock.stamp(expires_at), request_hash=caller_key.request_hash,
         gsi1pk=keys.pay_orders_of_day(order.program_id, order.day), gsi1sk=f"{clock.stamp(now)}#{out_trade_no}",
-        gsi2pk=check_pk, gsi2sk=check_sk,
+        gsi2pk=check_pk, gsi2sk=check_sk, days=order.days,
     )
 
 

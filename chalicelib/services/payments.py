@@ -27,7 +27,7 @@ from chalicelib.domain.text import FreeText
 from chalicelib.errors import Conflict, NotFound, RetryLater
 from chalicelib.jobs import JobContext, Step
 from chalicelib.logs import logger
-from chalicelib.services import pay_orders, rewards, stored_value
+from chalicelib.services import membership, pay_orders, rewards, stored_value
 from chalicelib.services.idempotency import CallerKey, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
@@ -54,7 +54,8 @@ REFUND_RECHECK = dt.timedelta(minutes=2)
 
 def _settlers() -> dict[str, Callable[..., str]]:
     """What a paid order of each purpose does."""
-    return {"top_up": stored_value.credit_top_up, "reward": rewards.capture_paid}
+    return {"top_up": stored_value.credit_top_up, "reward": rewards.capture_paid,
+            "membership": membership.activate_paid}
 
 
 def settle_paid(settings: Settings, transaction: dict[str, Any], source: str) -> str:

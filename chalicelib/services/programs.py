@@ -22,6 +22,9 @@ from chalicelib.domain.program import (
     TierPolicy,
 )
 from chalicelib.domain.text import FreeText
+from chalicelib.domain.lottery import Lottery
+from chalicelib.domain.membership import MembershipPolicy
+from chalicelib.domain.referral import ReferralRules
 from chalicelib.errors import Conflict, InvalidRequest, NotFound
 from chalicelib.settings import Settings
 from chalicelib.store import programs as store
@@ -46,6 +49,10 @@ class ProgramRulesIn(BaseModel):
     templates: dict[str, Any] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
     risk: RiskRules = Field(default_factory=RiskRules)
+    # Issue 14: paid membership plans and benefits, lotteries, referral rewards and caps.
+    membership: MembershipPolicy = Field(default_factory=MembershipPolicy)
+    lotteries: list[Lottery] = Field(default_factory=list)
+    referral: ReferralRules = Field(default_factory=ReferralRules)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:
@@ -78,4 +85,7 @@ def update(settings: Settings, staff: StaffPrincipal, body: ProgramRulesIn) -> d
         store.save_program(settings, config, expected_version=body.version)
     except ConditionsFailed:
         raise Conflict("the program changed since you read it; read it again", code="version_conflict") from None
+    from chalicelib.services import lottery_seeds  # lazy: only a rules change needs it
+
+    lottery_seeds.publish_seeds(settings, config)  # every lottery's seed commitment exists before it opens
     return view(settings, staff.program_id)

@@ -687,3 +687,79 @@ def member_wechat_users(program_id: str, member_id: str, openid: str) -> tuple[s
 
 def member_wechat_users_partition(program_id: str, member_id: str) -> str:
     return member_wechat_users(program_id, member_id, "")[0]
+# --- paid membership, lotteries, referral caps (issue 14) ---------------------------------------
+#  P#P#M#M                MEMBERSHIP#<source id>    an entitlement (start, end, source)
+#  P#P#TRIAL#WX#<id>      TRIAL                     a person's trial, by unionid (or openid)
+#  P#P#TRIAL#PHONE#<h>    TRIAL                     ... by phone (keyed hash)
+#  P#P#TRIAL#M#<member>   TRIAL                     ... by member
+#  P#P#LOTTERY#<id>       SEED                      a lottery's server seed (encrypted) and its SHA-256
+#  P#P#LOTTERY#<id>       PRIZE#<prize id>          a prize's stock left
+#  P#P#M#M                LOTTERY#<id>              a member's draw count (all, and today)
+#  P#P#M#M                DRAW#<lottery>#<request>  a draw (immutable; the caller's key)
+#  P#P#M#M                INVITECAP#<period>        invitees rewarded that day (D...) or month (M...)
+#  P#P#M#M                INVITEREWARD#<invitee>    the reward of one referral (paid/capped/refused/reversed)
+
+
+@builds("membership")
+def membership(program_id: str, member_id: str, source_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"MEMBERSHIP#{source_id}"
+
+
+def membership_reminders(program_id: str, day: str) -> str:
+    """GSI2 partition: entitlements whose end is to be reminded of on that day."""
+    return f"P#{program_id}#MREMIND#{day}"
+
+
+def membership_packs(program_id: str, day: str) -> str:
+    """GSI1 partition: entitlements whose next coupon pack is due that day."""
+    return f"P#{program_id}#MPACK#{day}"
+
+
+@builds("trial_claim")
+def trial_claim_wechat(program_id: str, unionid_or_openid: str) -> tuple[str, str]:
+    return f"P#{program_id}#TRIAL#WX#{unionid_or_openid}", "TRIAL"
+
+
+@builds("trial_claim")
+def trial_claim_phone(program_id: str, phone_hash: str) -> tuple[str, str]:
+    return f"P#{program_id}#TRIAL#PHONE#{phone_hash}", "TRIAL"
+
+
+@builds("trial_claim")
+def trial_claim_member(program_id: str, member_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#TRIAL#M#{member_id}", "TRIAL"
+
+
+@builds("lottery_seed")
+def lottery_seed(program_id: str, lottery_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#LOTTERY#{lottery_id}", "SEED"
+
+
+@builds("lottery_prize")
+def lottery_prize(program_id: str, lottery_id: str, prize_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#LOTTERY#{lottery_id}", f"PRIZE#{prize_id}"
+
+
+@builds("lottery_member")
+def lottery_member(program_id: str, member_id: str, lottery_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"LOTTERY#{lottery_id}"
+
+
+@builds("lottery_draw")
+def lottery_draw(program_id: str, member_id: str, lottery_id: str, request_id: str) -> tuple[str, str]:
+    return member_pk(program_id, member_id), f"DRAW#{lottery_id}#{request_id}"
+
+
+def lottery_draws(program_id: str, lottery_id: str) -> str:
+    """GSI1 partition: every draw of a lottery (gsi1sk = <created_at>#<draw id>), for audits."""
+    return f"P#{program_id}#LOTTERY#{lottery_id}#DRAWS"
+
+
+@builds("referral_cap")
+def referral_cap(program_id: str, inviter_id: str, period: str) -> tuple[str, str]:
+    return member_pk(program_id, inviter_id), f"INVITECAP#{period}"
+
+
+@builds("referral_reward")
+def referral_reward(program_id: str, inviter_id: str, invitee_id: str) -> tuple[str, str]:
+    return member_pk(program_id, inviter_id), f"INVITEREWARD#{invitee_id}"

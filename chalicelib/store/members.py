@@ -172,3 +172,11 @@ def record_referral(program_id: str, inviter_id: str, invitee_id: str, created_a
             return False
         raise
     return True
+
+
+# --- paid membership (issue 14): the member's current end lives on the account --------------
+
+def membership_until(account: AccountItem) -> dt.datetime | None:
+    """The end of the member's paid membership as kept on the account (None: never had one)."""
+    value = getattr(account, "membership_until", None)
+    return dt.datetime.fromisoformat(value) if value else None

@@ -162,6 +162,10 @@ class AccountItem(TableItem, discriminator="account"):
     risk = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
     updated_at = UnicodeAttribute()
+    # Paid membership (issue 14): the current end (ISO date-time) and the plan that set it, moved in the
+    # same transaction as the entitlement row (MembershipItem); segments read these two names.
+    membership_until = UnicodeAttribute(null=True)
+    membership_plan_id = UnicodeAttribute(null=True)
 
 
 class ProfileItem(TableItem, discriminator="profile"):
@@ -676,6 +680,7 @@ class PayOrderItem(TableItem, discriminator="pay_order"):
     refund_count = NumberAttribute(default=0)
     request_hash = UnicodeAttribute()
     response = JSONAttribute(null=True)  # the first answer (pay_params), once WeChat Pay answered
+    days = NumberAttribute(null=True)  # a membership order: the plan's days as sold (issue 14)
 
 
 class PayRefundItem(TableItem, discriminator="pay_refund"):
@@ -778,3 +783,98 @@ class PrivacyLogItem(TableItem, discriminator="privacy_log"):
     outcome = UnicodeAttribute()  # completed | refused:<code>
     at = UnicodeAttribute()
     items = NumberAttribute(default=0)
+# --- paid membership, lotteries, referral caps (issue 14) -----------------------------------------
+
+class MembershipItem(TableItem, discriminator="membership"):
+    """One entitlement of a paid membership (start, end, source), written once per source (a trial,
+    or a paid order's out_trade_no) in the transaction that moves the account's `membership_until`.
+    gsi2: the reminder queue (the day to remind on); gsi1: the coupon-pack queue (next pack's day)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    plan_id = UnicodeAttribute()
+    source = UnicodeAttribute()  # trial | order
+    source_id = UnicodeAttribute()  # "trial" or the out_trade_no
+    starts_at = UnicodeAttribute()
+    ends_at = UnicodeAttribute()
+    price_fen = NumberAttribute(default=0)
+    packs_issued = NumberAttribute(default=0)
+    status = UnicodeAttribute(default="active")  # active | refunded
+    created_at = UnicodeAttribute()
+
+
+class TrialClaimItem(TableItem, discriminator="trial_claim"):
+    """A person's one free trial: keyed by unionid/openid, by phone hash, by member (conditional puts)."""
+
+    member_id = UnicodeAttribute()
+    claimed_at = UnicodeAttribute()
+
+
+class LotterySeedItem(TableItem, discriminator="lottery_seed"):
+    """The lottery's server seed, encrypted; its SHA-256 is published before the lottery opens."""
+
+    program_id = UnicodeAttribute()
+    lottery_id = UnicodeAttribute()
+    seed_enc = UnicodeAttribute()
+    seed_sha256 = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class LotteryPrizeItem(TableItem, discriminator="lottery_prize"):
+    """Stock left of one prize with a stock; a draw takes one with `left >= 1` as its condition."""
+
+    program_id = UnicodeAttribute()
+    lottery_id = UnicodeAttribute()
+    prize_id = UnicodeAttribute()
+    stock = NumberAttribute()
+    left = NumberAttribute()
+
+
+class LotteryMemberItem(TableItem, discriminator="lottery_member"):
+    """A member's draws in one lottery: the count (the next draw's number) and today's count."""
+
+    draws = NumberAttribute(default=0)
+    day = UnicodeAttribute(null=True)
+    day_count = NumberAttribute(default=0)
+
+
+class LotteryDrawItem(TableItem, discriminator="lottery_draw"):
+    """One draw, keyed by the caller's request_id (its record: request_hash, response); immutable.
+    `table` is the prize table in stock it drew against, so anyone can recompute it from the seed."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    lottery_id = UnicodeAttribute()
+    draw_id = UnicodeAttribute()
+    draw_number = NumberAttribute()
+    r = NumberAttribute()
+    table = JSONAttribute()
+    prize_id = UnicodeAttribute()
+    prize_kind = UnicodeAttribute()
+    template_id = UnicodeAttribute(null=True)
+    points_spent = NumberAttribute()
+    points_won = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    request_hash = UnicodeAttribute()
+    response = JSONAttribute()
+
+
+class ReferralRewardItem(TableItem, discriminator="referral_reward"):
+    """The reward of one referral (in the inviter's partition): its status paid | capped | refused
+    is set once (conditional on not being set); a reversal moves paid -> reversed."""
+
+    invitee_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    reward_status = UnicodeAttribute(null=True)
+    reward_reason = UnicodeAttribute(null=True)
+    trigger_ref = UnicodeAttribute(null=True)  # "enrolment" or the invitee's order id
+    rewarded_at = UnicodeAttribute(null=True)
+    inviter_points = NumberAttribute(null=True)
+    invitee_points = NumberAttribute(null=True)
+    reversed_at = UnicodeAttribute(null=True)
+
+
+class ReferralCapItem(TableItem, discriminator="referral_cap"):
+    """Invitees rewarded for one inviter in one day or month (ADD 1 under `rewarded < cap`)."""
+
+    rewarded = NumberAttribute(default=0)

@@ -228,6 +228,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "flag_id": lambda w: "matrix-flag",
     "webhook_id": lambda w: "matrix-hook",
     "event_id": lambda w: MATRIX_EVENT,
+    "lottery_id": lambda w: "demo-wheel",
 }
 
 
@@ -343,6 +344,14 @@ ROWS: dict[str, Row] = {
     "GET /v1/admin/privacy-log": Row(about_a=False),
     "DELETE /v1/members/me/subscriptions/{template_id}": Row(about_a=False,
                                                              params={"template_id": lambda w: "tmpl-points"}),
+    # paid membership and lotteries (issue 14): the caller's own membership; the program's lotteries
+    "GET /v1/membership/plans": Row(about_a=False),
+    "POST /v1/members/me/membership": Row(about_a=False, body=lambda w: {"plan_id": "svip-month",
+                                                                         "request_id": w.fresh("mb")}),
+    "POST /v1/members/me/lottery-draws": Row(about_a=False, body=lambda w: {"lottery_id": "demo-wheel",
+                                                                            "request_id": w.fresh("dr")}),
+    "GET /v1/lotteries/{lottery_id}": Row(about_a=False),
+    "GET /v1/admin/lotteries/{lottery_id}/draws": Row(about_a=False),
 }
 
 
