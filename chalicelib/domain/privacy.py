@@ -114,6 +114,15 @@ KINDS: dict[str, Handling] = {
     "wechat_token_lock": _h(SHARED, "the access token's refresh lock"),
     # --- members' rights (issue 17) ---
     "pay_order_ref": _h(FINANCIAL, "a pointer in the member's partition to a WeChat Pay order of theirs"),
+    "membership": _h(FINANCIAL, "a paid-membership entitlement (start, end, source: the payment or the trial)"),
+    "trial_claim": _h(PERSONAL, "the one-trial guards by WeChat id (unionid or openid) and by member"),
+    "trial_phone": _h(SHARED, "the one-trial guard under the phone's keyed HMAC (anti-abuse, kept)"),
+    "lottery_seed": _h(SHARED, "a lottery's server seed (encrypted) and its SHA-256"),
+    "lottery_prize": _h(SHARED, "a lottery prize's stock left"),
+    "lottery_member": _h(OWNED, "the member's draw counts in a lottery"),
+    "lottery_draw": _h(FINANCIAL, "a draw: points spent, prize won (kept: the lottery's audit recomputes every draw)"),
+    "referral_cap": _h(OWNED, "invitees rewarded per day and month (the inviter's caps)"),
+    "referral_reward": _h(OWNED, "the reward of one referral (the inviter's)"),
     "erasure": _h(SHARED, "audit: an erasure's status, who asked, when (no personal data)"),
     "privacy_log": _h(SHARED, "audit: an export or erasure, logged: when, by whom, completed"),
 }

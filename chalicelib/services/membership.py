@@ -40,6 +40,7 @@ from chalicelib.store.models import (
     StoredValueItem,
     TableItem,
     TrialClaimItem,
+    TrialPhoneClaimItem,
 )
 from chalicelib.store.tx import ConditionsFailed, Transaction, TransactionConflict
 
@@ -131,13 +132,14 @@ def _trial(settings: Settings, config: ProgramConfig, member_id: str, plan_id: s
         now = clock.now()
         tx = Transaction()
         # One trial per person: the claims are conditional puts, so of concurrent requests one wins.
-        claims = [keys.trial_claim_member(program_id, member_id),
-                  keys.trial_claim_wechat(program_id, profile.unionid or profile.openid)]
+        claims: list[tuple[type[TrialClaimItem] | type[TrialPhoneClaimItem], tuple[str, str]]] = [
+            (TrialClaimItem, keys.trial_claim_member(program_id, member_id)),
+            (TrialClaimItem, keys.trial_claim_wechat(program_id, profile.unionid or profile.openid))]
         if profile.phone_hash:
-            claims.append(keys.trial_claim_phone(program_id, profile.phone_hash))
-        for claim in claims:
-            tx.put(TrialClaimItem(*claim, member_id=member_id, claimed_at=clock.stamp(now)),
-                   TrialClaimItem.pk.does_not_exist(), label=TRIAL_LABEL)
+            claims.append((TrialPhoneClaimItem, keys.trial_claim_phone(program_id, profile.phone_hash)))
+        for model, claim in claims:
+            tx.put(model(*claim, member_id=member_id, claimed_at=clock.stamp(now)),
+                   model.pk.does_not_exist(), label=TRIAL_LABEL)
         item = _activate(tx, config, account, plan_id, days, "trial", TRIAL_SOURCE, 0, now)
         caller_key.record(tx, _answer(item), 201)
         try:

@@ -720,7 +720,7 @@ def trial_claim_wechat(program_id: str, unionid_or_openid: str) -> tuple[str, st
     return f"P#{program_id}#TRIAL#WX#{unionid_or_openid}", "TRIAL"
 
 
-@builds("trial_claim")
+@builds("trial_phone")
 def trial_claim_phone(program_id: str, phone_hash: str) -> tuple[str, str]:
     return f"P#{program_id}#TRIAL#PHONE#{phone_hash}", "TRIAL"
 

@@ -804,7 +804,16 @@ class MembershipItem(TableItem, discriminator="membership"):
 
 
 class TrialClaimItem(TableItem, discriminator="trial_claim"):
-    """A person's one free trial: keyed by unionid/openid, by phone hash, by member (conditional puts)."""
+    """A person's one free trial: keyed by unionid/openid and by member (conditional puts); erased
+    with the member."""
+
+    member_id = UnicodeAttribute()
+    claimed_at = UnicodeAttribute()
+
+
+class TrialPhoneClaimItem(TableItem, discriminator="trial_phone"):
+    """The same trial's guard by the phone's keyed HMAC: the one anti-abuse record an erasure keeps
+    (the README's privacy section), so a person cannot take a second trial with a new account."""
 
     member_id = UnicodeAttribute()
     claimed_at = UnicodeAttribute()

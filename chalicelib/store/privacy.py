@@ -94,6 +94,10 @@ def member_items(program_id: str, member_id: str, openids: set[str], revision: i
             more.append(keys.unionid_guard(program_id, profile.unionid))
         if profile.phone_hash:
             more.append(keys.phone_guard(program_id, profile.phone_hash))
+        # The one-trial guards by WeChat id and by member (the phone's stays: domain/privacy.py).
+        more += [keys.trial_claim_member(program_id, member_id), keys.trial_claim_wechat(program_id, profile.openid)]
+        if profile.unionid:
+            more.append(keys.trial_claim_wechat(program_id, profile.unionid))
         revision = int(profile.revision or 0) if revision is None else revision
     for item in list(found.values()):
         if isinstance(item, OrderItem):

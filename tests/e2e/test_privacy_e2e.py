@@ -78,6 +78,10 @@ def test_export_then_deletion_keeps_money_records_and_nothing_personal(http, sta
     _standin(stack, "POST", "/_pay/confirm", {"out_trade_no": top_up_id})
     assert http.till("POST", "/v1/stored-value/payments", {"payment_id": "leave-p1", "member_id": member_id,
                                                            "order_id": "leave-s2", "amount_fen": 3_000}).status_code == 201
+    trial = http.member("POST", "/v1/members/me/membership", token, {"plan_id": "svip-trial", "request_id": "leave-m1"})
+    assert trial.status_code == 201, trial.text
+    draw = http.member("POST", "/v1/members/me/lottery-draws", token, {"lottery_id": "demo-wheel", "request_id": "leave-d1"})
+    assert draw.status_code == 201, draw.text
     stack.settle()
 
     # The export holds every item the table has of the person (and the phone, unmasked, here only).
@@ -89,7 +93,8 @@ def test_export_then_deletion_keeps_money_records_and_nothing_personal(http, sta
     expected = {(_s(i, "pk"), _s(i, "sk")) for i in _of_member(_scan(stack), member_id)
                 if privacy.KINDS[_s(i, "kind")].exported}
     assert exported == expected
-    assert {"order", "ledger", "pay_order", "sv_entry", "sv_payment", "hold", "identity"} <= set(document["items"])
+    assert {"order", "ledger", "pay_order", "sv_entry", "sv_payment", "hold", "identity", "membership", "trial_claim",
+            "lottery_draw"} <= set(document["items"])
 
     # Stored value left: refused, nothing changed.
     refused = http.member("DELETE", "/v1/members/me", token)
@@ -114,6 +119,7 @@ def test_export_then_deletion_keeps_money_records_and_nothing_personal(http, sta
     kinds = [_s(i, "kind") for i in kept]
     assert kinds.count("order") == 1 and kinds.count("order_totals") == 1 and kinds.count("pay_order") == 1
     assert kinds.count("pay_refund") == 1 and kinds.count("sv_payment") == 1
+    assert kinds.count("membership") == 1 and kinds.count("lottery_draw") == 1 and kinds.count("trial_phone") == 1
     [totals] = [i for i in kept if _s(i, "kind") == "order_totals"]
     refunds = [i for i in kept if _s(i, "kind") == "ledger" and _s(i, "sk").startswith("REFUND#")]
     assert _n(totals, "refunded_fen") == 20_000 and len(refunds) == 1
