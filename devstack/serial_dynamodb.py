@@ -602,3 +602,27 @@ def _fast_expression_copies() -> None:
     UpdateExpressionParser.make = classmethod(make)  # type: ignore[method-assign,assignment]
     UpdateExpressionParser._moto_make = classmethod(original_make)  # type: ignore[attr-defined]
     ConditionExpressionParser._moto_lex = original_lex  # type: ignore[attr-defined]  # the tests compare the two
+
+
+# --- 7. Shard iterators forgotten once used (the local stack's server only) -----------------------
+
+def forget_used_shard_iterators() -> None:
+    """moto keeps every shard iterator it ever handed out (about 1.7 KB each; at five polls a
+    second some 30 MB an hour for a stack left running all day). The stream pump never reuses one
+    (each answer hands it the next), so the local stack's server drops an iterator once a
+    GetRecords has used it. The pump did this itself while it ran in the server's process; it now
+    runs in its own (devstack/triggers.py). Not part of `install()`: tests that read a stream
+    twice from one iterator keep moto's behaviour."""
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_records
+    if getattr(original, "_forgets", False):
+        return
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        answer = original(self, iterator_arn, limit)
+        self.shard_iterators.pop(iterator_arn, None)
+        return answer
+
+    get_records._forgets = True  # type: ignore[attr-defined]
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
