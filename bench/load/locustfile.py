@@ -373,8 +373,12 @@ else:
 
         wait_time = constant(0)
 
+        shared: BareReplayer | None = None  # one per Locust process: parsing the recorded calls is not free
+
         def on_start(self) -> None:
-            self.replayer = BareReplayer(os.environ["LOAD_TEMPLATES"], os.environ["LOAD_DYNAMODB"])
+            if Bare.shared is None:
+                Bare.shared = BareReplayer(os.environ["LOAD_TEMPLATES"], os.environ["LOAD_DYNAMODB"])
+            self.replayer = Bare.shared
             weights = {op: w for op, w in WEIGHTS.items() if self.replayer.has(op)}
             if "enrol" in weights and self.replayer.has("login_new"):
                 weights["login_new"] = weights["enrol"]
