@@ -359,6 +359,8 @@ class Stack:
             if time.monotonic() > deadline:
                 raise StackError(f"the triggers process was not ready within {self.health_timeout:.0f} s")
             time.sleep(0.1)
+        ready.unlink()
+        ready.parent.rmdir()
 
     def _start_triggers_here(self, clients: dict[str, Any], chalice_app: Any) -> None:
         """DEVSTACK_TRIGGERS_IN_PROCESS=1: the pump and the scheduler in this process, as before."""
