@@ -99,9 +99,13 @@ def main() -> int:
 
 
 def _run_until_stopped(stack: Stack, stop: threading.Event) -> int:
-    """Wait for a signal (0) or for ``chalice local`` to die on its own (1)."""
+    """Wait for a signal (0) or for ``chalice local`` or the triggers process to die on its own (1)."""
     while not stop.wait(0.5):
         code = stack.chalice_exit_code()
+        triggers = stack.triggers_exit_code()
+        if code is None and triggers is not None and not stop.wait(1.0):
+            logger.error("the triggers process exited with code %s; stopping the stack", triggers)
+            return 1
         if code is None:
             continue
         # Ctrl-C reaches chalice too (same process group); give our own handler a moment to see it.

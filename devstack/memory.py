@@ -1,7 +1,7 @@
 """Samples the local stack's memory, and how much of it is data (``DEVSTACK_MEMORY_LOG``).
 
 Every ``DEVSTACK_MEMORY_SECONDS`` (30) one JSON line goes to the file: the resident set size
-(RSS) of the stack's process (moto, the stream pump, the scheduler, the WeChat stand-in) and of
+(RSS) of the stack's processes (moto and the WeChat stand-in; the stream pump and the scheduler) and of
 ``chalice local``, and what the embedded DynamoDB holds -- items in its tables and records in
 their streams, with their estimated bytes: the deep size of up to 300 sampled items (or
 records), times their count. RSS minus the data is what a leak would grow; the data grows with
@@ -69,10 +69,11 @@ def data_held() -> dict[str, int]:
 class MemorySampler:
     """A daemon thread writing one line per interval (the first at start)."""
 
-    def __init__(self, path: Path, interval: float, chalice_pid: Any) -> None:
+    def __init__(self, path: Path, interval: float, chalice_pid: Any, triggers_pid: Any = None) -> None:
         self._path = path
         self._interval = interval
         self._chalice_pid = chalice_pid  # a callable: the child's pid, or None
+        self._triggers_pid = triggers_pid or (lambda: None)  # likewise, the triggers process (devstack/triggers.py)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
         self._started = time.monotonic()
@@ -89,8 +90,15 @@ class MemorySampler:
     def sample(self) -> dict[str, Any]:
         import psutil
 
+        # stack_rss: this process and the triggers process (they were one process before).
         line: dict[str, Any] = {"t": round(time.monotonic() - self._started, 1), "ts": time.time(),
                                 "stack_rss": psutil.Process().memory_info().rss}
+        triggers = self._triggers_pid()
+        try:
+            line["triggers_rss"] = psutil.Process(triggers).memory_info().rss if triggers else None
+        except psutil.Error:
+            line["triggers_rss"] = None
+        line["stack_rss"] += line["triggers_rss"] or 0
         pid = self._chalice_pid()
         try:
             line["chalice_rss"] = psutil.Process(pid).memory_info().rss if pid else None

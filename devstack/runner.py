@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -174,6 +175,7 @@ class Stack:
         self._pump: StreamPump | None = None
         self._scheduler: Scheduler | None = None
         self._chalice: subprocess.Popen[bytes] | None = None
+        self._triggers: subprocess.Popen[bytes] | None = None
         self._memory: Any = None
 
     # --- addresses ----------------------------------------------------------------------
@@ -244,6 +246,9 @@ class Stack:
         if self._chalice is not None:
             _terminate(self._chalice, "chalice local")
             self._chalice = None
+        if self._triggers is not None:
+            _terminate(self._triggers, "the triggers process")
+            self._triggers = None
         for name in ("_scheduler", "_pump", "_webhooks", "_wechat", "_moto"):
             part = getattr(self, name)
             if part is None:
@@ -257,6 +262,10 @@ class Stack:
     def chalice_exit_code(self) -> int | None:
         """None while ``chalice local`` runs (or was never started), else its exit code."""
         return None if self._chalice is None else self._chalice.poll()
+
+    def triggers_exit_code(self) -> int | None:
+        """None while the triggers process runs (or runs in this process), else its exit code."""
+        return None if self._triggers is None else self._triggers.poll()
 
     def __enter__(self) -> Stack:
         try:
@@ -318,14 +327,47 @@ class Stack:
         seed.seed_demo_program()
 
     def _start_triggers(self, clients: dict[str, Any]) -> None:
-        from devstack.scheduler import Scheduler, scheduled_targets
-        from devstack.stream_pump import StreamPump, stream_targets
-        from infra.merge_template import STREAM_MAX_RETRY_ATTEMPTS
+        from devstack.scheduler import scheduled_targets
+        from devstack.stream_pump import stream_targets
 
         chalice_app = importlib.import_module("app").app
         # Named and retried as the deployed event source's failure queue (infra/merge_template.py).
         queue_name = f"{chalice_app.app_name}-{STAGE}-stream-failures"
         self.failure_queue_url = clients["sqs"].create_queue(QueueName=queue_name)["QueueUrl"]
+        if os.environ.get("DEVSTACK_TRIGGERS_IN_PROCESS"):
+            self._start_triggers_here(clients, chalice_app)
+            return
+        # The stream pump and the scheduler run in a process of their own (devstack/triggers.py says
+        # why); here only what they run, for the banner.
+        self._pump = TriggersHandle(stream_targets(chalice_app, stage=STAGE, region=self.region,  # type: ignore[assignment]
+                                                   project_dir=self.project_dir))
+        schedules = scheduled_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)
+        self._scheduler = TriggersHandle(faster_rates(schedules))  # type: ignore[assignment]
+        from devstack import serial_dynamodb
+
+        serial_dynamodb.forget_used_shard_iterators()
+        ready = Path(tempfile.mkdtemp(prefix="devstack-triggers-")) / "ready"
+        command = [sys.executable, "-m", "devstack.triggers", "--failure-queue-url", self.failure_queue_url,
+                   "--project-dir", str(self.project_dir), "--ready-file", str(ready)]
+        if self.pump_log is not None:
+            command += ["--pump-log", str(self.pump_log)]
+        self._triggers = subprocess.Popen(command, cwd=self.project_dir, env=dict(os.environ))
+        deadline = time.monotonic() + self.health_timeout
+        while not ready.exists():
+            if self._triggers.poll() is not None:
+                raise StackError(f"the triggers process exited with code {self._triggers.returncode} (see above)")
+            if time.monotonic() > deadline:
+                raise StackError(f"the triggers process was not ready within {self.health_timeout:.0f} s")
+            time.sleep(0.1)
+        ready.unlink()
+        ready.parent.rmdir()
+
+    def _start_triggers_here(self, clients: dict[str, Any], chalice_app: Any) -> None:
+        """DEVSTACK_TRIGGERS_IN_PROCESS=1: the pump and the scheduler in this process, as before."""
+        from devstack.scheduler import Scheduler, scheduled_targets
+        from devstack.stream_pump import StreamPump, stream_targets
+        from infra.merge_template import STREAM_MAX_RETRY_ATTEMPTS
+
         self._pump = StreamPump(
             targets=stream_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir),
             table_name=self.table_name,
@@ -339,7 +381,7 @@ class Stack:
             forget_iterator=self._forget_moto_iterator,
         ).start()
         schedules = scheduled_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)
-        self._scheduler = Scheduler(_faster_rates(schedules)).start()
+        self._scheduler = Scheduler(faster_rates(schedules)).start()
 
     def _start_memory_sampler(self) -> None:
         path = os.environ.get("DEVSTACK_MEMORY_LOG")
@@ -348,8 +390,9 @@ class Stack:
         from devstack.memory import MemorySampler
 
         interval = float(os.environ.get("DEVSTACK_MEMORY_SECONDS") or 30)
-        chalice = self._chalice
-        self._memory = MemorySampler(Path(path), interval, lambda: chalice.pid if chalice else None).start()
+        chalice, triggers = self._chalice, self._triggers
+        self._memory = MemorySampler(Path(path), interval, lambda: chalice.pid if chalice else None,
+                                     lambda: triggers.pid if triggers else None).start()
 
     def _forget_moto_iterator(self, iterator: str) -> None:
         """Free a used shard iterator in moto, which runs in this process.
@@ -389,7 +432,17 @@ class Stack:
         raise StackError(f"{url} did not answer within {self.health_timeout:.0f} s")
 
 
-def _faster_rates(targets: list[Any]) -> list[Any]:
+@dataclass(frozen=True)
+class TriggersHandle:
+    """What the triggers process runs (stream targets or schedules), for the banner."""
+
+    targets: list[Any]
+
+    def stop(self) -> None:
+        """The process is stopped by `Stack.stop`."""
+
+
+def faster_rates(targets: list[Any]) -> list[Any]:
     """``DEVSTACK_RATE_SECONDS=n`` runs every ``rate(...)`` schedule every n seconds instead (load
     runs: the 5-minute job runs throughout a short run); cron schedules are left alone."""
     import dataclasses

@@ -30,6 +30,14 @@
    (tests/integration/test_query_index.py compares the two). Likewise a request's attribute
    values are taken from its JSON as they are (binary ones decoded) instead of walked member by
    member through their shape.
+
+5. moto's server remembers each handler's methods and the host-to-backend match.
+
+6. Expression work moto repeats on every write is made cheaper: its update-expression validator's
+   deep copy of the parsed tree copies node by node (same result, without the generic
+   reduce/reconstruct per object), update expressions are parsed and condition expressions lexed
+   once per text (tests/integration/test_embedded_expressions.py compares all three with moto's
+   own, and checks that writes leave the remembered trees as parsed).
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ def install() -> None:
     _direct_json_answers()
     _direct_attribute_values()
     _remembered_dispatch()
+    _fast_expression_copies()
     _installed = True
 
 
@@ -515,3 +524,105 @@ def _remembered_dispatch() -> None:
         return backend
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+# --- 6. Expression work moto repeats on every write, made cheaper ---------------------------------
+# Profiled under the load run's `ninety` profile (py-spy --gil on the stack's process): 13 % of the
+# GIL went to `copy.deepcopy` of the update expression's parsed tree (moto's Validator copies it
+# before validating, through the generic reduce/reconstruct path, ~1.6 ms for an account update),
+# 7 % to lexing condition expressions (a transaction's item is lexed twice: once by
+# `transact_write_items`, once by the put/update/delete it then runs), and after the first of these
+# 8 % to parsing update expressions (twice per transaction item as well).
+
+_ATOMIC = (str, int, bool, float, type(None))
+
+
+def _fast_expression_copies() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    def copy_value(value: Any, memo: dict[int, Any]) -> Any:
+        kind = type(value)
+        if kind in _ATOMIC:
+            return value
+        done = memo.get(id(value))
+        if done is not None:
+            return done
+        if isinstance(value, Node):
+            return node_deepcopy(value, memo)
+        if kind is list:
+            copied: list[Any] = []
+            memo[id(value)] = copied
+            copied.extend(copy_value(v, memo) for v in value)
+            return copied
+        return copy.deepcopy(value, memo)
+
+    def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        """What `copy.deepcopy` makes of a node (same classes, same sharing through `memo`,
+        parents included), without its reduce/reconstruct round trip per object."""
+        cls = self.__class__
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        state = new.__dict__
+        for name, value in self.__dict__.items():
+            state[name] = copy_value(value, memo)
+        return new
+
+    Node.__deepcopy__ = node_deepcopy  # type: ignore[attr-defined]
+
+    # Lexing depends on the expression's text alone; the tokens are remembered as plain tuples
+    # and handed out as fresh nodes (later passes build new nodes, never reuse these lists).
+    original_lex = ConditionExpressionParser._lex_condition_expression
+
+    @functools.lru_cache(maxsize=4096)
+    def lexed(expression: str) -> tuple[tuple[Any, Any, Any, Any], ...]:
+        parser = ConditionExpressionParser(expression, {}, {})
+        return tuple((n.nonterminal, n.kind, n.text, n.value) for n in original_lex(parser))
+
+    def lex_condition_expression(self: Any) -> Any:
+        from collections import deque
+
+        node = self.Node
+        return deque(node(nonterminal, kind, text, value, []) for nonterminal, kind, text, value
+                     in lexed(self.condition_expression))
+
+    ConditionExpressionParser._lex_condition_expression = lex_condition_expression  # type: ignore[method-assign]
+
+    # An update expression is parsed twice per write (the handler's check of the names it uses,
+    # then update_item) into a tree that depends on its text alone; nothing changes that tree
+    # (the validator works on its own copy, above), so one parse per text serves every write.
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    original_make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+    parsed = functools.lru_cache(maxsize=4096)(lambda text: original_make(UpdateExpressionParser, text))
+
+    def make(cls: Any, expression: str) -> Any:
+        return parsed(expression) if cls is UpdateExpressionParser else original_make(cls, expression)
+
+    UpdateExpressionParser.make = classmethod(make)  # type: ignore[method-assign,assignment]
+    UpdateExpressionParser._moto_make = classmethod(original_make)  # type: ignore[attr-defined]
+    ConditionExpressionParser._moto_lex = original_lex  # type: ignore[attr-defined]  # the tests compare the two
+
+
+# --- 7. Shard iterators forgotten once used (the local stack's server only) -----------------------
+
+def forget_used_shard_iterators() -> None:
+    """moto keeps every shard iterator it ever handed out (about 1.7 KB each; at five polls a
+    second some 30 MB an hour for a stack left running all day). The stream pump never reuses one
+    (each answer hands it the next), so the local stack's server drops an iterator once a
+    GetRecords has used it. The pump did this itself while it ran in the server's process; it now
+    runs in its own (devstack/triggers.py). Not part of `install()`: tests that read a stream
+    twice from one iterator keep moto's behaviour."""
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_records
+    if getattr(original, "_forgets", False):
+        return
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        answer = original(self, iterator_arn, limit)
+        self.shard_iterators.pop(iterator_arn, None)
+        return answer
+
+    get_records._forgets = True  # type: ignore[attr-defined]
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]

@@ -30,7 +30,11 @@ from botocore.exceptions import ClientError
 
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 _GENERATED = [re.compile(r"NONCE#[^#\"]+#([A-Za-z0-9]{16,64})"), re.compile(r"INVITE#([A-Z0-9]{6,16})"),
-              re.compile(r"#M#(m[0-9a-f]{20})\b")]
+              re.compile(r"#M#(m[0-9a-f]{20})\b"),
+              # what the service derives or draws for the second-wave operations: a top-up's WeChat Pay
+              # order number (a hash of the caller's key), a coupon's code and id
+              re.compile(r"PAYORDER#((?:tu|rw)[0-9a-f]{30})"), re.compile(r"COUPON#([2-9A-HJ-NP-Z]{12})\b"),
+              re.compile(r"\b(cp[0-9a-f]{18})\b")]
 _counter = itertools.count()
 
 

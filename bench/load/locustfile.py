@@ -6,9 +6,11 @@ is one closed-loop client (no think time). Settings come from the environment:
 LOAD_MEMBERS (the seeded population, JSON), LOAD_OUT (this run's results, JSON),
 LOAD_TEMPLATES (bare: the recorded calls), LOAD_DYNAMODB (bare: the endpoint), LOAD_TABLE.
 
-The mix (share of operations; a new person's login and enrolment are two requests):
-  card read 40 %, order 25 %, refund 5 %, check-in 10 %, redemption 4 %, hold 3 %, hold capture
-  or release 3 %, login 5 %, new person login + enrolment 5 %;
+The mix (share of operations; a new person's login and enrolment are two requests, a top-up is the
+member's request and WeChat Pay's confirmation through its stand-in, which notifies the API twice):
+  card read 36 %, order 22 %, refund 5 %, check-in 8 %, redemption 4 %, hold 3 %, hold capture
+  or release 3 %, login 5 %, new person login + enrolment 4 %, coupon claim 3 %, coupon 核销 3 %,
+  top-up 2 %, stored-value till payment 2 %;
   members: 10 % of picks go to 20 hot members, the rest uniformly to the population;
   5 % of operations are instead a replay of an earlier till or member request with the same
   idempotency key (a till's replay is signed anew), whose answer must equal the first.
@@ -37,8 +39,11 @@ REWARD = "demo-cup"
 HOT_SHARE = 0.10
 REPLAY_SHARE = 0.05
 
-WEIGHTS = {"card": 40, "order": 25, "refund": 5, "checkin": 10, "redemption": 4, "hold": 3, "hold_settle": 3,
-           "login": 5, "enrol": 5}
+WEIGHTS = {"card": 36, "order": 22, "refund": 5, "checkin": 8, "redemption": 4, "hold": 3, "hold_settle": 3,
+           "login": 5, "enrol": 4, "coupon_claim": 3, "coupon_redeem": 3, "top_up": 2, "sv_payment": 2}
+COUPON_TEMPLATE = "load-5off"  # bench/load/__main__.py writes it: 5 yuan off 10, unlimited, no per-member limit
+TOP_UP_PLAN, TOP_UP_FEN = "sv-100", 11_000  # the demo plan: pay 10,000 fen, 1,000 bonus
+WECHAT = os.environ.get("LOAD_WECHAT", "")
 
 
 class Results:
@@ -53,6 +58,7 @@ class Results:
         self.resigned = 0  # till requests signed again after the client resent a spent nonce
         self.replay_mismatches: list[dict[str, Any]] = []
         self.effects: list[dict[str, Any]] = []  # first 2xx answer of every idempotency key
+        self.paid_top_ups: list[dict[str, Any]] = []  # top-ups WeChat Pay's stand-in confirmed
         self.started = time.time()
 
     def record(self, op: str, ms: float, status: int, body: Any) -> None:
@@ -70,7 +76,7 @@ class Results:
                 "errors": dict(self.errors), "server_errors": self.server_errors, "replays": self.replays,
                 "resigned": self.resigned,
                 "replay_mismatches": self.replay_mismatches[:50], "replay_mismatch_count": len(self.replay_mismatches),
-                "effects": self.effects, "new_members": [m for m in POPULATION.members[POPULATION.seeded:]]}
+                "effects": self.effects, "paid_top_ups": self.paid_top_ups, "new_members": [m for m in POPULATION.members[POPULATION.seeded:]]}
         with open(path, "w", encoding="utf-8") as out:
             json.dump(data, out)
 
@@ -86,6 +92,8 @@ class Population:
         self.orders: list[dict[str, Any]] = []  # accrued orders, refundable
         self.open_holds: list[dict[str, Any]] = []
         self.replayable: list[dict[str, Any]] = []  # idempotent requests sent, with their first answer
+        self.coupons: list[dict[str, Any]] = []  # claimed and not yet used: {"code", "member"}
+        self.funded: list[dict[str, Any]] = []  # members whose top-up was paid (stored value to spend)
 
     def pick(self, pool: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         if random.random() < HOT_SHARE and self.hot:
@@ -262,6 +270,70 @@ if MODE == "api":
             self._idempotent("hold_settle", "POST", path, None, till=True, token=None, member=hold["member"],
                              key=f"{hold['hold_id']}:{outcome}", ids=(hold["hold_id"],))
 
+        def coupon_claim(self) -> None:
+            member = POPULATION.pick()
+            request_id = _new_id("lc")
+            status, answer = self._idempotent("coupon_claim", "POST", "/v1/members/me/coupons",
+                                              {"template_id": COUPON_TEMPLATE, "request_id": request_id}, till=False,
+                                              token=member["token"], member=member, key=request_id,
+                                              ids=(request_id, COUPON_TEMPLATE))
+            if status == 201:
+                POPULATION.coupons.append({"code": answer["code"], "member": member})
+
+        def coupon_redeem(self) -> None:
+            if not POPULATION.coupons:
+                return self.coupon_claim()
+            coupon = POPULATION.coupons.pop(random.randrange(len(POPULATION.coupons)))
+            request_id, order_id = _new_id("lu"), _new_id("lo")
+            body = {"code": coupon["code"], "order_id": order_id, "order_amount_fen": random.randint(1_000, 20_000),
+                    "request_id": request_id}
+            self._idempotent("coupon_redeem", "POST", "/v1/coupons/redeem", body, till=True, token=None,
+                             member=coupon["member"], key=request_id, ids=(request_id, order_id, coupon["code"]))
+
+        def top_up(self) -> None:
+            """The member opens the top-up, then the payer pays: WeChat Pay's stand-in notifies the
+            API (twice at once, as its retries can overlap); the stored value is credited once."""
+            member = POPULATION.pick()
+            request_id = _new_id("lt")
+            status, answer = self._idempotent("top_up", "POST", "/v1/members/me/top-ups",
+                                              {"plan_id": TOP_UP_PLAN, "request_id": request_id}, till=False,
+                                              token=member["token"], member=member, key=request_id,
+                                              ids=(request_id,))
+            if status != 201:
+                return
+            started = time.perf_counter()
+            payload = json.dumps({"out_trade_no": answer["top_up_id"], "times": 2}).encode()
+            with self.client.request("POST", f"{WECHAT}/_pay/confirm", data=payload, name="top_up_confirm",
+                                     headers={"Content-Type": "application/json"}, catch_response=True) as confirmed:
+                ms = (time.perf_counter() - started) * 1000
+                try:
+                    statuses = json.loads(confirmed.content).get("deliveries") if confirmed.status_code == 200 else None
+                except ValueError:
+                    statuses = None
+                # The stand-in answers with the API's status for each delivery; WeChat Pay would resend
+                # one the API did not take, so that is an error here.
+                ok = bool(statuses) and all(code == 200 for code in statuses)
+                if ok:
+                    confirmed.success()
+                else:
+                    confirmed.failure(f"{confirmed.status_code} {statuses}")
+            RESULTS.record("top_up_confirm", ms, 200 if ok else 599,
+                           None if ok else {"error": {"code": "notification_not_taken"}})
+            if ok:
+                RESULTS.paid_top_ups.append({"member": member["member_id"], "top_up_id": answer["top_up_id"],
+                                             "fen": TOP_UP_FEN})
+                POPULATION.funded.append(member)
+
+        def sv_payment(self) -> None:
+            if not POPULATION.funded:
+                return self.top_up()
+            member = random.choice(POPULATION.funded)
+            payment_id, order_id = _new_id("lp"), _new_id("lo")
+            body = {"payment_id": payment_id, "member_id": member["member_id"], "order_id": order_id,
+                    "amount_fen": random.randint(100, 3_000)}
+            self._idempotent("sv_payment", "POST", "/v1/stored-value/payments", body, till=True, token=None,
+                             member=member, key=payment_id, ids=(payment_id, order_id))
+
         def login(self) -> None:
             member = POPULATION.pick()
             self._send("login", "POST", "/v1/auth/login", {"appid": APPID, "code": f"dev-{member['openid']}"},
@@ -301,8 +373,12 @@ else:
 
         wait_time = constant(0)
 
+        shared: BareReplayer | None = None  # one per Locust process: parsing the recorded calls is not free
+
         def on_start(self) -> None:
-            self.replayer = BareReplayer(os.environ["LOAD_TEMPLATES"], os.environ["LOAD_DYNAMODB"])
+            if Bare.shared is None:
+                Bare.shared = BareReplayer(os.environ["LOAD_TEMPLATES"], os.environ["LOAD_DYNAMODB"])
+            self.replayer = Bare.shared
             weights = {op: w for op, w in WEIGHTS.items() if self.replayer.has(op)}
             if "enrol" in weights and self.replayer.has("login_new"):
                 weights["login_new"] = weights["enrol"]

@@ -16,7 +16,7 @@ from chalicelib.services import holds
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
 from chalicelib.store import risk as risk_store
-from chalicelib.store.models import ProfileItem, TableItem
+from chalicelib.store.models import AccountItem, ProfileItem, TableItem
 
 
 def member_ids(program_id: str) -> Iterator[str]:
@@ -26,14 +26,36 @@ def member_ids(program_id: str) -> Iterator[str]:
                 yield item.member_id
 
 
+# A member changed this many times while we read it is reported as read the last time.
+_READ_ATTEMPTS = 5
+
+
 def totals(program_id: str, member_id: str) -> MemberTotals | None:
+    """One moment's figures. The account, ledger rows, holds and pending entries are separate
+    reads, and the service keeps changing them (a till, the frequent job releasing a hold): every
+    change bumps the account's version in the same transaction, so when the version read after
+    the others is the one read first, nothing moved in between; otherwise read again."""
+    found = None
+    for _ in range(_READ_ATTEMPTS):
+        found, version = _read_totals(program_id, member_id)
+        if found is None or _account_version(program_id, member_id) == version:
+            return found
+    return found
+
+
+def _account_version(program_id: str, member_id: str) -> int | None:
+    account = store.get_item(AccountItem, keys.account(program_id, member_id))
+    return int(account.version) if isinstance(account, AccountItem) else None
+
+
+def _read_totals(program_id: str, member_id: str) -> tuple[MemberTotals | None, int | None]:
     record = store.member(program_id, member_id)
     if record is None:
-        return None
+        return None, None
     rows = store.all_ledger_rows(program_id, member_id)
     open_holds = sum(int(hold.points) for hold in holds.open_holds(program_id, member_id))
     account = record.account
-    return MemberTotals(
+    totals_now = MemberTotals(
         member_id=member_id, points=int(account.points), held=int(account.held), debt=int(account.debt),
         growth=int(account.growth),
         ledger_points=sum(int(row.points) for row in rows),
@@ -45,6 +67,7 @@ def totals(program_id: str, member_id: str) -> MemberTotals | None:
         open_pending=sum(int(item.remaining) for item in risk_store.member_pending(program_id, member_id)
                          if item.status == "pending"),
     )
+    return totals_now, int(account.version)
 
 
 def reconcile_program(program_id: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 traffic from 8 clients over 300 seeded members, hot members, replays, the stream functions and
 the frequent job running throughout. Asserts the invariants only, never timings (those are
 `make load`'s, in bench/LOAD.md): every member reconciles, every idempotency key has one
-effect, no 5xx but 503 retry_later, every notification job final, the failure queue empty."""
+effect, no 5xx but 503 retry_later and no 429, every notification job final, the failure queue
+empty, coupons and stored value add up (bench/load/checks.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def test_a_short_load_run_keeps_every_invariant(tmp_path):
     assert checks["failures"] == [], checks
     assert checks["ok"] and done.returncode == 0, done.stdout[-3000:]
     # The run did run: every kind of operation was served, replays included, and checked.
-    assert {"card", "order", "refund", "checkin", "redemption", "hold", "hold_settle", "login", "enrol"} <= set(report["api"])
+    assert {"card", "order", "refund", "checkin", "redemption", "hold", "hold_settle", "login", "enrol",
+            "coupon_claim", "coupon_redeem", "top_up", "top_up_confirm", "sv_payment"} <= set(report["api"])
     assert checks["members_checked"] >= 300 and checks["effects_checked"] > 0 and checks["replays"] > 0
+    assert checks["coupons_checked"] > 0 and checks["paid_top_ups"] > 0 and checks["wallets_checked"] > 0
     assert checks["notification_jobs"] and report["stack_exit"] == 0
