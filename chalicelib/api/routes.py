@@ -11,3 +11,7 @@ def register(app: Chalice) -> None:
     http.register_middleware(app)
     for module in (health, docs, members, points, rewards, holds, coupons, money, admin, risk, webhooks):
         app.register_blueprint(module.bp)
+    # insight (issue 15)
+    from chalicelib.api import reports
+
+    app.register_blueprint(reports.bp)

@@ -23,6 +23,12 @@ Permission = Literal[
     "risk:review",
     "webhooks:read",
     "webhooks:write",
+    # insight (issue 15)
+    "reports:read",
+    "tags:write",
+    "segments:read",
+    "segments:write",
+    "campaigns:run",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

@@ -325,6 +325,10 @@ ROWS: dict[str, Row] = {
     "POST /v1/admin/webhooks/{webhook_id}/deliveries/{event_id}/replay": Row(about_a=True),
     "POST /v1/admin/webhooks/{webhook_id}/replays": Row(about_a=True, body=lambda w: {
         "from": "2026-01-01T00:00:00+00:00", "to": "2026-01-02T00:00:00+00:00"}),
+    # insight (issue 15): the caller's own program
+    "GET /v1/admin/reports/daily": Row(about_a=False),
+    "GET /v1/admin/reports/daily.csv": Row(about_a=False),
+    "GET /v1/admin/reports/compare": Row(about_a=False),
 }
 
 
