@@ -6,7 +6,7 @@ from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import STAFF, route
-from chalicelib.services import analytics
+from chalicelib.services import analytics, tags
 
 bp = Blueprint(__name__)
 
@@ -87,3 +87,28 @@ def daily_report_csv(ctx):
        response=PeriodComparison, summary="The period from..to against the same number of days before it")
 def compare_periods(ctx):
     return analytics.compare(ctx.settings, ctx.staff.program_id, ctx.query())
+
+
+class MemberTags(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    member_id: str
+    manual: list[str] = Field(description="Tags staff gave the member.")
+    computed: list[str] = Field(description="Tags jobs computed (never changed by these routes).")
+
+
+@route(bp, "/v1/admin/members/{member_id}/tags", ["GET"], auth=STAFF.require("members:read"), response=MemberTags,
+       errors=(404,), summary="The member's tags, manual apart from computed")
+def get_member_tags(ctx, member_id):
+    return tags.view(ctx.staff.program_id, member_id)
+
+
+@route(bp, "/v1/admin/members/{member_id}/tags/{tag}", ["PUT"], auth=STAFF.require("tags:write"), response=MemberTags,
+       errors=(404,), summary="Tag the member (idempotent: tagging twice is tagging once)")
+def put_member_tag(ctx, member_id, tag):
+    return tags.add(ctx.staff.program_id, member_id, tag)
+
+
+@route(bp, "/v1/admin/members/{member_id}/tags/{tag}", ["DELETE"], auth=STAFF.require("tags:write"),
+       response=MemberTags, errors=(404,), summary="Untag the member (idempotent; computed tags are not touched)")
+def delete_member_tag(ctx, member_id, tag):
+    return tags.remove(ctx.staff.program_id, member_id, tag)

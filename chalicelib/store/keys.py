@@ -685,3 +685,9 @@ def day_summary(program_id: str, day: str) -> tuple[str, str]:
 
 def day_summary_partition(program_id: str) -> str:
     return f"P#{program_id}#REPORT"
+
+
+@builds("member_tags")
+def member_tags(program_id: str, member_id: str) -> tuple[str, str]:
+    """P#P#M#M  TAGS: the member's manual and computed tags."""
+    return member_pk(program_id, member_id), "TAGS"

@@ -780,3 +780,13 @@ class DaySummaryItem(TableItem, discriminator="day_summary"):
     day = UnicodeAttribute()
     counts = JSONAttribute()
     closed_at = UnicodeAttribute()
+
+
+class TagsItem(TableItem, discriminator="member_tags"):
+    """A member's tags: staff's own (`manual`) apart from those jobs compute (`computed`)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    manual = UnicodeSetAttribute(null=True)
+    computed = UnicodeSetAttribute(null=True)
+    updated_at = UnicodeAttribute()
