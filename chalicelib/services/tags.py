@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pynamodb.exceptions import UpdateError
+
 from chalicelib import clock
 from chalicelib.services.ledger import require_member
 from chalicelib.store import keys
@@ -35,7 +37,7 @@ def remove(program_id: str, member_id: str, tag: str) -> dict[str, Any]:
     try:
         item.update(actions=[TagsItem.manual.delete({tag}), TagsItem.updated_at.set(clock.stamp(clock.now()))],
                     condition=TagsItem.pk.exists())
-    except TagsItem.UpdateError as exc:
+    except UpdateError as exc:
         if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
             raise
     return view(program_id, member_id)
