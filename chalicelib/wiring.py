@@ -35,9 +35,9 @@ def daily_jobs() -> dict[str, Job]:
         Job("tier-review", tiers.review_step, due=is_review_day),
     )
     # insight (issue 15): close yesterday's figures (and catch up).
-    from chalicelib.services import analytics
+    from chalicelib.services import analytics, rfm
 
-    insight = (Job("daily-report", analytics.close_days_step),)
+    insight = (Job("daily-report", analytics.close_days_step), Job("rfm", rfm.rfm_step))
     return {job.name: job for job in (*table, *insight)}
 
 

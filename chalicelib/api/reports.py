@@ -6,7 +6,8 @@ from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import STAFF, route
-from chalicelib.services import analytics, tags
+from chalicelib.errors import NotFound
+from chalicelib.services import analytics, rfm, tags
 
 bp = Blueprint(__name__)
 
@@ -112,3 +113,27 @@ def put_member_tag(ctx, member_id, tag):
        response=MemberTags, errors=(404,), summary="Untag the member (idempotent; computed tags are not touched)")
 def delete_member_tag(ctx, member_id, tag):
     return tags.remove(ctx.staff.program_id, member_id, tag)
+
+
+class MemberRfm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    member_id: str
+    as_of: str = Field(description="The day the nightly `rfm` job scored the member.")
+    r: int
+    f: int
+    m: int
+    score: str = Field(description="r, f and m as three digits, e.g. 555.")
+    segment: str | None = Field(description="The first of the program's named segments the score falls in.")
+    recency_days: int
+    frequency: int
+    monetary_fen: int = Field(description="Paid in the window, net of refunds.")
+
+
+@route(bp, "/v1/admin/members/{member_id}/rfm", ["GET"], auth=STAFF.require("segments:read"), response=MemberRfm,
+       errors=(404,), summary="The member's latest RFM scores (404 rfm_not_scored before the job scored them)")
+def get_member_rfm(ctx, member_id):
+    found = rfm.view(ctx.staff.program_id, member_id)
+    if found is None:
+        raise NotFound("the member has no RFM scores (no order in the window, or the job has not run)",
+                       code="rfm_not_scored")
+    return found

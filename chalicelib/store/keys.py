@@ -691,3 +691,9 @@ def day_summary_partition(program_id: str) -> str:
 def member_tags(program_id: str, member_id: str) -> tuple[str, str]:
     """P#P#M#M  TAGS: the member's manual and computed tags."""
     return member_pk(program_id, member_id), "TAGS"
+
+
+@builds("rfm")
+def rfm(program_id: str, member_id: str) -> tuple[str, str]:
+    """P#P#M#M  RFM: the member's latest RFM scores."""
+    return member_pk(program_id, member_id), "RFM"

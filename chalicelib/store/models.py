@@ -790,3 +790,18 @@ class TagsItem(TableItem, discriminator="member_tags"):
     manual = UnicodeSetAttribute(null=True)
     computed = UnicodeSetAttribute(null=True)
     updated_at = UnicodeAttribute()
+
+
+class RfmItem(TableItem, discriminator="rfm"):
+    """A member's RFM scores as of a day (the nightly `rfm` job), with the raw figures."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    as_of = UnicodeAttribute()
+    r = NumberAttribute()
+    f = NumberAttribute()
+    m = NumberAttribute()
+    segment = UnicodeAttribute(null=True)
+    recency_days = NumberAttribute()
+    frequency = NumberAttribute()
+    monetary_fen = NumberAttribute()

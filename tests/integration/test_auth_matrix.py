@@ -330,6 +330,7 @@ ROWS: dict[str, Row] = {
     "GET /v1/admin/reports/daily.csv": Row(about_a=False),
     "GET /v1/admin/reports/compare": Row(about_a=False),
     "GET /v1/admin/members/{member_id}/tags": Row(about_a=True),
+    "GET /v1/admin/members/{member_id}/rfm": Row(about_a=True),
     "PUT /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
     "DELETE /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
 }
