@@ -17,7 +17,9 @@ from typing import Any
 
 # DynamoDB on-demand, us-east-1: USD per million write request units.
 WRITE_PRICE_PER_MILLION = 1.25
-EVENTS = int(os.environ.get("INSIGHT_EVENTS", "3000"))
+EVENTS = int(os.environ.get("INSIGHT_EVENTS", "2000"))
+# DynamoDB's per-partition write limit (write units per second): what one counter shard can take.
+PARTITION_WRITE_LIMIT = 1000
 METERED = 300
 
 
@@ -85,7 +87,11 @@ def run() -> dict[str, Any]:
                 analytics.count_change("INSERT", _image(n), {})
         meter.close()
     per_event = units.write_units / METERED
+    counter_share = max(counters.values()) / sum(counters.values())
     return {
+        # every change writes one counter shard (2 units, transactional): the hottest shard's share of them
+        # bounds the rate the day's counters take on DynamoDB
+        "aws_ceiling_events_per_second": int(PARTITION_WRITE_LIMIT / (2 * counter_share)),
         "events": EVENTS, "seconds": round(seconds, 2), "events_per_second": round(EVENTS / seconds),
         "items_written": len(writes), "writes": total,
         "hottest_item_share_pct": round(100 * hottest / total, 2), "hottest_item": hottest_key.split("|")[0],
@@ -111,6 +117,9 @@ def render(figures: dict[str, Any]) -> str:
         f"{figures['hottest_counter_share_pct']} % of all, "
         f"{figures['hottest_counter_share_of_counter_writes_pct']} % of the counter writes, over "
         f"{figures['counter_shards_used']} shards); limit 12.5 %.",
+        f"- On DynamoDB the hottest counter shard reaches the {PARTITION_WRITE_LIMIT} write units/s partition limit "
+        f"at about **{figures['aws_ceiling_events_per_second']} changes/s** per program (16 shards; every other "
+        "item is written once). At 1,000 changes/s no item takes more than its shard's share.",
         f"- Cost: {figures['requests_per_event']} requests and {figures['write_units_per_event']} write units per "
         f"change (a 2-item transaction, 3 items when it makes a member active that day) = "
         f"**${figures['usd_per_million_events']} per million changes** at on-demand prices "

@@ -265,3 +265,14 @@ def test_staff_tags_are_idempotent_and_apart_from_computed_ones(api):
     assert _ok(api.staff("DELETE", f"{path}/rfm:555"))["computed"] == ["rfm:555"]
     assert api.staff("PUT", "/v1/admin/members/nobody/tags/vip").status_code == 404
     assert api.staff("PUT", f"{path}/{'x' * 33}").status_code == 400
+
+
+def test_the_opt_in_demo_activity_gives_the_report_figures(api):
+    from chalicelib.seed import seed_demo_activity
+
+    first = seed_demo_activity()
+    assert seed_demo_activity() == first  # idempotent
+    StreamFeeder().pump(rounds=20)
+    today = _ok(api.staff("GET", "/v1/admin/reports/daily"))["items"][-1]
+    assert (today["new_members"], today["orders"], today["sales_fen"]) == (3, 3, 12_800 + 35_600 + 8_800)
+    assert today["points_outstanding"] > 0 and today["active_members"] == 3
