@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import STAFF, route
 from chalicelib.errors import NotFound
-from chalicelib.services import analytics, rfm, tags
+from chalicelib.services import analytics, campaigns, rfm, tags
 
 bp = Blueprint(__name__)
 
@@ -137,3 +137,34 @@ def get_member_rfm(ctx, member_id):
         raise NotFound("the member has no RFM scores (no order in the window, or the job has not run)",
                        code="rfm_not_scored")
     return found
+
+
+class SegmentView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    segment_id: str
+    name: str
+    rules: dict[str, object]
+
+
+class CampaignSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign_id: str
+    segment_id: str
+    template_id: str
+    members: int = Field(description="Members in the segment's snapshot (taken at the campaign's first run).")
+    sent: int = Field(description="Members who hold the campaign's coupon.")
+    skipped: dict[str, int] = Field(description="Members who could not get one, by reason.")
+    snapshot_at: str
+
+
+@route(bp, "/v1/admin/segments/{segment_id}", ["PUT"], auth=STAFF.require("segments:write"),
+       body=campaigns.SegmentIn, response=SegmentView, summary="Create or replace a segment's rules")
+def put_segment(ctx, segment_id):
+    return campaigns.put_segment(ctx.staff.program_id, segment_id, ctx.body())
+
+
+@route(bp, "/v1/admin/campaigns/{campaign_id}/runs", ["POST"], auth=STAFF.require("campaigns:run"),
+       body=campaigns.CampaignIn, response=CampaignSummary, errors=(404, 409),
+       summary="Grant a coupon template to a segment (snapshotted at the first run; reruns grant nothing more)")
+def run_campaign(ctx, campaign_id):
+    return campaigns.run_campaign(ctx.settings, ctx.staff, campaign_id, ctx.body())

@@ -697,3 +697,13 @@ def member_tags(program_id: str, member_id: str) -> tuple[str, str]:
 def rfm(program_id: str, member_id: str) -> tuple[str, str]:
     """P#P#M#M  RFM: the member's latest RFM scores."""
     return member_pk(program_id, member_id), "RFM"
+
+
+@builds("segment")
+def segment(program_id: str, segment_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#SEGMENT#{segment_id}", "SEGMENT"
+
+
+@builds("campaign")
+def campaign(program_id: str, campaign_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#CAMPAIGN#{campaign_id}", "CAMPAIGN"

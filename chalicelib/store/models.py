@@ -151,6 +151,9 @@ class AccountItem(TableItem, discriminator="account"):
     risk = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
     updated_at = UnicodeAttribute()
+    # Paid membership (built on the `member` branch; the same names): its end and plan; absent: none.
+    membership_until = UnicodeAttribute(null=True)
+    membership_plan_id = UnicodeAttribute(null=True)
 
 
 class ProfileItem(TableItem, discriminator="profile"):
@@ -805,3 +808,25 @@ class RfmItem(TableItem, discriminator="rfm"):
     recency_days = NumberAttribute()
     frequency = NumberAttribute()
     monetary_fen = NumberAttribute()
+
+
+class SegmentItem(TableItem, discriminator="segment"):
+    """A named segment's rules (domain/segments.py SegmentRules as JSON)."""
+
+    program_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    rules = JSONAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class CampaignItem(TableItem, discriminator="campaign"):
+    """A targeted campaign: the segment's members as snapshotted when it was first run, what it
+    does, and its summary. Its grants are idempotent per campaign (request ids derive from it)."""
+
+    program_id = UnicodeAttribute()
+    campaign_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    action = JSONAttribute()
+    members = JSONAttribute()  # [member_id], in the order the grants go
+    summary = JSONAttribute(null=True)
+    created_at = UnicodeAttribute()
