@@ -109,6 +109,7 @@ def world(wechat):
         # insight (issue 15): a segment the campaign row targets (nobody matches it: points_min far away).
         _must(w.as_staff("PUT", "/v1/admin/segments/matrix-seg", {"name": "matrix", "rules": {"points_min": 10**9}}),
               200)
+        _must(w.as_staff("POST", "/v1/admin/jobs/rfm/runs", {}), 200)  # scores A (its order o-a)
         # A's money: a paid top-up, an unpaid one, a paid and two frozen stored-value payments.
         for request_id, plan_id in (("a-paid", "sv-500"), ("a-pending", "sv-100")):
             answer = _must(w.as_member("POST", "/v1/members/me/top-ups", w.a_token,
