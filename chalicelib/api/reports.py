@@ -150,9 +150,9 @@ class CampaignSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     campaign_id: str
     segment_id: str
-    template_id: str
+    action: dict[str, object] = Field(description='{"type": "coupon", "template_id"} or {"type": "points", "points"}.')
     members: int = Field(description="Members in the segment's snapshot (taken at the campaign's first run).")
-    sent: int = Field(description="Members who hold the campaign's coupon.")
+    sent: int = Field(description="Members who hold the campaign's coupon or bonus.")
     skipped: dict[str, int] = Field(description="Members who could not get one, by reason.")
     snapshot_at: str
 
@@ -165,6 +165,7 @@ def put_segment(ctx, segment_id):
 
 @route(bp, "/v1/admin/campaigns/{campaign_id}/runs", ["POST"], auth=STAFF.require("campaigns:run"),
        body=campaigns.CampaignIn, response=CampaignSummary, errors=(404, 409),
-       summary="Grant a coupon template to a segment (snapshotted at the first run; reruns grant nothing more)")
+       summary="Grant a coupon template or a points bonus to a segment (snapshotted at the first run; reruns "
+               "grant nothing more)")
 def run_campaign(ctx, campaign_id):
     return campaigns.run_campaign(ctx.settings, ctx.staff, campaign_id, ctx.body())

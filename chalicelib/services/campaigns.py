@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.exceptions import PutError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain.segments import MemberFacts, SegmentRules, matches
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.services import coupons
+from chalicelib.services import coupons, ledger
 from chalicelib.services.programs import program_config
 from chalicelib.services.rfm import member_ids
 from chalicelib.settings import Settings
@@ -39,7 +39,21 @@ class SegmentIn(BaseModel):
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     segment_id: str = Field(pattern=ids.ID_PATTERN)
-    template_id: str = Field(pattern=ids.ID_PATTERN, description="The coupon template granted to each member.")
+    template_id: str | None = Field(default=None, pattern=ids.ID_PATTERN,
+                                    description="A coupon campaign: the template granted to each member.")
+    points: int | None = Field(default=None, ge=1, le=1_000_000,
+                               description="A points bonus: added to each member (a staff adjustment, ledger row).")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "CampaignIn":
+        if (self.template_id is None) == (self.points is None):
+            raise ValueError("give either template_id (a coupon) or points (a bonus)")
+        return self
+
+    def action(self) -> dict[str, Any]:
+        if self.template_id is not None:
+            return {"type": "coupon", "template_id": self.template_id}
+        return {"type": "points", "points": self.points}
 
 
 def put_segment(program_id: str, segment_id: str, body: SegmentIn) -> dict[str, Any]:
@@ -90,7 +104,7 @@ def run_campaign(settings: Settings, staff: StaffPrincipal, campaign_id: str, bo
     program_id = staff.program_id
     key = keys.campaign(program_id, campaign_id)
     item = store.get_item(CampaignItem, key)
-    action = {"type": "coupon", "template_id": body.template_id}
+    action = body.action()
     if isinstance(item, CampaignItem):
         if item.segment_id != body.segment_id or dict(item.action) != action:
             raise Conflict("this campaign_id was already used for another segment or action",
@@ -110,13 +124,23 @@ def run_campaign(settings: Settings, staff: StaffPrincipal, campaign_id: str, bo
             item = store.get_item(CampaignItem, key)  # a concurrent first run snapshotted first: its snapshot
     members = list(item.members)
     sent, skipped = 0, dict[str, int]()
-    for n in range(0, len(members), CHUNK):
-        answer, _ = coupons.grant(settings, staff, body.template_id, coupons.GrantIn(
-            member_ids=members[n:n + CHUNK], request_id=f"cmp-{campaign_id}-{n // CHUNK}"))
-        sent += int(answer["granted"])
-        for refusal in answer["refused"]:
-            skipped[refusal["code"]] = skipped.get(refusal["code"], 0) + 1
-    summary = {"campaign_id": campaign_id, "segment_id": body.segment_id, "template_id": body.template_id,
+    if body.template_id is not None:
+        for n in range(0, len(members), CHUNK):
+            answer, _ = coupons.grant(settings, staff, body.template_id, coupons.GrantIn(
+                member_ids=members[n:n + CHUNK], request_id=f"cmp-{campaign_id}-{n // CHUNK}"))
+            sent += int(answer["granted"])
+            for refusal in answer["refused"]:
+                skipped[refusal["code"]] = skipped.get(refusal["code"], 0) + 1
+    else:
+        assert body.points is not None
+        bonus = ledger.AdjustmentIn(points=body.points, reason=f"campaign {campaign_id}", request_id=f"cmp-{campaign_id}")
+        for member_id in members:
+            try:  # keyed per member by the campaign: a rerun replays
+                ledger.adjust(settings, staff, member_id, bonus)
+                sent += 1
+            except NotFound:
+                skipped["member_not_found"] = skipped.get("member_not_found", 0) + 1
+    summary = {"campaign_id": campaign_id, "segment_id": body.segment_id, "action": action,
                "members": len(members), "sent": sent, "skipped": skipped, "snapshot_at": item.created_at}
     CampaignItem(*key).update(actions=[CampaignItem.summary.set(summary)])
     return summary

@@ -63,6 +63,7 @@ def test_a_campaign_to_a_thousand_members_grants_a_thousand_coupons_once(api, mo
     body = {"segment_id": "vips", "template_id": "winback"}
     first = _ok(api.staff("POST", "/v1/admin/campaigns/spring/runs", body))
     assert (first["members"], first["sent"], first["skipped"]) == (1_000, 1_000, {})
+    assert first["action"] == {"type": "coupon", "template_id": "winback"}
     assert _ok(api.staff("GET", "/v1/admin/coupon-templates/winback"))["issued"] == 1_000
 
     # More members join the segment later: the campaign keeps its snapshot; a rerun grants nothing more.
@@ -76,3 +77,18 @@ def test_a_campaign_to_a_thousand_members_grants_a_thousand_coupons_once(api, mo
                      {"segment_id": "vips", "template_id": "demo-10off"}).status_code == 409
     assert api.staff("POST", "/v1/admin/campaigns/other/runs",
                      {"segment_id": "nope", "template_id": "winback"}).status_code == 404
+
+
+def test_a_points_bonus_campaign_pays_each_member_once(api, monkeypatch):
+    from chalicelib.store.models import AccountItem
+
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    _seed(12)
+    _ok(api.staff("PUT", "/v1/admin/segments/rich", {"name": "rich", "rules": {"points_min": 9}}))
+    body = {"segment_id": "rich", "points": 50}
+    for _ in range(2):
+        answer = _ok(api.staff("POST", "/v1/admin/campaigns/bonus/runs", body))
+        assert (answer["members"], answer["sent"], answer["action"]) == (3, 3, {"type": "points", "points": 50})
+    points = {m: int(AccountItem.get(*keys.account("demo", m)).points) for m in ("seg00009", "seg00011", "seg00008")}
+    assert points == {"seg00009": 59, "seg00011": 61, "seg00008": 8}
+    assert api.staff("POST", "/v1/admin/campaigns/x/runs", {"segment_id": "rich"}).status_code == 400
