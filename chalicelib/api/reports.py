@@ -169,3 +169,23 @@ def put_segment(ctx, segment_id):
                "grant nothing more)")
 def run_campaign(ctx, campaign_id):
     return campaigns.run_campaign(ctx.settings, ctx.staff, campaign_id, ctx.body())
+
+
+class SegmentListed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    segment_id: str
+    name: str
+    rules: dict[str, object]
+    members_count: int | None = Field(description="Members matching on the `segments` job's last run (null: not run).")
+    evaluated_on: str | None
+
+
+class SegmentList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[SegmentListed]
+
+
+@route(bp, "/v1/admin/segments", ["GET"], auth=STAFF.require("segments:read"), response=SegmentList,
+       summary="The program's segments with their size on the last `segments` job run")
+def list_segments(ctx):
+    return campaigns.list_segments(ctx.staff.program_id)

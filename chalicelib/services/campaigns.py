@@ -23,7 +23,16 @@ from chalicelib.services.rfm import member_ids
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
-from chalicelib.store.models import AccountItem, CampaignItem, ProfileItem, RfmItem, SegmentItem, TagsItem
+from chalicelib.jobs import JobContext, Step
+from chalicelib.store.models import (
+    AccountItem,
+    CampaignItem,
+    ProfileItem,
+    RfmItem,
+    SegmentItem,
+    TableItem,
+    TagsItem,
+)
 
 CHUNK = 100
 # The snapshot lives on the campaign item (400 KB): about 15,000 member ids.
@@ -98,6 +107,28 @@ def evaluate(settings: Settings, program_id: str, rules: SegmentRules) -> list[s
             if matches(rules, facts, today):
                 matched.append(member_id)
     return matched
+
+
+def segments_of(program_id: str) -> list[SegmentItem]:
+    return [item for item in TableItem.query(keys.segments_partition(program_id)) if isinstance(item, SegmentItem)]
+
+
+def list_segments(program_id: str) -> dict[str, Any]:
+    return {"items": [{"segment_id": item.segment_id, "name": str(dict(item.rules).get("name", "")),
+                       "rules": {k: v for k, v in dict(item.rules).items() if k != "name"},
+                       "members_count": None if item.members_count is None else int(item.members_count),
+                       "evaluated_on": item.evaluated_on} for item in segments_of(program_id)]}
+
+
+def segments_step(ctx: JobContext) -> Step:
+    """`segments`: evaluate every segment of the program and record its size and day."""
+    sizes = {}
+    for item in segments_of(ctx.program_id):
+        rules = SegmentRules.model_validate({k: v for k, v in dict(item.rules).items() if k != "name"})
+        sizes[str(item.segment_id)] = len(evaluate(ctx.settings, ctx.program_id, rules))
+        SegmentItem(item.pk, item.sk).update(actions=[SegmentItem.members_count.set(sizes[str(item.segment_id)]),
+                                                      SegmentItem.evaluated_on.set(ctx.as_of.isoformat())])
+    return Step(done=True, summary={"segments": sizes})
 
 
 def run_campaign(settings: Settings, staff: StaffPrincipal, campaign_id: str, body: CampaignIn) -> dict[str, Any]:

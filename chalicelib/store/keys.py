@@ -701,7 +701,12 @@ def rfm(program_id: str, member_id: str) -> tuple[str, str]:
 
 @builds("segment")
 def segment(program_id: str, segment_id: str) -> tuple[str, str]:
-    return f"P#{program_id}#SEGMENT#{segment_id}", "SEGMENT"
+    """A program's segments share a partition: the `segments` job and the list read it in one Query."""
+    return segments_partition(program_id), f"SEGMENT#{segment_id}"
+
+
+def segments_partition(program_id: str) -> str:
+    return f"P#{program_id}#SEGMENTS"
 
 
 @builds("campaign")

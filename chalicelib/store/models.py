@@ -817,6 +817,9 @@ class SegmentItem(TableItem, discriminator="segment"):
     segment_id = UnicodeAttribute()
     rules = JSONAttribute()
     updated_at = UnicodeAttribute()
+    # what the `segments` job found on its last run
+    members_count = NumberAttribute(null=True)
+    evaluated_on = UnicodeAttribute(null=True)
 
 
 class CampaignItem(TableItem, discriminator="campaign"):

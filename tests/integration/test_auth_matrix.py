@@ -335,6 +335,7 @@ ROWS: dict[str, Row] = {
     "GET /v1/admin/reports/compare": Row(about_a=False),
     "GET /v1/admin/members/{member_id}/tags": Row(about_a=True),
     "GET /v1/admin/members/{member_id}/rfm": Row(about_a=True),
+    "GET /v1/admin/segments": Row(about_a=False),
     "PUT /v1/admin/segments/{segment_id}": Row(about_a=False, params={"segment_id": lambda w: "matrix-seg"},
                                                body=lambda w: {"name": "matrix", "rules": {"points_min": 10**9}}),
     "POST /v1/admin/campaigns/{campaign_id}/runs": Row(about_a=False, params={"campaign_id": lambda w: w.fresh("cmp")},

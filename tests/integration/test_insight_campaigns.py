@@ -51,6 +51,16 @@ def test_segment_rules_read_tags_points_birthday_and_paid_membership(api, monkey
     assert members(birthday_month=3) == ["seg00002", "seg00014", "seg00026", "seg00038"]
     assert members(paid_member=True) == [f"seg{n:05d}" for n in range(0, 48, 4)]
     assert len(members(paid_member=False)) == 36
+
+    # The nightly job records each segment's size.
+    from tests.support import calls
+
+    headers = calls.bearer(calls.ADMIN_KEY)
+    api.request("PUT", "/v1/admin/segments/paying", {"name": "付费会员", "rules": {"paid_member": True}}, headers)
+    _ok(api.staff("POST", "/v1/admin/jobs/segments/runs", {"as_of": "2026-07-01"}))
+    listed = _ok(api.staff("GET", "/v1/admin/segments"))["items"]
+    assert listed == [{"segment_id": "paying", "name": "付费会员", "rules": {"paid_member": True}, "members_count": 12,
+                       "evaluated_on": "2026-07-01"}]
     assert members(paid_member=True, points_max=8, tags_any=["vip"]) == ["seg00000", "seg00004", "seg00008"]
 
 
