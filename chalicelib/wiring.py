@@ -37,7 +37,12 @@ def daily_jobs() -> dict[str, Job]:
         Job("membership-daily", membership.daily_step),
         Job("tier-review", tiers.review_step, due=is_review_day),
     )
-    return {job.name: job for job in table}
+    # insight (issue 15): close yesterday's figures (and catch up).
+    from chalicelib.services import analytics, campaigns, rfm
+
+    insight = (Job("daily-report", analytics.close_days_step), Job("rfm", rfm.rfm_step),
+               Job("segments", campaigns.segments_step))  # segments after RFM: they read its scores
+    return {job.name: job for job in (*table, *insight)}
 
 
 @functools.cache
@@ -80,6 +85,11 @@ def table_reactions() -> Reactions:
     for kind, reaction in (("profile", r.referral_on_enrolment), ("order", r.referral_on_order),
                            ("ledger", r.referral_on_refund)):
         table[kind] = (*table.get(kind, ()), reaction)
+    # insight (issue 15): the daily figures count every new immutable item once.
+    from chalicelib.services import analytics
+
+    for kind in ("profile", "ledger", "order", "coupon_event", "sv_entry"):
+        table[kind] = (*table.get(kind, ()), analytics.count_change)
     # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
     for kind in WEBHOOK_KINDS:
         table[kind] = (*table.get(kind, ()), r.publish_webhook_events)

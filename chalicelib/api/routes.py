@@ -13,3 +13,7 @@ def register(app: Chalice) -> None:
     for module in (health, docs, members, points, rewards, holds, coupons, money, admin, risk, webhooks, privacy,
                    membership):
         app.register_blueprint(module.bp)
+    # insight (issue 15)
+    from chalicelib.api import reports
+
+    app.register_blueprint(reports.bp)

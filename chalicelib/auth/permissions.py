@@ -25,6 +25,12 @@ Permission = Literal[
     "webhooks:write",
     "members:erase",
     "lotteries:read",
+    # insight (issue 15)
+    "reports:read",
+    "tags:write",
+    "segments:read",
+    "segments:write",
+    "campaigns:run",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

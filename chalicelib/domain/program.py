@@ -19,6 +19,7 @@ from chalicelib.domain.membership import MembershipPlan, MembershipPolicy
 from chalicelib.domain.notifications import EVENTS, NotificationTemplate
 from chalicelib.domain.text import FreeText
 from chalicelib.domain.referral import ReferralReward, ReferralRules
+from chalicelib.domain.rfm import RfmRules  # insight (issue 15)
 
 
 class Strict(BaseModel):
@@ -233,6 +234,8 @@ class ProgramConfig(Strict):
     membership: MembershipPolicy = Field(default_factory=MembershipPolicy)
     lotteries: list[Lottery] = Field(default_factory=list, max_length=20)
     referral: ReferralRules = Field(default_factory=ReferralRules)
+    # insight (issue 15): the nightly RFM job's window, thresholds and named segments.
+    rfm: RfmRules = Field(default_factory=RfmRules)
 
     @field_validator("templates", mode="before")
     @classmethod

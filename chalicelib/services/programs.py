@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.auth.principals import StaffPrincipal
+from chalicelib.domain.rfm import RfmRules  # insight (issue 15)
 from chalicelib.domain.program import (
     CheckinPolicy,
     CouponGifts,
@@ -53,6 +54,8 @@ class ProgramRulesIn(BaseModel):
     membership: MembershipPolicy = Field(default_factory=MembershipPolicy)
     lotteries: list[Lottery] = Field(default_factory=list)
     referral: ReferralRules = Field(default_factory=ReferralRules)
+    # insight (issue 15): the RFM job's window, thresholds and named segments.
+    rfm: RfmRules = Field(default_factory=RfmRules)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:

@@ -763,3 +763,65 @@ def referral_cap(program_id: str, inviter_id: str, period: str) -> tuple[str, st
 @builds("referral_reward")
 def referral_reward(program_id: str, inviter_id: str, invitee_id: str) -> tuple[str, str]:
     return member_pk(program_id, inviter_id), f"INVITEREWARD#{invitee_id}"
+# --- insight (issue 15) ----------------------------------------------------------------------
+#   P#P#DAYSTAT#<day>#<shard>  COUNTS         one shard of a program day's counters
+#   COUNTED#<pk>               <sk>#<what>    a change already counted (TTL)
+#   P#P#DAYACTIVE#<day>#M      ACTIVE         the member was active that day (TTL)
+#   P#P#REPORT                 DAY#<day>      a closed day's summed counters
+
+DAY_SHARDS = 16
+
+
+@builds("day_counter")
+def day_counter(program_id: str, day: str, shard: str) -> tuple[str, str]:
+    return f"P#{program_id}#DAYSTAT#{day}#{shard}", "COUNTS"
+
+
+def day_shard(identity: str) -> int:
+    return _shard(identity, DAY_SHARDS)
+
+
+@builds("counted")
+def counted(source_pk: str, source_sk: str, what: str) -> tuple[str, str]:
+    return f"COUNTED#{source_pk}", f"{source_sk}#{what}"
+
+
+@builds("active_mark")
+def active_mark(program_id: str, day: str, member_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#DAYACTIVE#{day}#{member_id}", "ACTIVE"
+
+
+@builds("day_summary")
+def day_summary(program_id: str, day: str) -> tuple[str, str]:
+    return f"P#{program_id}#REPORT", f"DAY#{day}"
+
+
+def day_summary_partition(program_id: str) -> str:
+    return f"P#{program_id}#REPORT"
+
+
+@builds("member_tags")
+def member_tags(program_id: str, member_id: str) -> tuple[str, str]:
+    """P#P#M#M  TAGS: the member's manual and computed tags."""
+    return member_pk(program_id, member_id), "TAGS"
+
+
+@builds("rfm")
+def rfm(program_id: str, member_id: str) -> tuple[str, str]:
+    """P#P#M#M  RFM: the member's latest RFM scores."""
+    return member_pk(program_id, member_id), "RFM"
+
+
+@builds("segment")
+def segment(program_id: str, segment_id: str) -> tuple[str, str]:
+    """A program's segments share a partition: the `segments` job and the list read it in one Query."""
+    return segments_partition(program_id), f"SEGMENT#{segment_id}"
+
+
+def segments_partition(program_id: str) -> str:
+    return f"P#{program_id}#SEGMENTS"
+
+
+@builds("campaign")
+def campaign(program_id: str, campaign_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#CAMPAIGN#{campaign_id}", "CAMPAIGN"

@@ -887,3 +887,102 @@ class ReferralCapItem(TableItem, discriminator="referral_cap"):
     """Invitees rewarded for one inviter in one day or month (ADD 1 under `rewarded < cap`)."""
 
     rewarded = NumberAttribute(default=0)
+# --- insight: daily counters, tags, RFM, segments, campaigns (issue 15) ----------------------
+
+class DayCounterItem(TableItem, discriminator="day_counter"):
+    """One shard of one program day's counters (domain/analytics.py COUNTERS): every counted
+    change ADDs to the shard its identity hashes to, so no item takes more than its share."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    new_members = NumberAttribute(null=True)
+    active_members = NumberAttribute(null=True)
+    checkins = NumberAttribute(null=True)
+    orders = NumberAttribute(null=True)
+    gross_sales_fen = NumberAttribute(null=True)
+    refunds_fen = NumberAttribute(null=True)
+    refunds = NumberAttribute(null=True)
+    points_issued = NumberAttribute(null=True)
+    points_redeemed = NumberAttribute(null=True)
+    points_expired = NumberAttribute(null=True)
+    points_reversed = NumberAttribute(null=True)
+    points_deducted = NumberAttribute(null=True)
+    points_net = NumberAttribute(null=True)
+    coupons_issued = NumberAttribute(null=True)
+    coupons_used = NumberAttribute(null=True)
+    coupons_expired = NumberAttribute(null=True)
+    sv_principal_fen = NumberAttribute(null=True)
+    sv_bonus_fen = NumberAttribute(null=True)
+
+
+class CountedItem(TableItem, discriminator="counted"):
+    """A change already counted into the day counters (written in the same transaction): the
+    stream may deliver it again within 24 hours, so it lives a few days (TTL)."""
+
+    day = UnicodeAttribute()
+
+
+class ActiveMarkItem(TableItem, discriminator="active_mark"):
+    """The member was active on the day (counted once into `active_members`)."""
+
+    day = UnicodeAttribute()
+
+
+class DaySummaryItem(TableItem, discriminator="day_summary"):
+    """A closed day: the sum of its counter shards, written by the daily `daily-report` job.
+    The program's summaries share a partition (one write a day), read by the report in one Query."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    counts = JSONAttribute()
+    closed_at = UnicodeAttribute()
+
+
+class TagsItem(TableItem, discriminator="member_tags"):
+    """A member's tags: staff's own (`manual`) apart from those jobs compute (`computed`)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    manual = UnicodeSetAttribute(null=True)
+    computed = UnicodeSetAttribute(null=True)
+    updated_at = UnicodeAttribute()
+
+
+class RfmItem(TableItem, discriminator="rfm"):
+    """A member's RFM scores as of a day (the nightly `rfm` job), with the raw figures."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    as_of = UnicodeAttribute()
+    r = NumberAttribute()
+    f = NumberAttribute()
+    m = NumberAttribute()
+    segment = UnicodeAttribute(null=True)
+    recency_days = NumberAttribute()
+    frequency = NumberAttribute()
+    monetary_fen = NumberAttribute()
+
+
+class SegmentItem(TableItem, discriminator="segment"):
+    """A named segment's rules (domain/segments.py SegmentRules as JSON)."""
+
+    program_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    rules = JSONAttribute()
+    updated_at = UnicodeAttribute()
+    # what the `segments` job found on its last run
+    members_count = NumberAttribute(null=True)
+    evaluated_on = UnicodeAttribute(null=True)
+
+
+class CampaignItem(TableItem, discriminator="campaign"):
+    """A targeted campaign: the segment's members as snapshotted when it was first run, what it
+    does, and its summary. Its grants are idempotent per campaign (request ids derive from it)."""
+
+    program_id = UnicodeAttribute()
+    campaign_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    action = JSONAttribute()
+    members = JSONAttribute()  # [member_id], in the order the grants go
+    summary = JSONAttribute(null=True)
+    created_at = UnicodeAttribute()
