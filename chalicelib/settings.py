@@ -124,6 +124,11 @@ class Settings(TableSettings):
     max_conflict_retries: int = Field(default=60, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The daily jobs' task queue (jobs.py): the daily schedule sends one task per program, the
+    # queue's consumer works it and sends the next. Unset: tasks run one after another in-process
+    # (tests, the CLI). The endpoint is set for the local stack (moto server) only.
+    job_queue_url: str | None = None
+    sqs_endpoint: str | None = None
 
     @property
     def is_local(self) -> bool:
