@@ -159,6 +159,7 @@ def _claim(program_id: str, name: str, as_of: dt.date, owner: str) -> JobRunItem
         return run
     if run is not None and run.lease_owner and run.lease_until and run.lease_until > clock.stamp(clock.now()):
         return None
+    condition: Any
     if run is None:
         run = JobRunItem(*key, status="running", state={}, summary={}, started_at=clock.now().isoformat())
         condition = JobRunItem.pk.does_not_exist()
@@ -268,7 +269,7 @@ class SqsTaskQueue:
     """The job queue on SQS (`settings.job_queue_url`)."""
 
     def __init__(self, settings: Settings) -> None:
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         self.url = settings.job_queue_url
         self.client = boto3.client("sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint)

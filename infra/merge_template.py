@@ -51,14 +51,19 @@ API_ACCESS_LOGS = "ApiAccessLogs"
 # Which secrets each function reads (chalicelib.settings.SECRET_FIELDS), by Chalice's name for it.
 # Every function reads program config, which holds the encrypted WeChat secret: all need data_key;
 # only the API issues tokens, seals cursors and hashes phone numbers.
+# WeChat Pay's merchant credentials (chalicelib.settings.WECHATPAY_SECRET_FIELDS) go only where
+# money moves: the API (orders, notifications), the frequent jobs (settle, close, refund) and the
+# job tasks (the daily reconcile-payments queries every order of the day).
+WECHATPAY = ("wechatpay_mchid", "wechatpay_merchant_serial", "wechatpay_merchant_private_key",
+             "wechatpay_apiv3_key", "wechatpay_public_key", "wechatpay_public_key_id")
 FUNCTION_SECRETS: dict[str, tuple[str, ...]] = {
-    "api_handler": ("token_secret", "data_key", "lookup_key"),
+    "api_handler": ("token_secret", "data_key", "lookup_key", *WECHATPAY),
     "on_table_change": ("data_key",),
     "send_notifications": ("data_key",),
-    "run_daily_jobs": ("data_key",),
-    "run_frequent_jobs": ("data_key",),
+    "run_daily_jobs": ("data_key",),  # it only sends the day's tasks to the job queue
+    "run_frequent_jobs": ("data_key", *WECHATPAY),
     "deliver_webhooks": ("data_key",),  # endpoint secrets are stored encrypted: signing reads them
-    "run_job_tasks": ("data_key",),
+    "run_job_tasks": ("data_key", *WECHATPAY),
 }
 
 # The daily jobs' task queue (chalicelib/jobs.py): the functions that send tasks get its URL.

@@ -177,7 +177,7 @@ def test_each_function_may_do_what_it_needs_and_nothing_more(stage: str, generat
         assert _allows(policy, "sqs:SendMessage", queues[JOB_QUEUE]) == sends_tasks, function
         assert _allows(policy, "sqs:ReceiveMessage", queues[JOB_QUEUE]) == consumes, function
         assert ("LOYALTY_JOB_QUEUE_URL" in resources[logical_id]["Properties"]["Environment"]["Variables"]) == sends_tasks
-        for field in ("token_secret", "data_key", "lookup_key"):
+        for field in ("token_secret", "data_key", "lookup_key", *merge_template.WECHATPAY):
             arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:loyalty/{stage}/{field}-AbC123"
             assert _allows(policy, "secretsmanager:GetSecretValue", arn) == (field in secrets), (function, field)
         other_log = log_stream.replace(f"/aws/lambda/{name}:", "/aws/lambda/someone-else:")
@@ -185,11 +185,19 @@ def test_each_function_may_do_what_it_needs_and_nothing_more(stage: str, generat
         assert not _allows(policy, "dynamodb:GetItem", table.replace(f"loyalty-{stage}", "loyalty-other"))
         assert not _allows(policy, "dynamodb:Scan", table)
         assert not _allows(policy, "dynamodb:DeleteTable", table)
-    assert set(json.loads(resources[by_name["api_handler"]]["Properties"]["Environment"]["Variables"][
-        "LOYALTY_SECRET_IDS"])) == {"token_secret", "data_key", "lookup_key"}
-    for function in FUNCTIONS[1:]:
-        assert set(json.loads(resources[by_name[function]]["Properties"]["Environment"]["Variables"][
-            "LOYALTY_SECRET_IDS"])) == {"data_key"}
+    def secrets_of(function: str) -> set[str]:
+        return set(json.loads(resources[by_name[function]]["Properties"]["Environment"]["Variables"][
+            "LOYALTY_SECRET_IDS"]))
+
+    from chalicelib.settings import WECHATPAY_SECRET_FIELDS
+
+    assert set(merge_template.WECHATPAY) == set(WECHATPAY_SECRET_FIELDS)
+    assert secrets_of("api_handler") == {"token_secret", "data_key", "lookup_key", *WECHATPAY_SECRET_FIELDS}
+    # WeChat Pay's credentials only where money moves: settling orders, reconciling the day's payments.
+    for function in ("run_frequent_jobs", "run_job_tasks"):
+        assert secrets_of(function) == {"data_key", *WECHATPAY_SECRET_FIELDS}
+    for function in ("on_table_change", "send_notifications", "deliver_webhooks", "run_daily_jobs"):
+        assert secrets_of(function) == {"data_key"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
