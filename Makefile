@@ -120,6 +120,7 @@ bench: $(STAMP)
 	$(MAKE) package STAGE=dev  # the import-time figure measures the packaged zips, bytecode included
 	$(PY) -m bench.run --write
 	$(PY) -m bench.query_scale --write
+	$(PY) -m bench.jobs --write  # daily jobs on 50,000 members (bench/JOBS.md)
 
 # Query time against table size in the embedded DynamoDB (bench/QUERY.md).
 bench-query: $(STAMP)

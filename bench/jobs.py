@@ -45,13 +45,34 @@ class JobFigures:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+class _Writer:
+    """Straight into moto's DynamoDB backend, item by item, as its BatchWriteItem handler does,
+    without the HTTP and JSON round trip (some 10x faster: 250,000 items in minutes, not an hour)."""
+
+    def __enter__(self) -> _Writer:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        from chalicelib.settings import get_settings
+
+        self.backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        self.table = get_settings().table_name
+        return self
+
+    def save(self, item: Any) -> None:
+        self.backend.put_item(self.table, item.serialize())
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def _seed(members: list[str], active: set[str], as_of: dt.date) -> None:
     """Profile, account, one lot, one earn row per member; the active ones earned again the day before."""
     from chalicelib.store import keys
-    from chalicelib.store.models import AccountItem, LedgerItem, LotItem, ProfileItem, TableItem
+    from chalicelib.store.models import AccountItem, LedgerItem, LotItem, ProfileItem
 
     yesterday = (as_of - dt.timedelta(days=1)).isoformat()
-    with TableItem.batch_write() as batch:
+    with _Writer() as batch:
         for member_id in members:
             rng = random.Random(member_id)  # the same member gets the same data in both tables
             birthday = (dt.date(2000, 1, 1) + dt.timedelta(days=rng.randrange(366))).strftime("%m-%d")
@@ -87,7 +108,7 @@ def _seed(members: list[str], active: set[str], as_of: dt.date) -> None:
                 batch.save(item)
 
 
-def _work_members(members: list[str], active: set[str], as_of: dt.date) -> list[str]:
+def _work_members(members: list[str], active: set[str], as_of: dt.date, reminder_days: list[int]) -> list[str]:
     """The members the day's jobs are about (see the module's docstring)."""
     from chalicelib.services.lifecycle import birthdays_on
     from chalicelib.services.reconcile import swept_shards
@@ -96,18 +117,21 @@ def _work_members(members: list[str], active: set[str], as_of: dt.date) -> list[
     swept = set(swept_shards(as_of))
     birthdays = set(birthdays_on(as_of))
     yesterday = as_of - dt.timedelta(days=1)
+    reminded = {as_of + dt.timedelta(days=d) for d in reminder_days}
     chosen = []
     for member_id in members:
         rng = random.Random(member_id)
         birthday = (dt.date(2000, 1, 1) + dt.timedelta(days=rng.randrange(366))).strftime("%m-%d")
         expires_on = as_of + dt.timedelta(days=rng.randrange(-1, 364))
         shard = int(keys.members_list(PROGRAM, member_id)[0].rsplit("#", 1)[1])
-        if member_id in active or shard in swept or birthday in birthdays or expires_on == yesterday:
+        if (member_id in active or shard in swept or birthday in birthdays or expires_on == yesterday
+                or expires_on in reminded):
             chosen.append(member_id)
     return chosen
 
 
-def _run_day(members: list[str], active: set[str], as_of: dt.date) -> tuple[dict[str, JobFigures], list[float], float]:
+def _run_day(members: list[str], active: set[str], as_of: dt.date
+             ) -> tuple[dict[str, JobFigures], list[float], float, list[int]]:
     """A fresh table with `members`, then the daily jobs for `as_of` through the task fan-out."""
     import boto3
     from moto import mock_aws
@@ -123,6 +147,9 @@ def _run_day(members: list[str], active: set[str], as_of: dt.date) -> tuple[dict
         schema.create_table(boto3.client("dynamodb", region_name="us-east-1"), settings.table_name)
         programs.clear_cache()
         seed_demo_program()
+        from chalicelib.services.programs import program_config
+
+        reminder_days = list(program_config(settings, PROGRAM).expiry.reminder_days)
         started = time.monotonic()
         _seed(members, active, as_of)
         seeded_in = time.monotonic() - started
@@ -160,21 +187,16 @@ def _run_day(members: list[str], active: set[str], as_of: dt.date) -> tuple[dict
         finally:
             meter.close()
             programs.clear_cache()
-    return figures, task_seconds, seeded_in
+    return figures, task_seconds, seeded_in, reminder_days
 
 
 def measure(member_count: int, active_share: float = 0.01) -> dict[str, Any]:
-    from chalicelib import clock
-    from chalicelib.services.programs import program_config
-    from chalicelib.settings import get_settings
-
     members = [f"m{n:08d}" for n in range(member_count)]
     active = set(random.Random(7).sample(members, int(member_count * active_share)))
-    del program_config, get_settings, clock
     as_of = dt.date(2027, 6, 15)
-    full, tasks, seeded_in = _run_day(members, active, as_of)
-    needed_members = _work_members(members, active, as_of)
-    needed, _, _ = _run_day(needed_members, active & set(needed_members), as_of)
+    full, tasks, seeded_in, reminder_days = _run_day(members, active, as_of)
+    needed_members = _work_members(members, active, as_of, reminder_days)
+    needed, _, _, _ = _run_day(needed_members, active & set(needed_members), as_of)
     return {"members": member_count, "active": len(active), "as_of": as_of.isoformat(), "full": full,
             "needed": needed, "needed_members": len(needed_members), "tasks": tasks, "seeded_in": seeded_in}
 
