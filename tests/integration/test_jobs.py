@@ -79,3 +79,41 @@ def test_scheduled_entry_point_runs_every_program(api):
     assert ran[12:] in ([], ["tier-review"])  # the review runs on review days only
     assert jobs.run_daily(get_settings(), wiring.daily_jobs())["runs"] == []  # today is done
     assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][0] == {"job": "release-holds", "released": 0}
+
+
+def test_a_run_claimed_by_another_invocation_is_refused_until_its_claim_expires(api, monkeypatch):
+    from chalicelib import clock, jobs
+
+    as_of = dt.date(2031, 1, 6)
+    assert jobs._claim("demo", "reconcile", as_of, "someone-else") is not None  # a task holds it
+    busy = api.staff("POST", "/v1/admin/jobs/reconcile/runs", {"as_of": as_of.isoformat()})
+    assert busy.status_code == 409 and busy.json["error"]["code"] == "job_running"
+    # The holder died: once its claim has expired, the run is taken over and finishes.
+    later = clock.now() + dt.timedelta(seconds=jobs.LEASE_SECONDS + 1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    done = api.staff("POST", "/v1/admin/jobs/reconcile/runs", {"as_of": as_of.isoformat()})
+    assert done.status_code == 200 and done.json["complete"]
+
+
+def test_the_daily_schedule_sends_one_task_per_program_to_the_job_queue(api):
+    import json
+
+    import boto3
+
+    from chalicelib import jobs, wiring
+    from chalicelib.settings import get_settings
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="loyalty-local-jobs")["QueueUrl"]
+    settings = get_settings().model_copy(update={"job_queue_url": url})
+    answer = jobs.run_daily(settings, wiring.daily_jobs())
+    assert answer == {"group": "daily", "tasks_sent": 1, "complete": True}
+    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    task = json.loads(message["Body"])
+    assert task["program_id"] == "demo" and task["job"] == "expire-points" and task["as_of"] == _today().isoformat()
+    # The consumer works the whole day (nothing is left: no task sent back), in the table's order.
+    result = jobs.run_task(settings, wiring.daily_jobs(), task)
+    assert result["complete"] and [r["job"] for r in result["runs"]][:3] == ["expire-points", "expiry-reminders",
+                                                                            "birthday-gifts"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    assert jobs.run_daily(settings, wiring.daily_jobs())["tasks_sent"] == 0  # today is done
