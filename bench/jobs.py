@@ -141,7 +141,11 @@ def _run_day(members: list[str], active: set[str], as_of: dt.date
     from chalicelib.seed import seed_demo_program
     from chalicelib.settings import get_settings
     from chalicelib.store import programs, schema, tx
+    from devstack import serial_dynamodb
 
+    # As the tests and the local stack: a Query reads its partition, not the whole table (moto
+    # itself walks every item for every index Query: hours at 250,000 items).
+    serial_dynamodb.install()
     with mock_aws():
         settings = get_settings()
         schema.create_table(boto3.client("dynamodb", region_name="us-east-1"), settings.table_name)
