@@ -76,7 +76,7 @@ JOB_QUEUE_VISIBILITY_SECONDS = 300
 JOB_QUEUE_MAX_RECEIVES = 5
 # Tasks worked at once, per stage (the consumer's reserved concurrency and the event source's
 # maximum concurrency agree, so SQS never hands a task to a throttled function).
-JOB_WORKERS = {"dev": 2, "prod": 10}
+JOB_WORKERS = {"dev": 2, "prod": 50}
 
 LOCAL_STAGE = "local"
 
