@@ -121,6 +121,7 @@ bench: $(STAMP)
 	$(PY) -m bench.run --write
 	$(PY) -m bench.insight  # the analytics path (printed; issue 15)
 	$(PY) -m bench.query_scale --write
+	$(PY) -m bench.jobs --write  # daily jobs on 50,000 members (bench/JOBS.md)
 
 # Query time against table size in the embedded DynamoDB (bench/QUERY.md).
 bench-query: $(STAMP)

@@ -38,7 +38,8 @@ DEV_WECHATPAY_APIV3_KEY = "dev-apiv3-key-not-for-production"  # 32 bytes, as WeC
 DEV_WECHATPAY_PUBLIC_KEY_ID = "PUB_KEY_ID_DEV0000000000000000000001"
 DEV_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_DATA_KEY, DEV_LOOKUP_KEY, DEV_WECHATPAY_APIV3_KEY})
 SECRET_FIELDS = ("token_secret", "data_key", "lookup_key")
-# WeChat Pay's credentials: from the environment of the functions that pay (not yet Secrets Manager).
+# WeChat Pay's credentials: from Secrets Manager like the others (one secret per field), given
+# only to the functions that pay, query or refund (infra/merge_template.py FUNCTION_SECRETS).
 WECHATPAY_SECRET_FIELDS = ("wechatpay_mchid", "wechatpay_merchant_serial", "wechatpay_merchant_private_key",
                            "wechatpay_apiv3_key", "wechatpay_public_key", "wechatpay_public_key_id")
 
@@ -56,7 +57,7 @@ class SecretsManagerSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if not self.secret_ids:
             return {}
-        unknown = set(self.secret_ids) - set(SECRET_FIELDS)
+        unknown = set(self.secret_ids) - {*SECRET_FIELDS, *WECHATPAY_SECRET_FIELDS}
         if unknown:
             raise ValueError(f"LOYALTY_SECRET_IDS names unknown secrets: {sorted(unknown)}")
         from aws_lambda_powertools.utilities import parameters
@@ -124,6 +125,11 @@ class Settings(TableSettings):
     max_conflict_retries: int = Field(default=60, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The daily jobs' task queue (jobs.py): the daily schedule sends one task per program, the
+    # queue's consumer works it and sends the next. Unset: tasks run one after another in-process
+    # (tests, the CLI). The endpoint is set for the local stack (moto server) only.
+    job_queue_url: str | None = None
+    sqs_endpoint: str | None = None
 
     @property
     def is_local(self) -> bool:

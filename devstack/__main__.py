@@ -49,6 +49,8 @@ def banner(stack: Stack) -> str:
         f"   webhook receiver {stack.webhooks_url}   (POST any path; GET /_received, POST /_fail, /_slow)",
         f"   stream handlers  {streams}; failures go to SQS {stack.failure_queue_url}",
         f"   schedules        {schedules} (UTC)",
+        f"   job queue        {stack.job_queue_url} -> "
+        f"{', '.join(p.target.identity.handler_name for p in stack.queue_pumps) or 'none'}",
         " Demo program 'demo':",
         *(f"   {name:<21}{value}" for name, value in DEMO_DEFAULTS),
         " Ctrl-C stops everything. Code changes need a restart.",

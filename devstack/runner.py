@@ -52,6 +52,8 @@ _STACK_OWNED = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_DEFAULT_REGION",
     "AWS_ACCOUNT_ID_ENDPOINT_MODE",
+    "LOYALTY_JOB_QUEUE_URL",
+    "LOYALTY_SQS_ENDPOINT",
 )
 
 
@@ -174,6 +176,8 @@ class Stack:
         self._webhooks: WebhookReceiver | None = None
         self._pump: StreamPump | None = None
         self._scheduler: Scheduler | None = None
+        self._queue_pumps: list[Any] = []
+        self.job_queue_url = ""
         self._chalice: subprocess.Popen[bytes] | None = None
         self._triggers: subprocess.Popen[bytes] | None = None
         self._memory: Any = None
@@ -201,6 +205,10 @@ class Stack:
         return self._pump
 
     @property
+    def queue_pumps(self) -> list[Any]:
+        return list(self._queue_pumps)
+
+    @property
     def scheduler(self) -> Scheduler | None:
         return self._scheduler
 
@@ -224,6 +232,7 @@ class Stack:
 
         self._start_moto()
         clients = self._clients()
+        self._create_job_queue(clients["sqs"])
         self._create_table_and_seed(clients["dynamodb"])
 
         from devstack.webhook_receiver import WebhookReceiver
@@ -249,6 +258,9 @@ class Stack:
         if self._triggers is not None:
             _terminate(self._triggers, "the triggers process")
             self._triggers = None
+        for pump in self._queue_pumps:
+            pump.stop()
+        self._queue_pumps = []
         for name in ("_scheduler", "_pump", "_webhooks", "_wechat", "_moto"):
             part = getattr(self, name)
             if part is None:
@@ -311,6 +323,24 @@ class Stack:
         services = ("dynamodb", "dynamodbstreams", "sqs")
         return {name: session.client(name, endpoint_url=self.dynamodb_url) for name in services}
 
+    def _create_job_queue(self, sqs: Any) -> None:
+        """The daily jobs' task queue, with the deployed queue's visibility timeout and redrive
+        (infra/merge_template.py); the app finds it through LOYALTY_JOB_QUEUE_URL."""
+        from infra.merge_template import JOB_QUEUE_MAX_RECEIVES, JOB_QUEUE_VISIBILITY_SECONDS
+
+        failures = sqs.create_queue(QueueName="loyalty-local-job-failures")["QueueUrl"]
+        failures_arn = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.job_queue_url = sqs.create_queue(QueueName="loyalty-local-jobs", Attributes={
+            "VisibilityTimeout": str(JOB_QUEUE_VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": failures_arn,
+                                         "maxReceiveCount": str(JOB_QUEUE_MAX_RECEIVES)}),
+        })["QueueUrl"]
+        os.environ["LOYALTY_JOB_QUEUE_URL"] = self.job_queue_url
+        os.environ["LOYALTY_SQS_ENDPOINT"] = self.dynamodb_url
+        from chalicelib.settings import clear_settings
+
+        clear_settings()  # read again with the queue
+
     def _create_table_and_seed(self, dynamodb: Any) -> None:
         from chalicelib.store import schema
 
@@ -345,11 +375,16 @@ class Stack:
                                                    project_dir=self.project_dir))
         schedules = scheduled_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)
         self._scheduler = TriggersHandle(faster_rates(schedules))  # type: ignore[assignment]
+        from devstack.queue_pump import queue_targets
+
+        self._queue_pumps = [QueuePumpHandle(target) for target in queue_targets(
+            chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)]
         from devstack import serial_dynamodb
 
         serial_dynamodb.forget_used_shard_iterators()
         ready = Path(tempfile.mkdtemp(prefix="devstack-triggers-")) / "ready"
         command = [sys.executable, "-m", "devstack.triggers", "--failure-queue-url", self.failure_queue_url,
+                   "--job-queue-url", self.job_queue_url,
                    "--project-dir", str(self.project_dir), "--ready-file", str(ready)]
         if self.pump_log is not None:
             command += ["--pump-log", str(self.pump_log)]
@@ -382,6 +417,12 @@ class Stack:
             log_path=self.pump_log,
             forget_iterator=self._forget_moto_iterator,
         ).start()
+        from devstack.queue_pump import QueuePump, queue_targets
+
+        self._queue_pumps = [
+            QueuePump(target, sqs_client=clients["sqs"], queue_url=self.job_queue_url, region=self.region).start()
+            for target in queue_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)
+        ]
         schedules = scheduled_targets(chalice_app, stage=STAGE, region=self.region, project_dir=self.project_dir)
         self._scheduler = Scheduler(faster_rates(schedules)).start()
 
@@ -432,6 +473,16 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise StackError(f"{url} did not answer within {self.health_timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class QueuePumpHandle:
+    """A queue consumer the triggers process runs, for the banner."""
+
+    target: Any
+
+    def stop(self) -> None:
+        """The process is stopped by `Stack.stop`."""
 
 
 @dataclass(frozen=True)

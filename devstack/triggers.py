@@ -1,5 +1,5 @@
-"""``python -m devstack.triggers``: the stream pump and the scheduler of a local stack, in a process
-of their own (started and stopped by devstack/runner.py; not meant to be run by hand).
+"""``python -m devstack.triggers``: the stream pump, the scheduler and the job queue's consumer of a
+local stack, in a process of their own (started and stopped by devstack/runner.py; not meant to be run by hand).
 
 Why a process of its own: the embedded DynamoDB answers every request under one lock, in one
 Python process, so it can use one core at most. Profiled under the load run's `ninety` profile
@@ -33,6 +33,7 @@ logger = logging.getLogger("devstack.triggers")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--failure-queue-url", required=True)
+    parser.add_argument("--job-queue-url", help="the daily jobs' task queue (its consumer runs here too)")
     parser.add_argument("--pump-log", type=Path)
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument("--ready-file", type=Path, help="touched once both run")
@@ -77,12 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         # The embedded DynamoDB drops each shard iterator once used (serial_dynamodb.py, part 7).
         forget_iterator=None,
     ).start()
+    from devstack.queue_pump import QueuePump, queue_targets
+
+    queue_pumps = [
+        QueuePump(target, sqs_client=clients["sqs"], queue_url=args.job_queue_url, region=region).start()
+        for target in queue_targets(chalice_app, stage=STAGE, region=region, project_dir=args.project_dir)
+    ] if args.job_queue_url else []
     schedules = scheduled_targets(chalice_app, stage=STAGE, region=region, project_dir=args.project_dir)
     scheduler = Scheduler(faster_rates(schedules)).start()
     if args.ready_file is not None:
         args.ready_file.touch()  # the parent waits for it
     stop.wait()
-    for part in (scheduler, pump):
+    for part in (scheduler, *queue_pumps, pump):
         try:
             part.stop()
         except Exception:

@@ -124,6 +124,11 @@ def merge_problems(template: dict[str, Any]) -> list[str]:
         if resource["Type"] != _FUNCTION:
             continue
         for name, event in resource["Properties"].get("Events", {}).items():
+            if event.get("Type") == "SQS":
+                queue = event.get("Properties", {}).get("Queue")
+                if not (isinstance(queue, dict) and queue.get("Fn::GetAtt", [None])[0] in resources):
+                    problems.append(f"{logical_id}.Events.{name}: reads {queue!r}, not a queue of this stack")
+                continue
             if event.get("Type") != "DynamoDB":
                 continue
             where = f"{logical_id}.Events.{name}"

@@ -43,6 +43,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 TABLE = "Table"
 FAILURE_QUEUE = "StreamFailureQueue"
 JOB_FAILURE_QUEUE = "JobFailureQueue"
+JOB_QUEUE = "JobQueue"
 STACK_KEY = "StackKey"
 API = "RestAPI"  # Chalice's
 API_ACCESS_LOGS = "ApiAccessLogs"
@@ -50,14 +51,32 @@ API_ACCESS_LOGS = "ApiAccessLogs"
 # Which secrets each function reads (chalicelib.settings.SECRET_FIELDS), by Chalice's name for it.
 # Every function reads program config, which holds the encrypted WeChat secret: all need data_key;
 # only the API issues tokens, seals cursors and hashes phone numbers.
+# WeChat Pay's merchant credentials (chalicelib.settings.WECHATPAY_SECRET_FIELDS) go only where
+# money moves: the API (orders, notifications), the frequent jobs (settle, close, refund) and the
+# job tasks (the daily reconcile-payments queries every order of the day).
+WECHATPAY = ("wechatpay_mchid", "wechatpay_merchant_serial", "wechatpay_merchant_private_key",
+             "wechatpay_apiv3_key", "wechatpay_public_key", "wechatpay_public_key_id")
 FUNCTION_SECRETS: dict[str, tuple[str, ...]] = {
-    "api_handler": ("token_secret", "data_key", "lookup_key"),
+    "api_handler": ("token_secret", "data_key", "lookup_key", *WECHATPAY),
     "on_table_change": ("data_key",),
     "send_notifications": ("data_key",),
-    "run_daily_jobs": ("data_key",),
-    "run_frequent_jobs": ("data_key",),
+    "run_daily_jobs": ("data_key",),  # it only sends the day's tasks to the job queue
+    "run_frequent_jobs": ("data_key", *WECHATPAY),
     "deliver_webhooks": ("data_key",),  # endpoint secrets are stored encrypted: signing reads them
+    "run_job_tasks": ("data_key", *WECHATPAY),
 }
+
+# The daily jobs' task queue (chalicelib/jobs.py): the functions that send tasks get its URL.
+JOB_QUEUE_SENDERS = ("run_daily_jobs", "run_job_tasks")
+# A task works 40 s (jobs.TASK_SECONDS) inside the consumer's 120 s timeout; SQS hides a message
+# being worked for this long, so a task that died is delivered again within five minutes (its
+# claim, jobs.LEASE_SECONDS = 150 s, has expired by then).
+JOB_QUEUE_VISIBILITY_SECONDS = 300
+# A task that failed this many deliveries goes to the job failure queue (alarm: depth > 0).
+JOB_QUEUE_MAX_RECEIVES = 5
+# Tasks worked at once, per stage (the consumer's reserved concurrency and the event source's
+# maximum concurrency agree, so SQS never hands a task to a throttled function).
+JOB_WORKERS = {"dev": 2, "prod": 50}
 
 LOCAL_STAGE = "local"
 
@@ -117,6 +136,7 @@ class FunctionSpec:
     log_group_id: str
     dynamodb_events: tuple[str, ...]
     scheduled: bool
+    sqs_events: tuple[str, ...] = ()
 
     @property
     def log_group_name(self) -> str:
@@ -203,6 +223,7 @@ def load_chalice_stage(project_dir: Path, stage: str) -> ChaliceStage:
                 log_group_id=_chalice_logical_id(model.log_group.resource_name, generated),
                 dynamodb_events=tuple(sorted(k for k, v in events.items() if v["Type"] == "DynamoDB")),
                 scheduled=any(v["Type"] == "Schedule" for v in events.values()),
+                sqs_events=tuple(sorted(k for k, v in events.items() if v["Type"] == "SQS")),
             )
         )
     return ChaliceStage(
@@ -311,6 +332,21 @@ def failure_queue_resource(queue_name: str, profile: StageProfile) -> dict[str, 
             "KmsMasterKeyId": KEY_ARN,
             "KmsDataKeyReusePeriodSeconds": 3600,  # fewer KMS calls; failures are rare anyway
             "MessageRetentionPeriod": FAILURE_QUEUE_RETENTION_SECONDS,
+        },
+    }
+
+
+def job_queue_resource(queue_name: str, profile: StageProfile) -> dict[str, Any]:
+    return {
+        "Type": "AWS::SQS::Queue",
+        **profile.removal,
+        "Properties": {
+            "QueueName": queue_name,
+            "KmsMasterKeyId": KEY_ARN,
+            "KmsDataKeyReusePeriodSeconds": 3600,
+            "VisibilityTimeout": JOB_QUEUE_VISIBILITY_SECONDS,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [JOB_FAILURE_QUEUE, "Arn"]},
+                              "maxReceiveCount": JOB_QUEUE_MAX_RECEIVES},
         },
     }
 
@@ -432,6 +468,7 @@ def build_merge_template(stage: str, project_dir: Path = PROJECT_DIR, secret_pre
         TABLE: table_resource(table_name, profile),
         FAILURE_QUEUE: failure_queue_resource(f"{name}-stream-failures", profile),
         JOB_FAILURE_QUEUE: failure_queue_resource(f"{name}-job-failures", profile),
+        JOB_QUEUE: job_queue_resource(f"{name}-jobs", profile),
         API_ACCESS_LOGS: {
             "Type": "AWS::Logs::LogGroup", **profile.removal,
             "Properties": {"LogGroupName": f"/aws/apigateway/{name}/access", "KmsKeyId": KEY_ARN,
@@ -457,6 +494,8 @@ def build_merge_template(stage: str, project_dir: Path = PROJECT_DIR, secret_pre
             "LOYALTY_SECRET_IDS": secret_ids(secret_prefix, FUNCTION_SECRETS[function.name]),
             "POWERTOOLS_SERVICE_NAME": chalice.app_name,
         }
+        if function.name in JOB_QUEUE_SENDERS:
+            environment["LOYALTY_JOB_QUEUE_URL"] = {"Ref": JOB_QUEUE}
         properties: dict[str, Any] = {
             # Chalice's own names (the same `chalice deploy` would use): the policies' log ARNs
             # and the local stack's handler names rely on them.
@@ -467,6 +506,11 @@ def build_merge_template(stage: str, project_dir: Path = PROJECT_DIR, secret_pre
         if function.dynamodb_events:
             stream = stream_event_properties()
             properties["Events"] = {event: {"Properties": stream} for event in function.dynamodb_events}
+        if function.sqs_events:
+            properties["Events"] = {event: {"Properties": {
+                "Queue": {"Fn::GetAtt": [JOB_QUEUE, "Arn"]},
+                "ScalingConfig": {"MaximumConcurrency": JOB_WORKERS[stage]},
+            }} for event in function.sqs_events}
         if function.scheduled:
             # Schedules invoke asynchronously: a run that fails after Lambda's retries lands here.
             properties["DeadLetterQueue"] = {"Type": "SQS", "TargetArn": {"Fn::GetAtt": [JOB_FAILURE_QUEUE, "Arn"]}}
@@ -514,6 +558,7 @@ def build_merge_template(stage: str, project_dir: Path = PROJECT_DIR, secret_pre
             "StreamFailureQueueUrl": {"Value": {"Ref": FAILURE_QUEUE}},
             "StreamFailureQueueArn": {"Value": {"Fn::GetAtt": [FAILURE_QUEUE, "Arn"]}},
             "JobFailureQueueUrl": {"Value": {"Ref": JOB_FAILURE_QUEUE}},
+            "JobQueueUrl": {"Value": {"Ref": JOB_QUEUE}},
             "AlarmTopicArn": {"Value": {"Ref": monitoring.ALARM_TOPIC}},
             "ApiStage": {"Value": chalice.api_stage},
             "StackKeyArn": {"Value": KEY_ARN},

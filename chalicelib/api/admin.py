@@ -31,8 +31,8 @@ class JobRunIn(BaseModel):
         return value
 
 
-@route(bp, "/v1/admin/jobs/{job}/runs", ["POST"], auth=STAFF.require("jobs:run"), body=JobRunIn, response=JobRun, errors=(404,),
-       summary="Run a job for a day (idempotent per job and day)")
+@route(bp, "/v1/admin/jobs/{job}/runs", ["POST"], auth=STAFF.require("jobs:run"), body=JobRunIn, response=JobRun, errors=(404, 409),
+       summary="Run a job for a day (idempotent per job and day; 409 job_running while another invocation runs it)")
 def run_job(ctx, job):
     body = ctx.body()
     as_of = body.as_of or program_config(ctx.settings, ctx.staff.program_id).today(clock.now())

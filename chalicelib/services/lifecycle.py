@@ -74,7 +74,10 @@ def expire_lot(ctx: JobContext, member_id: str, expires_on: str, seen_remaining:
             return attempt(state["remaining"])
         except ConditionsFailed as failed:
             if "ledger" in failed.labels:
-                return 0  # already expired (an earlier, interrupted run got this far)
+                # Already expired (an earlier, interrupted attempt got this far): count what it
+                # expired, so a page done again after a crash reports the same totals.
+                done = store.get_item(LedgerItem, keys.member_operation(program_id, member_id, "expire", expires_on))
+                return -int(done.points) if done is not None else 0
             if any(label.startswith("lot:") for label in failed.labels):
                 # The queue's copy was stale: read the lot itself and try with what it holds.
                 lot = store.get_item(LotItem, keys.lot(program_id, member_id, expires_on))

@@ -196,6 +196,9 @@ def handle_send_batch(event: dict[str, Any]) -> dict[str, Any]:
     return dict(process_partial_response(event=event, record_handler=handle, processor=processor))
 
 
+CHECKIN_REMINDER_PAGE = 100
+
+
 def checkin_reminder_step(ctx: Any) -> Any:
     """Opt-in: members holding credits for the check-in template who have not checked in today."""
     from chalicelib.domain import checkin
@@ -208,7 +211,9 @@ def checkin_reminder_step(ctx: Any) -> Any:
     if template is None:
         return Step(True, {}, {"reminders": 0})
     queued = 0
-    for sub in TableItem.gsi2.query(keys.subscribers_queue_partition(ctx.program_id, template.template_id, shard)):
+    query = TableItem.gsi2.query(keys.subscribers_queue_partition(ctx.program_id, template.template_id, shard),
+                                 limit=CHECKIN_REMINDER_PAGE, last_evaluated_key=ctx.state.get("last_key"))
+    for sub in query:
         if not isinstance(sub, SubscriptionItem) or int(sub.credits) < 1:
             continue
         state = store.get_item(CheckinStateItem, keys.checkin_state(ctx.program_id, sub.member_id))
@@ -219,5 +224,7 @@ def checkin_reminder_step(ctx: Any) -> Any:
         reward = checkin.reward(config.checkin, streak)
         queued += enqueue(ctx.settings, ctx.program_id, sub.member_id, rules.CHECKIN_REMINDER,
                           f"checkin#{ctx.as_of.isoformat()}", {"points": reward.points, "streak": streak - 1})
+    if query.last_evaluated_key:  # a page at a time: the run checkpoints between pages
+        return Step(False, {"shard": shard, "last_key": query.last_evaluated_key}, {"reminders": queued})
     return Step(shard + 1 >= keys.MEMBER_SHARDS, {"shard": shard + 1}, {"reminders": queued})
 

@@ -306,6 +306,10 @@ class JobRunItem(TableItem, discriminator="job_run"):
     started_at = UnicodeAttribute()
     finished_at = UnicodeAttribute(null=True)
     invocations = NumberAttribute(default=0)
+    # The claim (jobs.py): who works the run and until when. Every save is conditional on it, so
+    # two invocations never work the same run; a holder that died is replaced once it expires.
+    lease_owner = UnicodeAttribute(null=True)
+    lease_until = UnicodeAttribute(null=True)
 
 
 class RewardItem(TableItem, discriminator="reward"):

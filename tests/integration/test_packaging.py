@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from infra import check_package, merge_template
-from infra.merge_template import FAILURE_QUEUE, JOB_FAILURE_QUEUE, STACK_KEY, TABLE
+from infra.merge_template import FAILURE_QUEUE, JOB_FAILURE_QUEUE, JOB_QUEUE, STACK_KEY, TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
@@ -70,7 +70,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
 
 
 FUNCTIONS = ("api_handler", "on_table_change", "send_notifications", "deliver_webhooks", "run_daily_jobs",
-             "run_frequent_jobs")
+             "run_frequent_jobs", "run_job_tasks")
 
 
 def _policy(stage: str, function: str) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def test_each_function_may_do_what_it_needs_and_nothing_more(stage: str, generat
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{resources[TABLE]['Properties']['TableName']}"
     stream_arn = f"{table}/stream/2026-11-23T09:00:00.000"
     queues = {q: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{resources[q]['Properties']['QueueName']}"
-              for q in (FAILURE_QUEUE, JOB_FAILURE_QUEUE)}
+              for q in (FAILURE_QUEUE, JOB_FAILURE_QUEUE, JOB_QUEUE)}
     by_name = _by_name(chalice)
     assert set(by_name) == set(FUNCTIONS)
     for function, logical_id in by_name.items():
@@ -161,13 +161,23 @@ def test_each_function_may_do_what_it_needs_and_nothing_more(stage: str, generat
             needs.append(("sqs:SendMessage", queues[FAILURE_QUEUE]))
         if scheduled:
             needs.append(("sqs:SendMessage", queues[JOB_FAILURE_QUEUE]))
+        consumes = any(e["Type"] == "SQS" for e in events)
+        sends_tasks = function in merge_template.JOB_QUEUE_SENDERS
+        if sends_tasks:
+            needs.append(("sqs:SendMessage", queues[JOB_QUEUE]))
+        if consumes:
+            needs += [(action, queues[JOB_QUEUE]) for action in
+                      ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")]
         missing = [need for need in needs if not _allows(policy, *need)]
         assert not missing, f"{stage}/{function}.json does not allow {missing}"
         # ...and nothing beyond its own needs.
         assert _allows(policy, "dynamodb:GetRecords", stream_arn) == streamed, function
         assert _allows(policy, "sqs:SendMessage", queues[FAILURE_QUEUE]) == streamed, function
         assert _allows(policy, "sqs:SendMessage", queues[JOB_FAILURE_QUEUE]) == scheduled, function
-        for field in ("token_secret", "data_key", "lookup_key"):
+        assert _allows(policy, "sqs:SendMessage", queues[JOB_QUEUE]) == sends_tasks, function
+        assert _allows(policy, "sqs:ReceiveMessage", queues[JOB_QUEUE]) == consumes, function
+        assert ("LOYALTY_JOB_QUEUE_URL" in resources[logical_id]["Properties"]["Environment"]["Variables"]) == sends_tasks
+        for field in ("token_secret", "data_key", "lookup_key", *merge_template.WECHATPAY):
             arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:loyalty/{stage}/{field}-AbC123"
             assert _allows(policy, "secretsmanager:GetSecretValue", arn) == (field in secrets), (function, field)
         other_log = log_stream.replace(f"/aws/lambda/{name}:", "/aws/lambda/someone-else:")
@@ -175,11 +185,19 @@ def test_each_function_may_do_what_it_needs_and_nothing_more(stage: str, generat
         assert not _allows(policy, "dynamodb:GetItem", table.replace(f"loyalty-{stage}", "loyalty-other"))
         assert not _allows(policy, "dynamodb:Scan", table)
         assert not _allows(policy, "dynamodb:DeleteTable", table)
-    assert set(json.loads(resources[by_name["api_handler"]]["Properties"]["Environment"]["Variables"][
-        "LOYALTY_SECRET_IDS"])) == {"token_secret", "data_key", "lookup_key"}
-    for function in FUNCTIONS[1:]:
-        assert set(json.loads(resources[by_name[function]]["Properties"]["Environment"]["Variables"][
-            "LOYALTY_SECRET_IDS"])) == {"data_key"}
+    def secrets_of(function: str) -> set[str]:
+        return set(json.loads(resources[by_name[function]]["Properties"]["Environment"]["Variables"][
+            "LOYALTY_SECRET_IDS"]))
+
+    from chalicelib.settings import WECHATPAY_SECRET_FIELDS
+
+    assert set(merge_template.WECHATPAY) == set(WECHATPAY_SECRET_FIELDS)
+    assert secrets_of("api_handler") == {"token_secret", "data_key", "lookup_key", *WECHATPAY_SECRET_FIELDS}
+    # WeChat Pay's credentials only where money moves: settling orders, reconciling the day's payments.
+    for function in ("run_frequent_jobs", "run_job_tasks"):
+        assert secrets_of(function) == {"data_key", *WECHATPAY_SECRET_FIELDS}
+    for function in ("on_table_change", "send_notifications", "deliver_webhooks", "run_daily_jobs"):
+        assert secrets_of(function) == {"data_key"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -263,7 +281,8 @@ def test_every_function_gets_name_table_region_secret_ids_key_and_log_group(stag
             assert secret_id == f"loyalty/{stage}/{field}"
         # Secrets are read at run time: no value, and no dynamic reference, in the template.
         assert not any("resolve:secretsmanager" in json.dumps(v) for v in variables.values())
-        assert set(variables) == {"LOYALTY_TABLE_NAME", "LOYALTY_REGION", "LOYALTY_SECRET_IDS", "POWERTOOLS_SERVICE_NAME"}
+        assert set(variables) - {"LOYALTY_JOB_QUEUE_URL"} == {
+            "LOYALTY_TABLE_NAME", "LOYALTY_REGION", "LOYALTY_SECRET_IDS", "POWERTOOLS_SERVICE_NAME"}
         assert override["Properties"]["KmsKeyArn"] == {"Fn::GetAtt": [STACK_KEY, "Arn"]}
         (log_group,) = override["DependsOn"]
         assert chalice[log_group]["Type"] == "AWS::Logs::LogGroup"
@@ -518,3 +537,26 @@ def test_package_check_wants_the_docs_page_files_in_the_api_function(tmp_path: P
     with zipfile.ZipFile(tmp_path / "api.zip", "a") as zipped:
         zipped.writestr("chalicelib/api/swagger_ui/swagger-ui-bundle.js", b"")
     assert check_package.asset_problems(template, tmp_path) == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_job_queue_feeds_its_consumer_and_parks_tasks_that_keep_failing(stage: str, generated: Generated) -> None:
+    merge, chalice = generated[stage]
+    resources = merge["Resources"]
+    queue = resources[JOB_QUEUE]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": [STACK_KEY, "Arn"]}
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [JOB_FAILURE_QUEUE, "Arn"]},
+                                      "maxReceiveCount": merge_template.JOB_QUEUE_MAX_RECEIVES}
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    timeout = config["lambda_functions"]["run_job_tasks"]["lambda_timeout"]
+    from chalicelib import jobs
+
+    # A task's slice ends well inside the timeout; a dead task's claim expires before SQS delivers it again.
+    assert jobs.TASK_SECONDS + 30 <= timeout <= queue["VisibilityTimeout"]
+    assert jobs.LEASE_SECONDS < queue["VisibilityTimeout"]
+    consumer = _by_name(chalice)["run_job_tasks"]
+    (event,) = resources[consumer]["Properties"]["Events"].values()
+    workers = merge_template.JOB_WORKERS[stage]
+    assert event["Properties"] == {"Queue": {"Fn::GetAtt": [JOB_QUEUE, "Arn"]},
+                                   "ScalingConfig": {"MaximumConcurrency": workers}}
+    assert chalice[consumer]["Properties"]["ReservedConcurrentExecutions"] == workers

@@ -105,3 +105,25 @@ def test_member_tokens_carry_kid_and_verify_while_their_key_is_in_the_ring():
     legacy = jwt.encode({"iss": "loyalty", "aud": "demo", "sub": "carol", "iat": 1, "exp": 2**40},
                         "c" * 64, algorithm="HS256")
     assert tokens.verify(plain, legacy).openid == "carol"
+
+
+def test_wechat_pay_credentials_come_from_secrets_manager_to_the_functions_that_pay(secrets_manager, monkeypatch):
+    import json
+
+    from chalicelib.settings import WECHATPAY_SECRET_FIELDS, Settings
+    from infra.merge_template import FUNCTION_SECRETS, secret_ids
+
+    values = {field: f"prod-{field}-value" for field in WECHATPAY_SECRET_FIELDS}
+    for field, value in values.items():
+        secrets_manager.create_secret(Name=f"loyalty/prod/{field}", SecretString=value)
+    # What the packaged template gives the frequent jobs' function, read as that function reads it.
+    monkeypatch.setenv("LOYALTY_SECRET_IDS", secret_ids("loyalty/prod", FUNCTION_SECRETS["run_frequent_jobs"]))
+    paying = Settings()
+    assert {field: paying.secret(field) for field in WECHATPAY_SECRET_FIELDS} == values
+    # A function that does not pay is given none of them.
+    monkeypatch.setenv("LOYALTY_SECRET_IDS", secret_ids("loyalty/prod", FUNCTION_SECRETS["send_notifications"]))
+    other = Settings()
+    assert all(getattr(other, field) is None for field in WECHATPAY_SECRET_FIELDS)
+    with pytest.raises(RuntimeError):
+        other.secret("wechatpay_apiv3_key")
+    assert "wechatpay" not in json.dumps(FUNCTION_SECRETS["send_notifications"])
