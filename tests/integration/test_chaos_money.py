@@ -421,6 +421,12 @@ class Scenario:
         start = real_now()
         self.offset = dt.timedelta(hours=3) if start.astimezone(_SHANGHAI).hour >= 22 else dt.timedelta(0)
         monkeypatch.setattr(clock, "now", lambda: real_now() + self.offset)
+        # A run that crashed keeps its claim until the lease runs out; the schedule's next delivery
+        # comes after that (SQS's visibility timeout is longer than the lease). Here the next run
+        # comes at once, so the lease is over at once (leases have tests of their own: test_jobs.py).
+        from chalicelib import jobs
+
+        monkeypatch.setattr(jobs, "LEASE_SECONDS", 0)
         config = program_config(self.settings, PROGRAM)
         self.tokens: dict[str, str] = {}
         for n in range(MEMBERS):
