@@ -25,6 +25,7 @@ Permission = Literal[
     "webhooks:write",
     "members:erase",
     "lotteries:read",
+    "membership:refund",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))
