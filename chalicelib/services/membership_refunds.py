@@ -43,7 +43,6 @@ from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store import ledger as store
-from chalicelib.store.members import membership_until
 from chalicelib.store.models import AccountItem, CouponTemplateItem, MembershipItem, PayOrderItem, PayRefundItem
 from chalicelib.store.tx import Transaction
 
@@ -156,32 +155,3 @@ def refund_membership(settings: Settings, staff: StaffPrincipal, member_id: str,
             condition=PayRefundItem.response == {})
     return answer, 201
 
-
-def settle(tx: Transaction, refund: PayRefundItem, succeeded: bool, now: dt.datetime) -> None:
-    """Called by payments.settle_refund inside its transaction (the refund pending -> final).
-    Success: nothing more (the membership was cut when the refund was made). Failure: the
-    membership comes back: the entitlement active with its old end, the account's end moved out
-    again by the days cut (from wherever it is now, guarded by that value), the order's refunded
-    total back to 0."""
-    if succeeded or not refund.cut_from or not refund.cut_to:
-        return
-    program_id, member_id = refund.program_id, refund.member_id
-    account = store.get_item(AccountItem, keys.account(program_id, member_id))
-    cut_days = dt.datetime.fromisoformat(refund.cut_from) - dt.datetime.fromisoformat(refund.cut_to)
-    tx.update(MembershipItem(*keys.membership(program_id, member_id, refund.out_trade_no)),
-              actions=[MembershipItem.status.set("active"), MembershipItem.ends_at.set(refund.cut_from),
-                       MembershipItem.refunded_days.set(0)],
-              condition=MembershipItem.status == "refunded", label=ENTITLEMENT_LABEL)
-    tx.update(PayOrderItem(*keys.pay_order(refund.out_trade_no)),
-              actions=[PayOrderItem.refunded_fen.add(-int(refund.refund_fen))],
-              condition=PayOrderItem.pk.exists(), label=pay_orders.ORDER_LABEL)
-    if isinstance(account, AccountItem):
-        current = membership_until(account)
-        if account.membership_until == refund.cut_to or current is None:
-            restored = refund.cut_from
-        else:  # bought again since: give the days back after whatever runs now
-            restored = clock.stamp(max(current, now) + cut_days)
-        moved = (AccountItem.membership_until == account.membership_until) if account.membership_until \
-            else AccountItem.membership_until.does_not_exist()
-        tx.update(AccountItem(account.pk, account.sk), actions=[AccountItem.membership_until.set(restored)],
-                  condition=moved, label=MEMBERSHIP_LABEL)

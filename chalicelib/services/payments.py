@@ -375,15 +375,13 @@ def settle_refund(settings: Settings, out_refund_no: str, wechat_status: str, so
 
 def _settle_membership_refund(refund: PayRefundItem, outcome: str, source: str) -> str:
     """The refund pending -> final; on failure the membership is restored in the same transaction."""
-    from chalicelib.services import membership_refunds
-
     now = clock.now()
     tx = Transaction()
     tx.update(PayRefundItem(refund.pk, refund.sk),
               actions=[PayRefundItem.status.set(outcome), PayRefundItem.settled_at.set(clock.stamp(now)),
                        PayRefundItem.gsi2pk.remove(), PayRefundItem.gsi2sk.remove()],
               condition=PayRefundItem.status == REFUND_PENDING, label="pay_refund")
-    membership_refunds.settle(tx, refund, outcome == REFUND_SUCCEEDED, now)
+    membership.settle_refund(tx, refund, outcome == REFUND_SUCCEEDED, now)
     with reread_if_taken("pay_refund", membership.MEMBERSHIP_LABEL, membership.ENTITLEMENT_LABEL):
         tx.commit()
     logger().info("refund settled", extra={"out_refund_no": refund.out_refund_no, "outcome": outcome, "source": source})
