@@ -9,8 +9,9 @@ Benefits while a membership runs:
   x2.5, not x3); the campaign multiplier then applies on top as before (domain/earning.py);
 - the member price: the better (lower) of the tier's and the membership's discount, never both;
 - a coupon pack each 30 days of membership (the first when it starts).
-Refunds: the unused whole days are paid back pro rata (rounded down to the fen); benefits already
-granted are taken back (unused pack coupons voided) or, once used, their value is deducted.
+Refunds: the unused whole days are paid back pro rata (rounded down to the fen), less the benefits
+already granted: each coupon pack issued so far at its face value, used or not (the coupons are not
+revoked; services/membership_refunds.py computes the deduction).
 """
 
 from __future__ import annotations
