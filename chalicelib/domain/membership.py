@@ -113,6 +113,11 @@ def packs_due(starts_at: dt.datetime, ends_at: dt.datetime) -> list[int]:
     return list(range(0, max(days, 1), PACK_EVERY_DAYS))
 
 
+def packs_granted(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> int:
+    """Packs of an entitlement issued by `now` (what a refund deducts): one at its start, one each 30 days."""
+    return sum(1 for offset in packs_due(starts_at, ends_at) if starts_at + dt.timedelta(days=offset) <= now)
+
+
 @dataclass(frozen=True)
 class RefundPlan:
     unused_days: int

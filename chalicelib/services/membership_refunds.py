@@ -67,11 +67,6 @@ def pack_value_fen(settings: Settings, config: ProgramConfig) -> int:
     return total
 
 
-def packs_granted(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> int:
-    """Packs of this entitlement issued by now: one at its start, then one each 30 days."""
-    return sum(1 for offset in rules.packs_due(starts_at, ends_at) if starts_at + dt.timedelta(days=offset) <= now)
-
-
 def _view(refund: PayRefundItem, until: str | None) -> dict[str, Any]:
     return {"refund_id": refund.out_refund_no, "order_id": refund.out_trade_no, "member_id": refund.member_id,
             "refund_fen": int(refund.refund_fen), "unused_days": int(refund.unused_days or 0),
@@ -108,7 +103,7 @@ def refund_membership(settings: Settings, staff: StaffPrincipal, member_id: str,
         config = program_config(settings, program_id)
         now = clock.now()
         starts, ends = dt.datetime.fromisoformat(entitlement.starts_at), dt.datetime.fromisoformat(entitlement.ends_at)
-        deducted = packs_granted(starts, ends, now) * pack_value_fen(settings, config) \
+        deducted = rules.packs_granted(starts, ends, now) * pack_value_fen(settings, config) \
             if config.membership.monthly_coupons else 0
         plan = rules.refund_for(int(entitlement.price_fen), starts, ends, now, deducted)
         if plan.refund_fen == 0:

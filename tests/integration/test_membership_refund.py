@@ -163,3 +163,32 @@ def test_a_lost_refund_is_settled_by_the_query_job(api, pay, monkeypatch):
 
     assert PayRefundItem.get(*keys.pay_refund(pending.json["refund_id"])).status == "succeeded"
     assert card(api, token)["membership"] is None
+
+
+def test_an_unpaid_order_is_not_refunded(api, pay):
+    token, member_id = enrolled(api, "unpaid")
+    answer = api.member("POST", "/v1/members/me/membership", token, {"plan_id": "svip-month", "request_id": "u"})
+    refused = refund(api, member_id, answer.json["order_id"], "rq")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "membership_not_paid"
+    assert refunds_at_wechat(pay, answer.json["order_id"]) == []
+
+
+def test_a_failed_refund_after_a_new_purchase_gives_the_cut_days_back_after_it(api, pay, monkeypatch):
+    token, member_id = enrolled(api, "rebuyer")
+    monkeypatch.setattr(clock, "now", lambda: START)
+    first = paid_month(api, pay, token, "a")
+    now = START + 10 * DAY
+    monkeypatch.setattr(clock, "now", lambda: now)
+    pay.refund_mode = "PROCESSING"
+    try:
+        pending = refund(api, member_id, first, "x")
+    finally:
+        pay.refund_mode = "SUCCESS"
+    assert pending.json["membership_until"] == clock.stamp(now)
+    paid_month(api, pay, token, "b")  # bought while the refund is pending: from now, 30 days
+    assert card(api, token)["membership"]["until"] == clock.stamp(now + 30 * DAY)
+    pay.finish_refund(pending.json["refund_id"], "CLOSED")
+    headers, body, _ = pay.refund_notification(pending.json["refund_id"])
+    assert api.request("POST", NOTIFY, headers=headers, raw=body).status_code == 200
+    # The 20 days cut come back after the new purchase's end.
+    assert card(api, token)["membership"]["until"] == clock.stamp(now + 50 * DAY)
