@@ -281,6 +281,17 @@ def _membership(bench: Bench, settings: Any, principal: Any, token: str, calls: 
     send = lambda: bench.client.http.request("POST", notify, headers=headers, body=raw).status_code  # noqa: E731
     bench.measure("membership activation via notification (verify, decrypt, activate)", send, lambda r: r == 200)
     bench.measure("membership notification again (duplicate)", send, lambda r: r == 200)
+    # A staff refund of it (WeChat Pay's answer from the stand-in included), then its replay.
+    from chalicelib.auth.principals import StaffPrincipal
+    from chalicelib.services import membership_refunds
+    from chalicelib.services.members import resolve_member_id
+
+    staff, member_id = StaffPrincipal("demo", "bench", "bench"), resolve_member_id(principal)
+    body = membership_refunds.MembershipRefundIn(request_id="bench-refund")
+    refund = lambda: membership_refunds.refund_membership(settings, staff, member_id, bought["order_id"], body)  # noqa: E731
+    bench.measure("membership refund (cut, WeChat Pay refund, settled)", refund,
+                  lambda r: r[1] == 201 and r[0]["status"] == "succeeded")
+    bench.measure("membership refund replayed", refund, lambda r: r[1] == 201)
     draw = lottery.DrawIn(lottery_id="demo-wheel", request_id="bench-draw")
     bench.measure("lottery draw (demo-wheel)", lambda: lottery.draw(settings, principal, draw), lambda r: r[1] == 201)
     bench.measure("lottery draw replayed", lambda: lottery.draw(settings, principal, draw), lambda r: r[1] == 201)

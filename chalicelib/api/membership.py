@@ -4,8 +4,15 @@ the lottery page, and the staff's list of draws for audits."""
 from chalice import Blueprint
 
 from chalicelib.api.http import MEMBER, STAFF, route
-from chalicelib.api.schemas import LotteryDraw, LotteryDrawRow, LotteryPage, MembershipBought, MembershipPlanView
-from chalicelib.services import lottery, membership
+from chalicelib.api.schemas import (
+    LotteryDraw,
+    LotteryDrawRow,
+    LotteryPage,
+    MembershipBought,
+    MembershipPlanView,
+    MembershipRefund,
+)
+from chalicelib.services import lottery, membership, membership_refunds
 
 bp = Blueprint(__name__)
 
@@ -45,3 +52,13 @@ def lottery_page(ctx, lottery_id):
 def lottery_draws(ctx, lottery_id):
     page = ctx.query()
     return lottery.draws(ctx.settings, ctx.staff.program_id, lottery_id, page.limit, page.cursor)
+
+
+@route(bp, "/v1/admin/members/{member_id}/memberships/{order_id}/refunds", ["POST"],
+       auth=STAFF.require("membership:refund"), status=201, body=membership_refunds.MembershipRefundIn,
+       response=MembershipRefund, errors=(404, 409),
+       summary="Refund a paid membership order through WeChat Pay: unused whole days pro rata less the coupon packs "
+               "granted; the membership is cut at once (restored if WeChat Pay fails the refund). Only the latest "
+               "entitlement (409 refund_latest_first); 409 nothing_to_refund; once per request_id")
+def refund_membership(ctx, member_id, order_id):
+    return membership_refunds.refund_membership(ctx.settings, ctx.staff, member_id, order_id, ctx.body())

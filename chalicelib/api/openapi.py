@@ -110,7 +110,8 @@ _ERRORS = {
     404: "What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, "
          "`reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, `template_not_found`, "
          "`coupon_not_found` (also for another program's code), `pending_not_found`, `flag_not_found`, "
-         "`plan_not_found`, `payment_not_found`, `top_up_not_found`, `lottery_not_found`. Another "
+         "`plan_not_found`, `payment_not_found`, `top_up_not_found`, `lottery_not_found`, "
+         "`membership_not_found`. Another "
          "member's or program's resources are 404 too.",
     409: "`idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, "
          "`limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, "
@@ -120,7 +121,8 @@ _ERRORS = {
          "order); money: `balance_cap`, `insufficient_balance`, `redemption_awaiting_payment`, "
          "`refund_exceeds_payment`, `payment_settled`, `payment_not_paid`, `top_up_not_paid`, "
          "`nothing_to_refund`, `payment_refused`; membership and lotteries: `trial_used`, "
-         "`draw_limit_reached`, `lottery_closed` (and `insufficient_points`).",
+         "`draw_limit_reached`, `lottery_closed` (and `insufficient_points`); membership refunds: "
+         "`membership_not_paid`, `refund_latest_first`, `nothing_to_refund`.",
     413: f"`body_too_large`: the body is larger than {MAX_BODY_BYTES // 1024} KB.",
     429: "`rate_limited`: the till is beyond one of its rate caps (orders a minute, amount an hour); "
          "nothing was written.",

@@ -704,3 +704,16 @@ class LotteryDrawRow(Answer):
     table: list[list[str | int]] = Field(description="[prize_id, weight] in stock at the draw, in order.")
     prize_id: str
     created_at: dt.datetime
+
+
+# --- membership refunds (issue 14) ----------------------------------------------------------------
+
+class MembershipRefund(Answer):
+    refund_id: str = Field(description="The WeChat Pay out_refund_no (stable for this request_id).")
+    order_id: str
+    member_id: str
+    refund_fen: int = Field(description="Unused whole days pro rata, less the coupon packs already granted.")
+    unused_days: int
+    deducted_fen: int = Field(description="The face value of the coupon packs granted so far.")
+    status: Literal["pending", "succeeded", "failed"]
+    membership_until: dt.datetime | None = Field(description="The member's membership end after the refund.")

@@ -31,6 +31,7 @@ Permission = Literal[
     "segments:read",
     "segments:write",
     "campaigns:run",
+    "membership:refund",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

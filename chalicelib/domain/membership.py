@@ -9,8 +9,9 @@ Benefits while a membership runs:
   x2.5, not x3); the campaign multiplier then applies on top as before (domain/earning.py);
 - the member price: the better (lower) of the tier's and the membership's discount, never both;
 - a coupon pack each 30 days of membership (the first when it starts).
-Refunds: the unused whole days are paid back pro rata (rounded down to the fen); benefits already
-granted are taken back (unused pack coupons voided) or, once used, their value is deducted.
+Refunds: the unused whole days are paid back pro rata (rounded down to the fen), less the benefits
+already granted: each coupon pack issued so far at its face value, used or not (the coupons are not
+revoked; services/membership_refunds.py computes the deduction).
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ def packs_due(starts_at: dt.datetime, ends_at: dt.datetime) -> list[int]:
     """Day offsets of the coupon packs of one entitlement: 0, 30, 60... while it runs."""
     days = (ends_at - starts_at).days
     return list(range(0, max(days, 1), PACK_EVERY_DAYS))
+
+
+def packs_granted(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> int:
+    """Packs of an entitlement issued by `now` (what a refund deducts): one at its start, one each 30 days."""
+    return sum(1 for offset in packs_due(starts_at, ends_at) if starts_at + dt.timedelta(days=offset) <= now)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from chalicelib.store.models import (
     AccountItem,
     MembershipItem,
     PayOrderItem,
+    PayRefundItem,
     ProfileItem,
     StoredValueItem,
     TableItem,
@@ -218,6 +219,39 @@ def activate_paid(settings: Settings, order: PayOrderItem, wallet_item: StoredVa
         except (TryAgain, TransactionConflict):
             continue
     raise RetryLater("the membership is very busy; retry shortly")
+
+
+# --- a refund settles (made in services/membership_refunds.py) ---------------------------------
+
+def settle_refund(tx: Transaction, refund: PayRefundItem, succeeded: bool, now: dt.datetime) -> None:
+    """A membership order's refund (services/membership_refunds.py) settles: called by
+    payments.settle_refund inside its transaction (the refund pending -> final).
+    Success: nothing more (the membership was cut when the refund was made). Failure: the
+    membership comes back: the entitlement active with its old end, the account's end moved out
+    again by the days cut (from wherever it is now, guarded by that value), the order's refunded
+    total back to 0."""
+    if succeeded or not refund.cut_from or not refund.cut_to:
+        return
+    program_id, member_id = refund.program_id, refund.member_id
+    account = store.get_item(AccountItem, keys.account(program_id, member_id))
+    cut_days = dt.datetime.fromisoformat(refund.cut_from) - dt.datetime.fromisoformat(refund.cut_to)
+    tx.update(MembershipItem(*keys.membership(program_id, member_id, refund.out_trade_no)),
+              actions=[MembershipItem.status.set("active"), MembershipItem.ends_at.set(refund.cut_from),
+                       MembershipItem.refunded_days.set(0)],
+              condition=MembershipItem.status == "refunded", label=ENTITLEMENT_LABEL)
+    tx.update(PayOrderItem(*keys.pay_order(refund.out_trade_no)),
+              actions=[PayOrderItem.refunded_fen.add(-int(refund.refund_fen))],
+              condition=PayOrderItem.pk.exists(), label=pay_orders.ORDER_LABEL)
+    if isinstance(account, AccountItem):
+        current = membership_until(account)
+        if account.membership_until == refund.cut_to or current is None:
+            restored = refund.cut_from
+        else:  # bought again since: give the days back after whatever runs now
+            restored = clock.stamp(max(current, now) + cut_days)
+        moved = (AccountItem.membership_until == account.membership_until) if account.membership_until \
+            else AccountItem.membership_until.does_not_exist()
+        tx.update(AccountItem(account.pk, account.sk), actions=[AccountItem.membership_until.set(restored)],
+                  condition=moved, label=MEMBERSHIP_LABEL)
 
 
 # --- benefits over time: the first pack (stream), reminders and later packs (daily job) ---------

@@ -162,7 +162,7 @@ def settle_due_orders(settings: Settings, now: dt.datetime, limit: int = 200) ->
             except (RetryLater, pay.WechatPayRefused):
                 continue
             if found is None:  # our request never reached WeChat Pay: ask again (same out_refund_no)
-                _ask_wechat_pay(settings, item, "储值退款")
+                _ask_wechat_pay(settings, item, "会员退款" if item.purpose == "membership" else "储值退款")
                 again = store.get_item(PayRefundItem, (item.pk, item.sk))
                 if isinstance(again, PayRefundItem) and again.status != REFUND_PENDING:
                     summary["refunds_settled"] += 1
@@ -340,6 +340,8 @@ def settle_refund(settings: Settings, out_refund_no: str, wechat_status: str, so
             return "unknown_refund"
         if refund.status != REFUND_PENDING:
             return refund.status
+        if refund.purpose == "membership":  # a membership order's refund (services/membership_refunds.py)
+            return _settle_membership_refund(refund, outcome, source)
         program_id, member_id = refund.program_id, refund.member_id
         wallet_item = store.get_item(StoredValueItem, keys.stored_value(program_id, member_id))
         split = money.Split(int(refund.refund_fen), int(refund.forfeit_bonus_fen))
@@ -369,6 +371,21 @@ def settle_refund(settings: Settings, out_refund_no: str, wechat_status: str, so
         return outcome
 
     return with_retries(settings, attempt)
+
+
+def _settle_membership_refund(refund: PayRefundItem, outcome: str, source: str) -> str:
+    """The refund pending -> final; on failure the membership is restored in the same transaction."""
+    now = clock.now()
+    tx = Transaction()
+    tx.update(PayRefundItem(refund.pk, refund.sk),
+              actions=[PayRefundItem.status.set(outcome), PayRefundItem.settled_at.set(clock.stamp(now)),
+                       PayRefundItem.gsi2pk.remove(), PayRefundItem.gsi2sk.remove()],
+              condition=PayRefundItem.status == REFUND_PENDING, label="pay_refund")
+    membership.settle_refund(tx, refund, outcome == REFUND_SUCCEEDED, now)
+    with reread_if_taken("pay_refund", membership.MEMBERSHIP_LABEL, membership.ENTITLEMENT_LABEL):
+        tx.commit()
+    logger().info("refund settled", extra={"out_refund_no": refund.out_refund_no, "outcome": outcome, "source": source})
+    return outcome
 
 
 # --- daily: reconciliation against WeChat Pay, and the stored-value liability -----------------

@@ -703,6 +703,13 @@ class PayRefundItem(TableItem, discriminator="pay_refund"):
     settled_at = UnicodeAttribute(null=True)
     request_hash = UnicodeAttribute()
     response = JSONAttribute()
+    # A membership order's refund (issue 14): purpose "membership" (None: a top-up's), and the
+    # entitlement's end before (`cut_from`) and after (`cut_to`) it was cut, to restore on failure.
+    purpose = UnicodeAttribute(null=True)
+    cut_from = UnicodeAttribute(null=True)
+    cut_to = UnicodeAttribute(null=True)
+    unused_days = NumberAttribute(null=True)
+    deducted_fen = NumberAttribute(null=True)
 
 
 class StoredValuePaymentItem(TableItem, discriminator="sv_payment"):
@@ -805,6 +812,10 @@ class MembershipItem(TableItem, discriminator="membership"):
     packs_issued = NumberAttribute(default=0)
     status = UnicodeAttribute(default="active")  # active | refunded
     created_at = UnicodeAttribute()
+    # Set by a staff refund (the history of it): the refund's out_refund_no, when, and the days cut.
+    refund_id = UnicodeAttribute(null=True)
+    refunded_at = UnicodeAttribute(null=True)
+    refunded_days = NumberAttribute(null=True)
 
 
 class TrialClaimItem(TableItem, discriminator="trial_claim"):

@@ -57,6 +57,7 @@ class World:
     pending_entries: list[str] = field(default_factory=list)
     leaver_token: str = ""  # a member who deletes their own account (DELETE /v1/members/me)
     erased_member: str = ""  # a member staff erase (DELETE /v1/admin/members/{member_id})
+    a_membership: str = ""  # A's paid membership order (its staff refund addresses it)
     _seq: Any = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -122,6 +123,11 @@ def world(wechat):
                 assert w.send("POST", "/v1/payments/wechat/notify", headers, raw).status_code == 200
             else:
                 w.a_pending_top_up = answer["top_up_id"]
+        # A's paid membership (issue 14: the staff refund addresses it).
+        w.a_membership = _must(w.as_member("POST", "/v1/members/me/membership", w.a_token,
+                                           {"plan_id": "svip-month", "request_id": "a-month"}), 201)["order_id"]
+        headers, raw, _ = w.pay.payment_notification(w.a_membership)
+        assert w.send("POST", "/v1/payments/wechat/notify", headers, raw).status_code == 200
         w.leaver_token, _ = _enrol(w, "matrix-leaver", "Leaver Matrix")
         _, w.erased_member = _enrol(w, "matrix-erased", "Erased Matrix")
         # B holds stored value too: a member's own erasure (DELETE /v1/members/me) is refused for both.
@@ -370,6 +376,8 @@ ROWS: dict[str, Row] = {
                                                                        "template_id": "matrix-coupon"}),
     "PUT /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
     "DELETE /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
+    "POST /v1/admin/members/{member_id}/memberships/{order_id}/refunds": Row(
+        about_a=True, params={"order_id": lambda w: w.a_membership}, body=lambda w: {"request_id": w.fresh("mbr")}),
 }
 
 

@@ -85,3 +85,10 @@ def test_referral_refusals():
     assert referral.refusal(a, referral.Person("a", None, frozenset())) == "self"
     assert referral.refusal(a, referral.Person("b", "u2", frozenset({"h2"}))) is None
     assert referral.reversible(T0, T0 + 7 * DAY, 7) and not referral.reversible(T0, T0 + 8 * DAY, 7)
+
+
+def test_packs_granted_by_a_refund_date():
+    assert rules.packs_granted(T0, T0 + 30 * DAY, T0 - DAY) == 0  # a stacked renewal not yet started
+    assert rules.packs_granted(T0, T0 + 30 * DAY, T0) == 1
+    assert rules.packs_granted(T0, T0 + 90 * DAY, T0 + 30 * DAY) == 2
+    assert rules.packs_granted(T0, T0 + 90 * DAY, T0 + 89 * DAY) == 3
