@@ -23,6 +23,11 @@ Permission = Literal[
     "risk:review",
     "webhooks:read",
     "webhooks:write",
+    # staff accounts and the audit log (issue 16): owner only, see auth/roles.py
+    "staff:read",
+    "staff:write",
+    "audit:read",
+    "coupons:redeem",  # a walk-in customer's coupon used at the counter by staff
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

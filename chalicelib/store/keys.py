@@ -648,3 +648,24 @@ def wechat_access_token(appid: str) -> tuple[str, str]:
 def wechat_token_lock(appid: str) -> tuple[str, str]:
     """Who is refreshing the access token right now."""
     return f"WXTOKEN#{appid}", "LOCK"
+
+
+# --- staff logins and the audit log (issue 16) ---------------------------------------------------
+#   P#P#LOGINGUARD#<user|ip>#<v> GUARD         failed logins of an account or an address, lock-out
+#   P#P#AUDIT#<request id> AUDIT               one staff action (append-only); listed newest
+#                                               first through gsi1 (audit_log, gsi1sk = <at>#<request id>)
+
+@builds("login_guard")
+def login_guard(program_id: str, subject: str, value: str) -> tuple[str, str]:
+    """`subject` is `user` or `ip`; the value is hashed by the caller (no address in a key)."""
+    return f"P#{program_id}#LOGINGUARD#{subject}#{value}", "GUARD"
+
+
+@builds("audit")
+def audit_entry(program_id: str, request_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#AUDIT#{request_id}", "AUDIT"
+
+
+def audit_log(program_id: str) -> str:
+    """GSI1 partition of a program's audit rows (gsi1sk = <at>#<request id>)."""
+    return f"P#{program_id}#AUDITLOG"
