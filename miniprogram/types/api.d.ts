@@ -4,6 +4,91 @@
  * and `make test` fails when it no longer matches what the service serves.
  */
 export interface paths {
+    "/console": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant console (a web page; its API calls need a staff token) */
+        get: operations["console_page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/app.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console's script (an ES module) */
+        get: operations["console_script"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/echarts.min.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** ECharts (the npm package's dist file), for the console */
+        get: operations["console_echarts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/forms.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console's form builder (an ES module) */
+        get: operations["console_forms"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/style.css": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console's style sheet */
+        get: operations["console_style"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/docs": {
         parameters: {
             query?: never;
@@ -106,6 +191,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every staff write, newest first (owner)
+         * @description Staff permission: `audit:read`.
+         */
+        get: operations["audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Staff log-in: a short-lived token (the same 401 for a wrong name or password; locks after repeated failures) */
+        post: operations["staff_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/coupon-templates": {
         parameters: {
             query?: never;
@@ -164,6 +286,26 @@ export interface paths {
          * @description Staff permission: `coupons:grant`.
          */
         post: operations["grant_coupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/coupons/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Use a walk-in customer's coupon at the counter (核销 by staff), once per request_id
+         * @description Staff permission: `coupons:redeem`.
+         */
+        post: operations["staff_redeem_coupon"];
         delete?: never;
         options?: never;
         head?: never;
@@ -244,6 +386,26 @@ export interface paths {
          * @description Staff permission: `jobs:run`.
          */
         post: operations["run_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/member-lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find a member by bound phone (keyed lookup), invite code or member id: the card
+         * @description Staff permission: `members:read`.
+         */
+        get: operations["member_lookup"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -587,6 +749,46 @@ export interface paths {
          * @description Staff permission: `rewards:write`.
          */
         put: operations["put_reward"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/staff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program's staff accounts (owner)
+         * @description Staff permission: `staff:read`.
+         */
+        get: operations["list_staff"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/staff/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or change a staff account: role, password, disabled, a clerk's points limit (owner)
+         * @description Staff permission: `staff:write`.
+         */
+        put: operations["put_staff"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1254,6 +1456,48 @@ export interface components {
              */
             expires_on?: string | null;
         };
+        /** AuditEntry */
+        AuditEntry: {
+            /** At */
+            at: string;
+            /**
+             * Actor
+             * @description The staff username, or `key:<admin key name>`.
+             */
+            actor: string;
+            /**
+             * Role
+             * @description owner | manager | clerk, or `key` for an admin key.
+             */
+            role: string;
+            /** Method */
+            method: string;
+            /** Route */
+            route: string;
+            /** Path */
+            path: string;
+            /** Status */
+            status: number;
+            /** Error Code */
+            error_code: string | null;
+            /** Request Id */
+            request_id: string;
+            /**
+             * Body
+             * @description The request body, secrets replaced by `***`.
+             */
+            body: unknown;
+            /**
+             * Before
+             * @description The state before, where the route knows it.
+             */
+            before: unknown;
+            /**
+             * After
+             * @description The answer.
+             */
+            after: unknown;
+        };
         /** Benefit */
         Benefit: {
             /** Code */
@@ -1729,6 +1973,11 @@ export interface components {
              * @description Also in the `X-Request-Id` header.
              */
             request_id: string;
+            /**
+             * Fields
+             * @description Only where a body failed validation: each field's path in the body and what is wrong with it.
+             */
+            fields?: components["schemas"]["FieldError"][];
         };
         /**
          * ErrorEnvelope
@@ -1777,6 +2026,16 @@ export interface components {
             months_after?: number;
             /** Reminder Days */
             reminder_days?: number[];
+        };
+        /** FieldError */
+        FieldError: {
+            /**
+             * Loc
+             * @description The field's path in the body, e.g. `["tiers", 0, "name"]`.
+             */
+            loc: (string | number)[];
+            /** Message */
+            message: string;
         };
         /** Flag */
         Flag: {
@@ -2257,6 +2516,16 @@ export interface components {
             quantity: number;
             /** Amount Fen */
             amount_fen: number;
+        };
+        /** Page[AuditEntry] */
+        Page_AuditEntry_: {
+            /** Items */
+            items: components["schemas"]["AuditEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
         };
         /** Page[CouponEvent] */
         Page_CouponEvent_: {
@@ -2812,6 +3081,89 @@ export interface components {
              * @default null
              */
             reason?: string | null;
+        };
+        /** StaffList */
+        StaffList: {
+            /** Items */
+            items: components["schemas"]["StaffUser"][];
+        };
+        /** StaffLogin */
+        StaffLogin: {
+            /**
+             * Token
+             * @description `Authorization: Bearer <token>` on /v1/admin/... calls.
+             */
+            token: string;
+            /**
+             * Expires In
+             * @description Seconds the token lives.
+             */
+            expires_in: number;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "manager" | "clerk";
+        };
+        /** StaffLoginIn */
+        StaffLoginIn: {
+            /**
+             * Program Id
+             * @description The program the account belongs to.
+             */
+            program_id: string;
+            /** Username */
+            username: string;
+            /** Password */
+            password: string;
+        };
+        /** StaffUser */
+        StaffUser: {
+            /** Username */
+            username: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "manager" | "clerk";
+            /** Disabled */
+            disabled: boolean;
+            /**
+             * Points Limit
+             * @description A clerk's most points in one adjustment; null for other roles.
+             */
+            points_limit: number | null;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /**
+         * StaffUserIn
+         * @description An account as the owner writes it: a new name needs a password; `password` on an existing
+         *     one sets a new one. `points_limit`: the most a clerk may adjust in one request.
+         */
+        StaffUserIn: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "manager" | "clerk";
+            /**
+             * Password
+             * @default null
+             */
+            password?: string | null;
+            /**
+             * Disabled
+             * @default false
+             */
+            disabled?: boolean;
+            /**
+             * Points Limit
+             * @default null
+             */
+            points_limit?: number | null;
         };
         /** StoredValueEntry */
         StoredValueEntry: {
@@ -3528,6 +3880,111 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    console_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    console_script: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+        };
+    };
+    console_echarts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+        };
+    };
+    console_forms: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+        };
+    };
+    console_style: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/css": string;
+                };
+            };
+        };
+    };
     docs_page: {
         parameters: {
             query?: never;
@@ -3654,6 +4111,65 @@ export interface operations {
             };
         };
     };
+    audit_log: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AuditEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    staff_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StaffLoginIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffLogin"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
     list_coupon_templates: {
         parameters: {
             query?: {
@@ -3771,6 +4287,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CouponGrant"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    staff_redeem_coupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedeemIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponRedeemed"];
                 };
             };
             400: components["responses"]["Error400"];
@@ -3907,6 +4455,37 @@ export interface operations {
             403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    member_lookup: {
+        parameters: {
+            query?: {
+                /** @description The bound phone number. */
+                phone?: string;
+                invite_code?: string;
+                member_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberCard"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };
@@ -4496,6 +5075,74 @@ export interface operations {
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
             403: components["responses"]["Error403"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_staff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffList"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_staff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A staff username: 1 to 64 of A-Z a-z 0-9 . _ - */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StaffUserIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffUser"];
+                };
+            };
+            /** @description OK (see the summary) */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffUser"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
         };
