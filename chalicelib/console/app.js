@@ -203,7 +203,9 @@ async function memberDetail (box, memberId) {
   }
   const cardLines = (c) => [
     el('p', { text: `会员ID ${c.member_id} · ${c.nickname || '未填昵称'} · 手机 ${c.phone || '未绑定'}` }),
-    el('p', { id: 'balance', text: `积分 ${c.points?.balance ?? c.points_balance ?? ''} · 等级 ${c.tier?.name ?? c.tier ?? ''}` }),
+    el('p', { id: 'balance', text: `可用积分 ${c.points.available} · 冻结 ${c.points.held} · 待审 ${c.points.pending} · ` +
+      `等级 ${c.tier.name} (${c.tier.code}) · 成长值 ${c.growth} · 储值 ${fen(c.stored_value_fen)} 元 · 未用优惠券 ${c.coupons_unused}` }),
+    el('p', { text: `邀请码 ${c.invite_code} · 入会 ${c.enrolled_at}` }),
   ]
   const summary = el('div', {}, ...cardLines(card))
   const action = (id, title, fields, send) => {
