@@ -232,3 +232,39 @@ def test_the_dashboard_charts_hold_the_report_figures(console, stack):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     owner.page.screenshot(path=str(ARTIFACTS / "console-dashboard.png"), full_page=True)
     assert (ARTIFACTS / "console-dashboard.png").stat().st_size > 10_000
+
+
+def test_a_rule_page_shows_the_servers_error_on_the_field_and_saves_a_good_change(console, stack):
+    owner = console()
+    owner.login("owner", "dev-owner-password")
+    owner.go("#/tiers")
+    threshold = owner.page.locator("""#rules-form input[data-loc='["tiers",0,"threshold"]']""")
+    threshold.fill("5")
+    owner.page.click("#rules-form button[type=submit]")
+    owner.page.wait_for_function("""() => document.querySelector(`#rules-form [data-error-for='["tiers"]']`).textContent""")
+    assert Http(stack.api).staff("GET", "/v1/admin/program").json()["tiers"][0]["threshold"] == 0
+    threshold.fill("0")
+    owner.page.click("#rules-form button[type=submit]")
+    owner.page.wait_for_selector("#rules-status .ok")
+    # A part of the rules this build does not have yet (paid membership arrives with its feature):
+    owner.go("#/membership")
+    owner.page.wait_for_selector("#main[data-page=membership]")
+    program = Http(stack.api).staff("GET", "/v1/admin/program").json()
+    if "membership" in program or "membership_plans" in program:
+        assert owner.page.locator("#rules-form").count() == 1
+    else:
+        assert "尚未启用" in owner.page.inner_text("#main")
+
+
+def test_a_job_is_run_for_a_day_from_the_jobs_page(console, stack):
+    owner = console()
+    owner.login("owner", "dev-owner-password")
+    owner.go("#/jobs")
+    owner.page.select_option("#job", "tier-review")
+    owner.page.fill("#as-of", "2026-01-15")
+    owner.page.click("#run-job")
+    owner.page.wait_for_selector("#job-output pre")
+    assert "2026-01-15" in owner.page.inner_text("#job-output")
+    owner.go("#/audit")
+    owner.page.wait_for_selector("#audit table")
+    assert "/v1/admin/jobs/tier-review/runs" in owner.page.inner_text("#audit")

@@ -196,3 +196,14 @@ def test_a_member_is_found_by_phone_through_the_keyed_lookup(api):
 def _member(api: Any) -> str:
     token = api.enrolled("staff-member")
     return api.member("GET", "/v1/members/me", token).json["member_id"]
+
+
+def test_a_program_change_keeps_before_and_after_and_rule_errors_name_their_field(api):
+    program = api.staff("GET", "/v1/admin/program").json
+    rules = {k: v for k, v in program.items() if k not in ("program_id", "appid")}
+    bad_tiers = [dict(rules["tiers"][0], threshold=5), *rules["tiers"][1:]]
+    refused = api.staff("PUT", "/v1/admin/program", {**rules, "tiers": bad_tiers})
+    assert refused.status_code == 400 and refused.json["error"]["fields"][0]["loc"] == ["tiers"]
+    assert api.staff("PUT", "/v1/admin/program", {**rules, "name": "New name"}).status_code == 200
+    entry = api.staff("GET", "/v1/admin/audit", key=token_of(api)).json["items"][0]
+    assert entry["before"]["name"] == program["name"] and entry["after"]["name"] == "New name"
