@@ -161,6 +161,7 @@ def _operations(bench: Bench, settings: Any, calls: Any) -> list[dict[str, Any]]
     bench.measure("card read via API (token without member id)",
                   lambda: bench.api("GET", "/v1/members/me", headers=calls.bearer(token)), lambda r: r[0] == 200)
     _money(bench, token, member_id, till_call, calls)
+    _staff_operations(bench, member_id, calls)
 
     # Risk rules on, none of them triggered (the ordinary order): the member rules ride on the
     # account item; the till caps add their hour counter to the transaction.
@@ -226,6 +227,22 @@ def _money(bench: Bench, token: str, member_id: str, till_call: Callable[[str, A
                   lambda: till_call("/v1/stored-value/payments", body), lambda r: r[0] == 201)
     bench.measure("stored-value payment replayed via API", lambda: till_call("/v1/stored-value/payments", body),
                   lambda r: r[0] == 201)
+
+
+def _staff_operations(bench: Bench, member_id: str, calls: Any) -> None:
+    """Staff log-in (issue 16): the lock-out reads, the account read, argon2; a wrong password adds
+    the two failure counters; a staff write adds the account read (cached) and its audit row."""
+    login = {"program_id": "demo", "username": "owner", "password": "dev-owner-password"}
+    bench.api("POST", "/v1/admin/auth/login", login)  # warms the program cache
+    status, answer = bench.measure("staff log-in via API", lambda: bench.api("POST", "/v1/admin/auth/login", login),
+                                   lambda r: r[0] == 200)
+    bench.measure("staff log-in, wrong password", lambda: bench.api(
+        "POST", "/v1/admin/auth/login", {**login, "password": "wrong-password"}), lambda r: r[0] == 401)
+    staff = calls.bearer(answer["token"])
+    adjust = {"points": 5, "reason": "bench", "request_id": "bench-staff-adj"}
+    path = f"/v1/admin/members/{member_id}/adjustments"
+    bench.measure("adjustment via API with a staff token (+ audit row)",
+                  lambda: bench.api("POST", path, adjust, staff), lambda r: r[0] == 201)
 
 
 def _webhook_operations(bench: Bench, settings: Any, receiver: Any) -> list[dict[str, Any]]:

@@ -198,7 +198,7 @@ async function memberDetail (box, memberId) {
     summary.replaceChildren(...cardLines(fresh))
     history.replaceChildren(table([['时间', (r) => r.created_at], ['类型', (r) => r.type], ['积分', (r) => r.points],
       ['余额', (r) => r.balance_after], ['原因', (r) => r.reason]], points.items))
-    coupons.replaceChildren(table([['时间', (r) => r.at || r.created_at], ['优惠券', (r) => r.name || r.template_id],
+    coupons.replaceChildren(table([['时间', (r) => r.created_at], ['优惠券', (r) => r.name], ['券码', (r) => r.code],
       ['事件', (r) => r.event], ['状态', (r) => r.status]], events.items))
   }
   const cardLines = (c) => [
@@ -237,7 +237,9 @@ async function memberDetail (box, memberId) {
       action('tier-form', '授予等级', [['tier', '等级', { required: true }], ['until', '有效至', { type: 'date', required: true }], ['reason', '原因', { required: true }]],
         (f) => api('POST', `${path}/tier`, { ...f, request_id: requestId('tier') })),
       action('grant-form', '发放优惠券', [['template_id', '模板ID', { required: true }]],
-        (f) => api('POST', `/v1/admin/coupon-templates/${encodeURIComponent(f.template_id)}/grants`, { member_ids: [memberId], request_id: requestId('grant') }))),
+        (f) => api('POST', `/v1/admin/coupon-templates/${encodeURIComponent(f.template_id)}/grants`, { member_ids: [memberId], request_id: requestId('grant') })),
+      action('redeem-form', '到店核销优惠券', [['code', '券码', { required: true }], ['order_amount_fen', '订单金额(分)', { type: 'number', required: true }]],
+        (f) => { const rid = requestId('counter'); return api('POST', '/v1/admin/coupons/redeem', { code: f.code, order_id: rid, order_amount_fen: Number(f.order_amount_fen), request_id: rid }) })),
     el('section', { class: 'card' }, el('h2', { text: '积分明细' }), history),
     el('section', { class: 'card' }, el('h2', { text: '优惠券记录' }), coupons))
   await reload()

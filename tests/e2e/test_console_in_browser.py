@@ -181,6 +181,19 @@ def test_a_clerk_sees_no_staff_page_and_may_not_call_an_owner_endpoint(console, 
     clerk.page.click("#lookup-form button[type=submit]")
     clerk.page.wait_for_selector("#points-history table")
     assert member_id in clerk.page.inner_text("#member-detail")
+    # ... and use their coupon at the counter (核销).
+    http = Http(stack.api)
+    granted = http.staff("POST", "/v1/admin/coupon-templates/demo-10off/grants",
+                         {"member_ids": [member_id], "request_id": f"walk-in-{secrets.token_hex(4)}"})
+    assert granted.status_code == 200 and granted.json()["granted"] == 1, granted.text
+    code = http.staff("GET", f"/v1/admin/members/{member_id}/coupons").json()["items"][0]["code"]
+    clerk.page.reload()
+    clerk.page.wait_for_selector("#coupon-history table")
+    clerk.page.fill("#redeem-form [name=code]", code)
+    clerk.page.fill("#redeem-form [name=order_amount_fen]", "20000")
+    clerk.page.click("#redeem-form button[type=submit]")
+    clerk.page.wait_for_selector("#redeem-form .ok")
+    assert "used" in clerk.page.inner_text("#coupon-history tbody tr:first-child")
 
 
 def test_a_manager_sees_everything_but_staff_and_audit(console, stack):
