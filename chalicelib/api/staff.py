@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.http import PUBLIC, STAFF, route
+from chalicelib.api.http import PUBLIC, STAFF, current_request_id, route
 from chalicelib.api.schemas import AuditEntry, CouponRedeemed, MemberCard, StaffList, StaffLogin, StaffUser
 from chalicelib.auth.principals import TillPrincipal
 from chalicelib.services import coupons, members, staff
@@ -18,7 +18,7 @@ bp = Blueprint(__name__)
                "repeated failures)")
 def staff_login(ctx):
     identity = (ctx.request.context or {}).get("identity") or {}
-    return staff.login(ctx.settings, ctx.body(), str(identity.get("sourceIp") or "unknown"))
+    return staff.login(ctx.settings, ctx.body(), str(identity.get("sourceIp") or "unknown"), current_request_id())
 
 
 @route(bp, "/v1/admin/staff", ["GET"], auth=STAFF.require("staff:read"), response=StaffList,

@@ -71,7 +71,16 @@ def _dummy_hash() -> str:
     return credentials.hash_password("not-a-password-of-anyone")
 
 
-def login(settings: Settings, body: StaffLoginIn, address: str) -> dict[str, Any]:
+def _audit_login(body: StaffLoginIn, request_id: str, role: str, status: int, error_code: str | None) -> None:
+    """Log-ins that succeed, and those that lock an account, are in the audit log too."""
+    route = "/v1/admin/auth/login"
+    store.append_audit(body.program_id, request_id, clock.stamp(clock.now()), {
+        "actor": body.username, "role": role, "method": "POST", "route": route, "path": route, "status": status,
+        "error_code": error_code, "body": {"username": body.username, "password": "***"}, "before": None,
+        "after": None})
+
+
+def login(settings: Settings, body: StaffLoginIn, address: str, request_id: str = "-") -> dict[str, Any]:
     now = store.unix(clock.now())
     account = crypto.lookup_hash(settings, f"{body.program_id}\n{body.username}")
     place = crypto.lookup_hash(settings, address)
@@ -92,9 +101,11 @@ def login(settings: Settings, body: StaffLoginIn, address: str) -> dict[str, Any
                 store.count_failure(body.program_id, "ip", place, now, settings.login_window_seconds,
                                     settings.login_max_failures_per_address, settings.login_lock_seconds))
             if ends:
+                _audit_login(body, request_id, user.role if user else "-", 401, "login_locked")
                 raise Unauthorized(f"too many failed logins: locked until {_iso(ends)}", code="login_locked")
         raise Unauthorized(_WRONG, code="invalid_credentials")
     token, ttl = staff_auth.issue(settings, body.program_id, user.username)
+    _audit_login(body, request_id, user.role, 200, None)
     return {"token": token, "expires_in": ttl, "role": user.role}
 
 

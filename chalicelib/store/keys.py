@@ -652,8 +652,8 @@ def wechat_token_lock(appid: str) -> tuple[str, str]:
 
 # --- staff logins and the audit log (issue 16) ---------------------------------------------------
 #   P#P#LOGINGUARD#<user|ip>#<v> GUARD         failed logins of an account or an address, lock-out
-#   P#P#AUDIT#<request id> AUDIT               one staff action (append-only); listed newest
-#                                               first through gsi1 (audit_log, gsi1sk = <at>#<request id>)
+#   P#P#AUDIT#<entry id> AUDIT                 one staff action (append-only); listed newest
+#                                               first through gsi1 (audit_log, gsi1sk = <at>#<entry id>)
 
 @builds("login_guard")
 def login_guard(program_id: str, subject: str, value: str) -> tuple[str, str]:
@@ -662,10 +662,12 @@ def login_guard(program_id: str, subject: str, value: str) -> tuple[str, str]:
 
 
 @builds("audit")
-def audit_entry(program_id: str, request_id: str) -> tuple[str, str]:
-    return f"P#{program_id}#AUDIT#{request_id}", "AUDIT"
+def audit_entry(program_id: str, entry_id: str) -> tuple[str, str]:
+    """`entry_id` is ours (random), not the caller's request id: a repeated X-Request-Id must not
+    make a second action's row collide with the first's."""
+    return f"P#{program_id}#AUDIT#{entry_id}", "AUDIT"
 
 
 def audit_log(program_id: str) -> str:
-    """GSI1 partition of a program's audit rows (gsi1sk = <at>#<request id>)."""
+    """GSI1 partition of a program's audit rows (gsi1sk = <at>#<entry id>)."""
     return f"P#{program_id}#AUDITLOG"

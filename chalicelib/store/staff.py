@@ -8,6 +8,7 @@ cache, so in one container a disabled account stops at once, elsewhere within th
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,15 +136,12 @@ def count_failure(program_id: str, subject: str, value: str, now: int, window: i
 # --- the audit log ------------------------------------------------------------------------------
 
 def append_audit(program_id: str, request_id: str, at: str, fields: dict[str, Any]) -> None:
-    """Append one row; a row for this request id already there is kept as it was."""
-    pk, sk = keys.audit_entry(program_id, request_id)
+    """Append one row under a new random id (never overwriting one: a conditional put)."""
+    entry_id = secrets.token_hex(8)
+    pk, sk = keys.audit_entry(program_id, entry_id)
     item = AuditItem(pk, sk, program_id=program_id, at=at, request_id=request_id,
-                     gsi1pk=keys.audit_log(program_id), gsi1sk=f"{at}#{request_id}", **fields)
-    try:
-        item.save(condition=AuditItem.pk.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
+                     gsi1pk=keys.audit_log(program_id), gsi1sk=f"{at}#{entry_id}", **fields)
+    item.save(condition=AuditItem.pk.does_not_exist())
 
 
 def audit_page(program_id: str, limit: int, cursor: str | None) -> tuple[list[AuditItem], str | None]:

@@ -68,6 +68,8 @@ def test_ten_wrong_passwords_lock_the_account_until_the_lock_ends(api, clock_at)
         assert login(api, password=f"wrong-{attempt}").json["error"]["code"] == "invalid_credentials"
     tenth = login(api, password="wrong-10")
     assert tenth.status_code == 401 and tenth.json["error"]["code"] == "login_locked"
+    locked_row = api.staff("GET", "/v1/admin/audit").json["items"][0]
+    assert (locked_row["actor"], locked_row["status"], locked_row["error_code"]) == ("owner", 401, "login_locked")
     assert "2026-11-30T12:15:00" in tenth.json["error"]["message"]  # the lock lasts 900 s
     # The right password still fails while the lock lasts ...
     clock_at["now"] += dt.timedelta(minutes=14, seconds=59)
@@ -159,18 +161,26 @@ def test_every_staff_write_is_in_the_audit_log_with_who_and_before_after(api):
     assert refused.status_code == 400
     assert api.staff("PUT", "/v1/admin/rewards/r1", {"name": "Cup", "points_price": 5, "stock": 3}).status_code == 200
 
+    # The same client request id again: a second action, a second row.
+    again = api.request("PUT", "/v1/admin/rewards/r1", {"name": "Cup", "points_price": 6, "stock": 3},
+                        {**calls.bearer(manager), "X-Request-Id": "audit-test-0001"})
+    assert again.status_code == 200
+
     log = api.staff("GET", "/v1/admin/audit", key=owner).json["items"]
-    assert [(e["actor"], e["role"], e["method"], e["route"], e["status"]) for e in log[:4]] == [
+    assert [(e["actor"], e["role"], e["method"], e["route"], e["status"]) for e in log[:7]] == [
+        ("mia", "manager", "PUT", "/v1/admin/rewards/{reward_id}", 200),
         ("key:demo staff", "key", "PUT", "/v1/admin/rewards/{reward_id}", 200),
         ("mia", "manager", "PUT", "/v1/admin/program", 400),
         ("mia", "manager", "PUT", "/v1/admin/program", 200),
+        ("mia", "manager", "POST", "/v1/admin/auth/login", 200),
         ("owner", "owner", "PUT", "/v1/admin/staff/{username}", 201),
+        ("owner", "owner", "POST", "/v1/admin/auth/login", 200),
     ]
-    rename = log[2]
+    rename = log[3]
     assert rename["request_id"] == "audit-test-0001" and rename["path"] == "/v1/admin/program"
     assert rename["body"]["name"] == "Renamed" and rename["after"]["name"] == "Renamed"
-    assert log[1]["error_code"] == "invalid_request"
-    created = log[3]
+    assert log[2]["error_code"] == "invalid_request"
+    created = log[5]
     assert created["body"]["password"] == "***" and created["before"] is None and created["after"]["role"] == "manager"
     assert "mia-password" not in str(log)
     # Reads are not actions: none in the log.
@@ -204,6 +214,7 @@ def test_a_program_change_keeps_before_and_after_and_rule_errors_name_their_fiel
     bad_tiers = [dict(rules["tiers"][0], threshold=5), *rules["tiers"][1:]]
     refused = api.staff("PUT", "/v1/admin/program", {**rules, "tiers": bad_tiers})
     assert refused.status_code == 400 and refused.json["error"]["fields"][0]["loc"] == ["tiers"]
+    owner = token_of(api)
     assert api.staff("PUT", "/v1/admin/program", {**rules, "name": "New name"}).status_code == 200
-    entry = api.staff("GET", "/v1/admin/audit", key=token_of(api)).json["items"][0]
+    entry = api.staff("GET", "/v1/admin/audit", key=owner).json["items"][0]
     assert entry["before"]["name"] == program["name"] and entry["after"]["name"] == "New name"
