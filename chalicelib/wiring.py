@@ -34,7 +34,11 @@ def daily_jobs() -> dict[str, Job]:
         Job("stored-value-liability", payments.liability_step),
         Job("tier-review", tiers.review_step, due=is_review_day),
     )
-    return {job.name: job for job in table}
+    # insight (issue 15): close yesterday's figures (and catch up).
+    from chalicelib.services import analytics
+
+    insight = (Job("daily-report", analytics.close_days_step),)
+    return {job.name: job for job in (*table, *insight)}
 
 
 @functools.cache
@@ -70,6 +74,11 @@ def table_reactions() -> Reactions:
         "expiry_reminder": (r.notify_points_expiring,),
         "winback": (r.notify_winback,),
     }
+    # insight (issue 15): the daily figures count every new immutable item once.
+    from chalicelib.services import analytics
+
+    for kind in ("profile", "ledger", "order", "coupon_event", "sv_entry"):
+        table[kind] = (*table.get(kind, ()), analytics.count_change)
     # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
     for kind in WEBHOOK_KINDS:
         table[kind] = (*table.get(kind, ()), r.publish_webhook_events)

@@ -14,3 +14,7 @@ def register(app: Chalice) -> None:
         app.register_blueprint(module.bp)
     for module in (staff, console):  # issue 16
         app.register_blueprint(module.bp)
+    # insight (issue 15)
+    from chalicelib.api import reports
+
+    app.register_blueprint(reports.bp)

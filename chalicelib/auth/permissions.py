@@ -28,6 +28,12 @@ Permission = Literal[
     "staff:write",
     "audit:read",
     "coupons:redeem",  # a walk-in customer's coupon used at the counter by staff
+    # insight (issue 15)
+    "reports:read",
+    "tags:write",
+    "segments:read",
+    "segments:write",
+    "campaigns:run",
 ]
 
 ALL: frozenset[Permission] = frozenset(get_args(Permission))

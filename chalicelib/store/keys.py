@@ -671,3 +671,40 @@ def audit_entry(program_id: str, entry_id: str) -> tuple[str, str]:
 def audit_log(program_id: str) -> str:
     """GSI1 partition of a program's audit rows (gsi1sk = <at>#<entry id>)."""
     return f"P#{program_id}#AUDITLOG"
+
+
+# --- insight (issue 15) ----------------------------------------------------------------------
+#   P#P#DAYSTAT#<day>#<shard>  COUNTS         one shard of a program day's counters
+#   COUNTED#<pk>               <sk>#<what>    a change already counted (TTL)
+#   P#P#DAYACTIVE#<day>#M      ACTIVE         the member was active that day (TTL)
+#   P#P#REPORT                 DAY#<day>      a closed day's summed counters
+
+DAY_SHARDS = 16
+
+
+@builds("day_counter")
+def day_counter(program_id: str, day: str, shard: str) -> tuple[str, str]:
+    return f"P#{program_id}#DAYSTAT#{day}#{shard}", "COUNTS"
+
+
+def day_shard(identity: str) -> int:
+    return _shard(identity, DAY_SHARDS)
+
+
+@builds("counted")
+def counted(source_pk: str, source_sk: str, what: str) -> tuple[str, str]:
+    return f"COUNTED#{source_pk}", f"{source_sk}#{what}"
+
+
+@builds("active_mark")
+def active_mark(program_id: str, day: str, member_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#DAYACTIVE#{day}#{member_id}", "ACTIVE"
+
+
+@builds("day_summary")
+def day_summary(program_id: str, day: str) -> tuple[str, str]:
+    return f"P#{program_id}#REPORT", f"DAY#{day}"
+
+
+def day_summary_partition(program_id: str) -> str:
+    return f"P#{program_id}#REPORT"

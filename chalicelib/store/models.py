@@ -762,3 +762,54 @@ class AuditItem(TableItem, discriminator="audit"):
     body = JSONAttribute(null=True)  # the request, secrets removed
     before = JSONAttribute(null=True)
     after = JSONAttribute(null=True)
+
+
+# --- insight: daily counters, tags, RFM, segments, campaigns (issue 15) ----------------------
+
+class DayCounterItem(TableItem, discriminator="day_counter"):
+    """One shard of one program day's counters (domain/analytics.py COUNTERS): every counted
+    change ADDs to the shard its identity hashes to, so no item takes more than its share."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    new_members = NumberAttribute(null=True)
+    active_members = NumberAttribute(null=True)
+    checkins = NumberAttribute(null=True)
+    orders = NumberAttribute(null=True)
+    gross_sales_fen = NumberAttribute(null=True)
+    refunds_fen = NumberAttribute(null=True)
+    refunds = NumberAttribute(null=True)
+    points_issued = NumberAttribute(null=True)
+    points_redeemed = NumberAttribute(null=True)
+    points_expired = NumberAttribute(null=True)
+    points_reversed = NumberAttribute(null=True)
+    points_deducted = NumberAttribute(null=True)
+    points_net = NumberAttribute(null=True)
+    coupons_issued = NumberAttribute(null=True)
+    coupons_used = NumberAttribute(null=True)
+    coupons_expired = NumberAttribute(null=True)
+    sv_principal_fen = NumberAttribute(null=True)
+    sv_bonus_fen = NumberAttribute(null=True)
+
+
+class CountedItem(TableItem, discriminator="counted"):
+    """A change already counted into the day counters (written in the same transaction): the
+    stream may deliver it again within 24 hours, so it lives a few days (TTL)."""
+
+    day = UnicodeAttribute()
+
+
+class ActiveMarkItem(TableItem, discriminator="active_mark"):
+    """The member was active on the day (counted once into `active_members`)."""
+
+    day = UnicodeAttribute()
+
+
+class DaySummaryItem(TableItem, discriminator="day_summary"):
+    """A closed day: the sum of its counter shards, written by the daily `daily-report` job.
+    The program's summaries share a partition (one write a day), read by the report in one Query."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    counts = JSONAttribute()
+    closed_at = UnicodeAttribute()

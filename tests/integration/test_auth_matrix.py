@@ -368,6 +368,10 @@ ROWS: dict[str, Row] = {
     "POST /v1/admin/coupons/redeem": Row(about_a=True, body=lambda w: {
         "code": _a_coupon_code(w), "order_id": w.fresh("o-sc"), "order_amount_fen": 2_000,
         "request_id": w.fresh("srdm")}),
+    # insight (issue 15): the caller's own program
+    "GET /v1/admin/reports/daily": Row(about_a=False),
+    "GET /v1/admin/reports/daily.csv": Row(about_a=False),
+    "GET /v1/admin/reports/compare": Row(about_a=False),
 }
 
 
