@@ -42,12 +42,18 @@ $(CHROMIUM):
 	apt-get update
 	$(APT_INSTALL) chromium
 
-browser: $(CHROMIUM)
+# A font with Chinese glyphs, so the console's screenshots (build/artifacts/) are readable.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+$(CJK_FONT):
+	apt-get update
+	$(APT_INSTALL) fonts-wqy-zenhei
+
+browser: $(CHROMIUM) $(CJK_FONT)
 
 run: $(STAMP)
 	$(PY) -m devstack
 
-test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
+test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM) $(CJK_FONT)
 	$(MAKE) lint-code
 	$(PY) -m pytest -q -n 2 tests/unit tests/integration
 	$(PY) -m pytest -q tests/e2e
@@ -67,7 +73,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests/integration
 
-e2e: $(STAMP) $(CHROMIUM)
+e2e: $(STAMP) $(CHROMIUM) $(CJK_FONT)
 	$(PY) -m pytest -q tests/e2e
 
 # The mini-program kit (miniprogram/, tools/): Node's test runner, with the client against a

@@ -136,10 +136,10 @@ async function dashboardPage () {
       const names = [...new Set(items.flatMap((row) => Object.keys(row.tiers || {})))]
       specs.push(['tiers', '等级分布', 'bar', names.map((name) => [name, name, null, (row) => (row.tiers || {})[name] || 0])])
     }
-    charts.replaceChildren()
+    // Every box first, then the charts: each is drawn at its box's final size.
+    charts.replaceChildren(...specs.map(([id]) => el('div', { class: 'chart', id: `chart-${id}` })))
     for (const [id, title, type, series] of specs) {
-      const box = el('div', { class: 'chart', id: `chart-${id}` })
-      charts.append(box)
+      const box = document.getElementById(`chart-${id}`)
       window.consoleCharts[id]?.dispose()
       const chart = window.echarts.init(box)
       chart.setOption({
@@ -455,4 +455,5 @@ document.getElementById('logout').addEventListener('click', () => {
   location.hash = '#/login'
 })
 window.addEventListener('hashchange', show)
+window.addEventListener('resize', () => Object.values(window.consoleCharts).forEach((chart) => chart.isDisposed() || chart.resize()))
 show()

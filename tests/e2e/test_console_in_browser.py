@@ -221,10 +221,35 @@ def test_the_dashboard_charts_hold_the_report_figures(console, stack):
     if "/v1/admin/reports/daily" not in document["paths"]:
         pytest.skip("GET /v1/admin/reports/daily is not in this build (the insight branch brings it)")
     http = Http(stack.api)
-    _token, member_id = http.enrolled(f"dash-{secrets.token_hex(4)}")
-    order = {"order_id": f"dash-{secrets.token_hex(4)}", "member_id": member_id, "amount_fen": 12_300,
-             "paid_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
-    assert http.till("POST", "/v1/orders", order).status_code == 201
+    # Seeded activity: three members with orders, a reward redeemed, a coupon claimed and used.
+    tokens = []
+    for amount_fen in (12_300, 45_600, 78_900):
+        token, member_id = http.enrolled(f"dash-{secrets.token_hex(4)}")
+        tokens.append(token)
+        order = {"order_id": f"dash-{secrets.token_hex(4)}", "member_id": member_id, "amount_fen": amount_fen,
+                 "paid_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+        assert http.till("POST", "/v1/orders", order).status_code == 201
+    assert http.member("POST", "/v1/members/me/redemptions", tokens[2], {
+        "reward_id": "demo-cup", "quantity": 1, "request_id": f"dash-{secrets.token_hex(4)}"}).status_code == 201
+    coupon = http.member("POST", "/v1/members/me/coupons", tokens[1], {
+        "template_id": "demo-10off", "request_id": f"dash-{secrets.token_hex(4)}"})
+    assert coupon.status_code == 201, coupon.text
+    assert http.till("POST", "/v1/coupons/redeem", {"code": coupon.json()["code"], "order_id": f"dash-{secrets.token_hex(4)}",
+                                                    "order_amount_fen": 20_000,
+                                                    "request_id": f"dash-{secrets.token_hex(4)}"}).status_code == 201
+
+    def settled() -> list[dict[str, Any]]:
+        """The report once the stream has counted all of the above (two reads in a row agree)."""
+        deadline, last = time.time() + 30, None
+        while time.time() < deadline:
+            items = http.staff("GET", "/v1/admin/reports/daily").json()["items"]
+            if items == last and sum(r["coupons_used"] for r in items) >= 1 and sum(r["orders"] for r in items) >= 3:
+                return items
+            last = items
+            time.sleep(1)
+        raise AssertionError(f"the report did not settle: {last}")
+
+    settled()
     owner = console()
     owner.login("owner", "dev-owner-password")
     owner.page.wait_for_selector(".charts[data-ready]")
