@@ -696,6 +696,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/reports/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The period from..to against the same number of days before it
+         * @description Staff permission: `reports:read`.
+         */
+        get: operations["compare_periods"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Daily figures of the program, one row per day (at most 366)
+         * @description Staff permission: `reports:read`.
+         */
+        get: operations["daily_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/daily.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The daily figures as CSV (same columns as the JSON rows)
+         * @description Staff permission: `reports:read`.
+         */
+        get: operations["daily_report_csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/resolved-flags": {
         parameters: {
             query?: never;
@@ -1647,6 +1707,23 @@ export interface components {
             /** Request Id */
             request_id: string;
         };
+        /** Comparison */
+        Comparison: {
+            /** Current */
+            current: number;
+            /** Previous */
+            previous: number;
+            /**
+             * Change Bp
+             * @description (current - previous) / previous in basis points, truncated; null when previous is 0.
+             */
+            change_bp: number | null;
+            /**
+             * Trend
+             * @description up | down | flat | new (from 0) | gone (to 0) | none (0 and 0).
+             */
+            trend: string;
+        };
         /** Coupon */
         Coupon: {
             /** Name */
@@ -1902,6 +1979,98 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** DailyReport */
+        DailyReport: {
+            /** Items */
+            items: components["schemas"]["DailyRow"][];
+        };
+        /** DailyRow */
+        DailyRow: {
+            /**
+             * Date
+             * @description The program's calendar day (its time zone).
+             */
+            date: string;
+            /** New Members */
+            new_members: number;
+            /**
+             * Active Members
+             * @description Distinct members with an order or a check-in that day.
+             */
+            active_members: number;
+            /** Orders */
+            orders: number;
+            /**
+             * Sales Fen
+             * @description Orders' amounts minus the day's refunds (of orders of any day).
+             */
+            sales_fen: number;
+            /** Points Issued */
+            points_issued: number;
+            /**
+             * Points Redeemed
+             * @description Points spent (rewards, coupons, checkout) net of cancellations.
+             */
+            points_redeemed: number;
+            /** Points Expired */
+            points_expired: number;
+            /**
+             * Points Outstanding
+             * @description Members' points at the end of the day.
+             */
+            points_outstanding: number;
+            /**
+             * Points Liability Fen
+             * @description points_outstanding at the program's points_per_yuan, in fen.
+             */
+            points_liability_fen: number;
+            /**
+             * Stored Value Liability Fen
+             * @description Stored value owed at the end of the day (principal + bonus).
+             */
+            stored_value_liability_fen: number;
+            /** Coupons Issued */
+            coupons_issued: number;
+            /**
+             * Coupons Used
+             * @description Used that day, minus uses voided that day.
+             */
+            coupons_used: number;
+            /** Gross Sales Fen */
+            gross_sales_fen: number;
+            /** Refunds Fen */
+            refunds_fen: number;
+            /** Refunds */
+            refunds: number;
+            /** Checkins */
+            checkins: number;
+            /**
+             * Points Reversed
+             * @description Taken back by order refunds.
+             */
+            points_reversed: number;
+            /**
+             * Points Deducted
+             * @description Negative staff adjustments.
+             */
+            points_deducted: number;
+            /** Coupons Expired */
+            coupons_expired: number;
+            /** Stored Value Principal Fen */
+            stored_value_principal_fen: number;
+            /** Stored Value Bonus Fen */
+            stored_value_bonus_fen: number;
+            /**
+             * Redemption Rate Bp
+             * @description points_redeemed / points_issued in basis points (10000 = 100 %); null when nothing was issued.
+             */
+            redemption_rate_bp: number | null;
+            /**
+             * Breakage Bp
+             * @description points_expired / points_issued in basis points; null when nothing was issued.
+             */
+            breakage_bp: number | null;
         };
         /** DeliveryAttempt */
         DeliveryAttempt: {
@@ -2754,6 +2923,21 @@ export interface components {
             points_balance: number;
             /** Points Pending */
             points_pending: number;
+        };
+        /** PeriodComparison */
+        PeriodComparison: {
+            /** From */
+            from: string;
+            /** To */
+            to: string;
+            /** Previous From */
+            previous_from: string;
+            /** Previous To */
+            previous_to: string;
+            /** Figures */
+            figures: {
+                [key: string]: components["schemas"]["Comparison"];
+            };
         };
         /** PhoneIn */
         PhoneIn: {
@@ -4430,7 +4614,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "stored-value-liability" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "stored-value-liability" | "tier-review";
             };
             cookie?: never;
         };
@@ -4983,6 +5167,96 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    compare_periods: {
+        parameters: {
+            query?: {
+                /** @description First day YYYY-MM-DD (default: 29 days before `to`). */
+                from?: string;
+                /** @description Last day YYYY-MM-DD (default: the program's today). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PeriodComparison"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    daily_report: {
+        parameters: {
+            query?: {
+                /** @description First day YYYY-MM-DD (default: 29 days before `to`). */
+                from?: string;
+                /** @description Last day YYYY-MM-DD (default: the program's today). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyReport"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    daily_report_csv: {
+        parameters: {
+            query?: {
+                /** @description First day YYYY-MM-DD (default: 29 days before `to`). */
+                from?: string;
+                /** @description Last day YYYY-MM-DD (default: the program's today). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             503: components["responses"]["Error503"];
         };
     };
