@@ -139,7 +139,7 @@ async function dashboardPage () {
     // Every box first, then the charts: each is drawn at its box's final size.
     charts.replaceChildren(...specs.map(([id]) => el('div', { class: 'chart', id: `chart-${id}` })))
     for (const [id, title, type, series] of specs) {
-      const box = document.getElementById(`chart-${id}`)
+      const box = charts.querySelector(`#chart-${id}`)
       window.consoleCharts[id]?.dispose()
       const chart = window.echarts.init(box)
       chart.setOption({
@@ -442,13 +442,16 @@ async function show () {
   }
   renderNav(page)
   main.replaceChildren(el('p', { text: '加载中…' }))
+  const ticket = ++shown // a page left before it finished loading must not touch the next one
   try {
     await ROUTES[page](...rest.map(decodeURIComponent))
   } catch (error) {
+    if (ticket !== shown) return
     main.replaceChildren(el('section', { class: 'card' }, message(error.status === 403 ? '没有权限' : `出错了：${error.message}`)))
   }
-  main.dataset.page = page
+  if (ticket === shown) main.dataset.page = page
 }
+let shown = 0
 
 document.getElementById('logout').addEventListener('click', () => {
   sessionStorage.removeItem(SESSION)
