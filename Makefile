@@ -132,6 +132,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(MAKE) package STAGE=dev  # the import-time figure measures the packaged zips, bytecode included
 	$(PY) -m bench.run --write
+	$(PY) -m bench.insight  # the analytics path (printed; issue 15)
 	$(PY) -m bench.query_scale --write
 
 # Query time against table size in the embedded DynamoDB (bench/QUERY.md).

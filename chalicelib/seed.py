@@ -47,5 +47,39 @@ def _dev_owner_hash() -> str:
     return credentials.hash_password(DEV_OWNER_PASSWORD)
 
 
+def seed_demo_activity() -> list[str]:
+    """Opt-in demo activity (the local stack runs it when LOYALTY_DEMO_ACTIVITY=1): three members
+    enrolled and an order each, through the same services as the API, so the daily report and the
+    console's charts show figures once the stream has counted them. Idempotent (same members and
+    order ids every time). Returns the member ids."""
+    import datetime as dt
+
+    from chalicelib import clock
+    from chalicelib.auth.principals import MemberPrincipal, TillPrincipal
+    from chalicelib.errors import IdempotencyConflict
+    from chalicelib.services import ledger, members
+    from chalicelib.store import members as member_store
+
+    settings = get_settings()
+    if not settings.is_local:
+        raise RuntimeError("demo activity is seeded only in the local stage")
+    till = TillPrincipal(program_id="demo", key_id=DEV_TILL_KEY_ID, store_id="demo-store-1")
+    member_ids = []
+    for n, amount_fen in enumerate((12_800, 35_600, 8_800)):
+        openid = f"demo-seed-{n}"
+        member_store.record_login("demo", openid, None, "", clock.stamp(clock.now()))
+        card, _ = members.enroll(settings, MemberPrincipal(program_id="demo", openid=openid, member_id=None),
+                                 members.EnrollIn(nickname=f"演示会员{n + 1}"))
+        member_id = str(card["member_id"])
+        try:
+            ledger.accrue_order(settings, till, ledger.OrderIn(
+                order_id=f"demo-seed-order-{n}", member_id=member_id, amount_fen=amount_fen,
+                paid_at=clock.now() - dt.timedelta(minutes=1)))
+        except IdempotencyConflict:
+            pass  # recorded by an earlier start (with its own paid_at)
+        member_ids.append(member_id)
+    return member_ids
+
+
 if __name__ == "__main__":
     seed_demo_program()

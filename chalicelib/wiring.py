@@ -35,9 +35,10 @@ def daily_jobs() -> dict[str, Job]:
         Job("tier-review", tiers.review_step, due=is_review_day),
     )
     # insight (issue 15): close yesterday's figures (and catch up).
-    from chalicelib.services import analytics
+    from chalicelib.services import analytics, campaigns, rfm
 
-    insight = (Job("daily-report", analytics.close_days_step),)
+    insight = (Job("daily-report", analytics.close_days_step), Job("rfm", rfm.rfm_step),
+               Job("segments", campaigns.segments_step))  # segments after RFM: they read its scores
     return {job.name: job for job in (*table, *insight)}
 
 

@@ -316,6 +316,8 @@ class Stack:
                 "to write the demo program"
             ) from None
         seed.seed_demo_program()
+        if os.environ.get("LOYALTY_DEMO_ACTIVITY") == "1":  # figures for the daily report (issue 15)
+            seed.seed_demo_activity()
 
     def _start_triggers(self, clients: dict[str, Any]) -> None:
         from devstack.scheduler import Scheduler, scheduled_targets

@@ -119,6 +119,10 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "event_id": PathParameter(r"evt_[0-9a-f]{32}", "An event id: evt_ and 32 hex digits"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
     "username": PathParameter(r"[A-Za-z0-9._-]{1,64}", "A staff username: 1 to 64 of A-Z a-z 0-9 . _ -"),
+    # insight (issue 15)
+    "tag": PathParameter(r"[\w.:-]{1,32}", "A tag: 1 to 32 letters (any script), digits, . _ : -"),
+    "segment_id": PathParameter(r"[A-Za-z0-9._:-]{1,48}", "A segment id: 1 to 48 of A-Z a-z 0-9 . _ : -"),
+    "campaign_id": PathParameter(r"[A-Za-z0-9._:-]{1,48}", "A campaign id: 1 to 48 of A-Z a-z 0-9 . _ : -"),
 }
 
 

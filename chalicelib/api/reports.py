@@ -6,7 +6,8 @@ from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import STAFF, route
-from chalicelib.services import analytics
+from chalicelib.errors import NotFound
+from chalicelib.services import analytics, campaigns, rfm, tags
 
 bp = Blueprint(__name__)
 
@@ -87,3 +88,104 @@ def daily_report_csv(ctx):
        response=PeriodComparison, summary="The period from..to against the same number of days before it")
 def compare_periods(ctx):
     return analytics.compare(ctx.settings, ctx.staff.program_id, ctx.query())
+
+
+class MemberTags(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    member_id: str
+    manual: list[str] = Field(description="Tags staff gave the member.")
+    computed: list[str] = Field(description="Tags jobs computed (never changed by these routes).")
+
+
+@route(bp, "/v1/admin/members/{member_id}/tags", ["GET"], auth=STAFF.require("members:read"), response=MemberTags,
+       errors=(404,), summary="The member's tags, manual apart from computed")
+def get_member_tags(ctx, member_id):
+    return tags.view(ctx.staff.program_id, member_id)
+
+
+@route(bp, "/v1/admin/members/{member_id}/tags/{tag}", ["PUT"], auth=STAFF.require("tags:write"), response=MemberTags,
+       errors=(404,), summary="Tag the member (idempotent: tagging twice is tagging once)")
+def put_member_tag(ctx, member_id, tag):
+    return tags.add(ctx.staff.program_id, member_id, tag)
+
+
+@route(bp, "/v1/admin/members/{member_id}/tags/{tag}", ["DELETE"], auth=STAFF.require("tags:write"),
+       response=MemberTags, errors=(404,), summary="Untag the member (idempotent; computed tags are not touched)")
+def delete_member_tag(ctx, member_id, tag):
+    return tags.remove(ctx.staff.program_id, member_id, tag)
+
+
+class MemberRfm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    member_id: str
+    as_of: str = Field(description="The day the nightly `rfm` job scored the member.")
+    r: int
+    f: int
+    m: int
+    score: str = Field(description="r, f and m as three digits, e.g. 555.")
+    segment: str | None = Field(description="The first of the program's named segments the score falls in.")
+    recency_days: int
+    frequency: int
+    monetary_fen: int = Field(description="Paid in the window, net of refunds.")
+
+
+@route(bp, "/v1/admin/members/{member_id}/rfm", ["GET"], auth=STAFF.require("segments:read"), response=MemberRfm,
+       errors=(404,), summary="The member's latest RFM scores (404 rfm_not_scored before the job scored them)")
+def get_member_rfm(ctx, member_id):
+    found = rfm.view(ctx.staff.program_id, member_id)
+    if found is None:
+        raise NotFound("the member has no RFM scores (no order in the window, or the job has not run)",
+                       code="rfm_not_scored")
+    return found
+
+
+class SegmentView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    segment_id: str
+    name: str
+    rules: dict[str, object]
+
+
+class CampaignSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign_id: str
+    segment_id: str
+    action: dict[str, object] = Field(description='{"type": "coupon", "template_id"} or {"type": "points", "points"}.')
+    members: int = Field(description="Members in the segment's snapshot (taken at the campaign's first run).")
+    sent: int = Field(description="Members who hold the campaign's coupon or bonus.")
+    skipped: dict[str, int] = Field(description="Members who could not get one, by reason.")
+    snapshot_at: str
+
+
+@route(bp, "/v1/admin/segments/{segment_id}", ["PUT"], auth=STAFF.require("segments:write"),
+       body=campaigns.SegmentIn, response=SegmentView, summary="Create or replace a segment's rules")
+def put_segment(ctx, segment_id):
+    return campaigns.put_segment(ctx.staff.program_id, segment_id, ctx.body())
+
+
+@route(bp, "/v1/admin/campaigns/{campaign_id}/runs", ["POST"], auth=STAFF.require("campaigns:run"),
+       body=campaigns.CampaignIn, response=CampaignSummary, errors=(404, 409),
+       summary="Grant a coupon template or a points bonus to a segment (snapshotted at the first run; reruns "
+               "grant nothing more)")
+def run_campaign(ctx, campaign_id):
+    return campaigns.run_campaign(ctx.settings, ctx.staff, campaign_id, ctx.body())
+
+
+class SegmentListed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    segment_id: str
+    name: str
+    rules: dict[str, object]
+    members_count: int | None = Field(description="Members matching on the `segments` job's last run (null: not run).")
+    evaluated_on: str | None
+
+
+class SegmentList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[SegmentListed]
+
+
+@route(bp, "/v1/admin/segments", ["GET"], auth=STAFF.require("segments:read"), response=SegmentList,
+       summary="The program's segments with their size on the last `segments` job run")
+def list_segments(ctx):
+    return campaigns.list_segments(ctx.staff.program_id)

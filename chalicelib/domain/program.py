@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.domain.notifications import EVENTS, NotificationTemplate
+from chalicelib.domain.rfm import RfmRules  # insight (issue 15)
 
 
 class Strict(BaseModel):
@@ -225,6 +226,8 @@ class ProgramConfig(Strict):
     templates: dict[str, NotificationTemplate] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
     risk: RiskRules = Field(default_factory=RiskRules)
+    # insight (issue 15): the nightly RFM job's window, thresholds and named segments.
+    rfm: RfmRules = Field(default_factory=RfmRules)
 
     @field_validator("templates", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.auth.principals import StaffPrincipal
+from chalicelib.domain.rfm import RfmRules  # insight (issue 15)
 from chalicelib.domain.program import (
     CheckinPolicy,
     CouponGifts,
@@ -45,6 +46,8 @@ class ProgramRulesIn(BaseModel):
     templates: dict[str, Any] = Field(default_factory=dict)
     coupon_gifts: CouponGifts = Field(default_factory=CouponGifts)
     risk: RiskRules = Field(default_factory=RiskRules)
+    # insight (issue 15): the RFM job's window, thresholds and named segments.
+    rfm: RfmRules = Field(default_factory=RfmRules)
 
 
 def program_config(settings: Settings, program_id: str) -> ProgramConfig:

@@ -11,6 +11,8 @@ if that mark exists already, the change is counted again without it.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from typing import Any, Iterable, Mapping
 
 from pynamodb.expressions.update import Action
@@ -18,10 +20,11 @@ from pynamodb.expressions.update import Action
 from chalicelib.domain.analytics import COUNTERS
 from chalicelib.store import keys
 from chalicelib.store.models import ActiveMarkItem, CountedItem, DayCounterItem, DaySummaryItem, TableItem
-from chalicelib.store.tx import ConditionsFailed, Transaction
+from chalicelib.store.tx import ConditionsFailed, Transaction, TransactionConflict
 
 # Stream records are kept 24 hours: a marker older than that can never meet its change again.
 MARKER_DAYS = 3
+_CONFLICT_RETRIES = 5
 
 
 def count_once(program_id: str, day: str, source: tuple[str, str], what: str, counts: Mapping[str, int],
@@ -48,15 +51,26 @@ def count_once(program_id: str, day: str, source: tuple[str, str], what: str, co
         tx.update(DayCounterItem(*counter_key), actions=actions, label="counts")
         tx.commit()
 
+    def once(with_active: bool) -> None:
+        # Two transactions on one shard at the same moment: DynamoDB cancels one; try again shortly.
+        for retry in range(_CONFLICT_RETRIES):
+            try:
+                attempt(with_active)
+                return
+            except TransactionConflict:
+                if retry == _CONFLICT_RETRIES - 1:
+                    raise  # the record fails; the stream delivers it again (nothing was written)
+                time.sleep(random.uniform(0.005, 0.02) * (retry + 1))
+
     try:
-        attempt(with_active=True)
+        once(with_active=True)
     except ConditionsFailed as failed:
         if "counted" in failed.labels:
             return False
         if "active" not in failed.labels:
             raise
         try:
-            attempt(with_active=False)
+            once(with_active=False)
         except ConditionsFailed as again:
             if "counted" in again.labels:
                 return False

@@ -708,3 +708,30 @@ def day_summary(program_id: str, day: str) -> tuple[str, str]:
 
 def day_summary_partition(program_id: str) -> str:
     return f"P#{program_id}#REPORT"
+
+
+@builds("member_tags")
+def member_tags(program_id: str, member_id: str) -> tuple[str, str]:
+    """P#P#M#M  TAGS: the member's manual and computed tags."""
+    return member_pk(program_id, member_id), "TAGS"
+
+
+@builds("rfm")
+def rfm(program_id: str, member_id: str) -> tuple[str, str]:
+    """P#P#M#M  RFM: the member's latest RFM scores."""
+    return member_pk(program_id, member_id), "RFM"
+
+
+@builds("segment")
+def segment(program_id: str, segment_id: str) -> tuple[str, str]:
+    """A program's segments share a partition: the `segments` job and the list read it in one Query."""
+    return segments_partition(program_id), f"SEGMENT#{segment_id}"
+
+
+def segments_partition(program_id: str) -> str:
+    return f"P#{program_id}#SEGMENTS"
+
+
+@builds("campaign")
+def campaign(program_id: str, campaign_id: str) -> tuple[str, str]:
+    return f"P#{program_id}#CAMPAIGN#{campaign_id}", "CAMPAIGN"

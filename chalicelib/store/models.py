@@ -154,6 +154,9 @@ class AccountItem(TableItem, discriminator="account"):
     risk = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
     updated_at = UnicodeAttribute()
+    # Paid membership (built on the `member` branch; the same names): its end and plan; absent: none.
+    membership_until = UnicodeAttribute(null=True)
+    membership_plan_id = UnicodeAttribute(null=True)
 
 
 class ProfileItem(TableItem, discriminator="profile"):
@@ -813,3 +816,53 @@ class DaySummaryItem(TableItem, discriminator="day_summary"):
     day = UnicodeAttribute()
     counts = JSONAttribute()
     closed_at = UnicodeAttribute()
+
+
+class TagsItem(TableItem, discriminator="member_tags"):
+    """A member's tags: staff's own (`manual`) apart from those jobs compute (`computed`)."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    manual = UnicodeSetAttribute(null=True)
+    computed = UnicodeSetAttribute(null=True)
+    updated_at = UnicodeAttribute()
+
+
+class RfmItem(TableItem, discriminator="rfm"):
+    """A member's RFM scores as of a day (the nightly `rfm` job), with the raw figures."""
+
+    program_id = UnicodeAttribute()
+    member_id = UnicodeAttribute()
+    as_of = UnicodeAttribute()
+    r = NumberAttribute()
+    f = NumberAttribute()
+    m = NumberAttribute()
+    segment = UnicodeAttribute(null=True)
+    recency_days = NumberAttribute()
+    frequency = NumberAttribute()
+    monetary_fen = NumberAttribute()
+
+
+class SegmentItem(TableItem, discriminator="segment"):
+    """A named segment's rules (domain/segments.py SegmentRules as JSON)."""
+
+    program_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    rules = JSONAttribute()
+    updated_at = UnicodeAttribute()
+    # what the `segments` job found on its last run
+    members_count = NumberAttribute(null=True)
+    evaluated_on = UnicodeAttribute(null=True)
+
+
+class CampaignItem(TableItem, discriminator="campaign"):
+    """A targeted campaign: the segment's members as snapshotted when it was first run, what it
+    does, and its summary. Its grants are idempotent per campaign (request ids derive from it)."""
+
+    program_id = UnicodeAttribute()
+    campaign_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    action = JSONAttribute()
+    members = JSONAttribute()  # [member_id], in the order the grants go
+    summary = JSONAttribute(null=True)
+    created_at = UnicodeAttribute()

@@ -112,6 +112,10 @@ def world(wechat):
             _must(w.as_member("POST", "/v1/members/me/redemptions", w.a_token,
                               {"reward_id": "demo-cup", "quantity": 1, "request_id": request_id}), 201)
         _must(w.as_staff("PUT", "/v1/admin/coupon-templates/matrix-coupon", MATRIX_TEMPLATE), 200)
+        # insight (issue 15): a segment the campaign row targets (nobody matches it: points_min far away).
+        _must(w.as_staff("PUT", "/v1/admin/segments/matrix-seg", {"name": "matrix", "rules": {"points_min": 10**9}}),
+              200)
+        _must(w.as_staff("POST", "/v1/admin/jobs/rfm/runs", {}), 200)  # scores A (its order o-a)
         # A's money: a paid top-up, an unpaid one, a paid and two frozen stored-value payments.
         for request_id, plan_id in (("a-paid", "sv-500"), ("a-pending", "sv-100")):
             answer = _must(w.as_member("POST", "/v1/members/me/top-ups", w.a_token,
@@ -372,6 +376,16 @@ ROWS: dict[str, Row] = {
     "GET /v1/admin/reports/daily": Row(about_a=False),
     "GET /v1/admin/reports/daily.csv": Row(about_a=False),
     "GET /v1/admin/reports/compare": Row(about_a=False),
+    "GET /v1/admin/members/{member_id}/tags": Row(about_a=True),
+    "GET /v1/admin/members/{member_id}/rfm": Row(about_a=True),
+    "GET /v1/admin/segments": Row(about_a=False),
+    "PUT /v1/admin/segments/{segment_id}": Row(about_a=False, params={"segment_id": lambda w: "matrix-seg"},
+                                               body=lambda w: {"name": "matrix", "rules": {"points_min": 10**9}}),
+    "POST /v1/admin/campaigns/{campaign_id}/runs": Row(about_a=False, params={"campaign_id": lambda w: w.fresh("cmp")},
+                                                       body=lambda w: {"segment_id": "matrix-seg",
+                                                                       "template_id": "matrix-coupon"}),
+    "PUT /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
+    "DELETE /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
 }
 
 

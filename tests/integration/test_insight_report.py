@@ -245,3 +245,34 @@ def test_comparisons_call_growth_from_nothing_new(api, monkeypatch):
     assert answer["figures"]["orders"] == {"current": 1, "previous": 0, "change_bp": None, "trend": "new"}
     assert answer["figures"]["sales_fen"]["trend"] == "new"
     assert answer["figures"]["points_expired"] == {"current": 0, "previous": 0, "change_bp": None, "trend": "none"}
+
+
+def test_staff_tags_are_idempotent_and_apart_from_computed_ones(api):
+    from chalicelib.store import keys
+    from chalicelib.store.models import TagsItem
+
+    token = api.enrolled("tagged")
+    member_id = _ok(api.member("GET", "/v1/members/me", token))["member_id"]
+    path = f"/v1/admin/members/{member_id}/tags"
+    assert _ok(api.staff("GET", path)) == {"member_id": member_id, "manual": [], "computed": []}
+    assert _ok(api.staff("PUT", f"{path}/vip"))["manual"] == ["vip"]
+    assert _ok(api.staff("PUT", f"{path}/vip"))["manual"] == ["vip"]
+    _ok(api.staff("PUT", f"{path}/咖啡"))
+    TagsItem(*keys.member_tags("demo", member_id)).update(actions=[TagsItem.computed.add({"rfm:555"})])
+    assert _ok(api.staff("DELETE", f"{path}/vip")) == {"member_id": member_id, "manual": ["咖啡"],
+                                                        "computed": ["rfm:555"]}
+    assert _ok(api.staff("DELETE", f"{path}/vip"))["manual"] == ["咖啡"]
+    assert _ok(api.staff("DELETE", f"{path}/rfm:555"))["computed"] == ["rfm:555"]
+    assert api.staff("PUT", "/v1/admin/members/nobody/tags/vip").status_code == 404
+    assert api.staff("PUT", f"{path}/{'x' * 33}").status_code == 400
+
+
+def test_the_opt_in_demo_activity_gives_the_report_figures(api):
+    from chalicelib.seed import seed_demo_activity
+
+    first = seed_demo_activity()
+    assert seed_demo_activity() == first  # idempotent
+    StreamFeeder().pump(rounds=20)
+    today = _ok(api.staff("GET", "/v1/admin/reports/daily"))["items"][-1]
+    assert (today["new_members"], today["orders"], today["sales_fen"]) == (3, 3, 12_800 + 35_600 + 8_800)
+    assert today["points_outstanding"] > 0 and today["active_members"] == 3
