@@ -228,6 +228,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/campaigns/{campaign_id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grant a coupon template or a points bonus to a segment (snapshotted at the first run; reruns grant nothing more)
+         * @description Staff permission: `campaigns:run`.
+         */
+        post: operations["run_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/coupon-templates": {
         parameters: {
             query?: never;
@@ -572,6 +592,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/members/{member_id}/rfm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The member's latest RFM scores (404 rfm_not_scored before the job scored them)
+         * @description Staff permission: `segments:read`.
+         */
+        get: operations["get_member_rfm"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/members/{member_id}/stored-value/history": {
         parameters: {
             query?: never;
@@ -587,6 +627,50 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The member's tags, manual apart from computed
+         * @description Staff permission: `members:read`.
+         */
+        get: operations["get_member_tags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/tags/{tag}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Tag the member (idempotent: tagging twice is tagging once)
+         * @description Staff permission: `tags:write`.
+         */
+        put: operations["put_member_tag"];
+        post?: never;
+        /**
+         * Untag the member (idempotent; computed tags are not touched)
+         * @description Staff permission: `tags:write`.
+         */
+        delete: operations["delete_member_tag"];
         options?: never;
         head?: never;
         patch?: never;
@@ -809,6 +893,46 @@ export interface paths {
          * @description Staff permission: `rewards:write`.
          */
         put: operations["put_reward"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program's segments with their size on the last `segments` job run
+         * @description Staff permission: `segments:read`.
+         */
+        get: operations["list_segments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/segments/{segment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a segment's rules
+         * @description Staff permission: `segments:write`.
+         */
+        put: operations["put_segment"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1600,6 +1724,56 @@ export interface components {
              * @default 0
              */
             bonus_points?: number;
+        };
+        /** CampaignIn */
+        CampaignIn: {
+            /** Segment Id */
+            segment_id: string;
+            /**
+             * Template Id
+             * @description A coupon campaign: the template granted to each member.
+             * @default null
+             */
+            template_id?: string | null;
+            /**
+             * Points
+             * @description A points bonus: added to each member (a staff adjustment, ledger row).
+             * @default null
+             */
+            points?: number | null;
+        };
+        /** CampaignSummary */
+        CampaignSummary: {
+            /** Campaign Id */
+            campaign_id: string;
+            /** Segment Id */
+            segment_id: string;
+            /**
+             * Action
+             * @description {"type": "coupon", "template_id"} or {"type": "points", "points"}.
+             */
+            action: {
+                [key: string]: unknown;
+            };
+            /**
+             * Members
+             * @description Members in the segment's snapshot (taken at the campaign's first run).
+             */
+            members: number;
+            /**
+             * Sent
+             * @description Members who hold the campaign's coupon or bonus.
+             */
+            sent: number;
+            /**
+             * Skipped
+             * @description Members who could not get one, by reason.
+             */
+            skipped: {
+                [key: string]: number;
+            };
+            /** Snapshot At */
+            snapshot_at: string;
         };
         /** CardBenefit */
         CardBenefit: {
@@ -2587,6 +2761,56 @@ export interface components {
              */
             coupons_unused: number;
         };
+        /** MemberRfm */
+        MemberRfm: {
+            /** Member Id */
+            member_id: string;
+            /**
+             * As Of
+             * @description The day the nightly `rfm` job scored the member.
+             */
+            as_of: string;
+            /** R */
+            r: number;
+            /** F */
+            f: number;
+            /** M */
+            m: number;
+            /**
+             * Score
+             * @description r, f and m as three digits, e.g. 555.
+             */
+            score: string;
+            /**
+             * Segment
+             * @description The first of the program's named segments the score falls in.
+             */
+            segment: string | null;
+            /** Recency Days */
+            recency_days: number;
+            /** Frequency */
+            frequency: number;
+            /**
+             * Monetary Fen
+             * @description Paid in the window, net of refunds.
+             */
+            monetary_fen: number;
+        };
+        /** MemberTags */
+        MemberTags: {
+            /** Member Id */
+            member_id: string;
+            /**
+             * Manual
+             * @description Tags staff gave the member.
+             */
+            manual: string[];
+            /**
+             * Computed
+             * @description Tags jobs computed (never changed by these routes).
+             */
+            computed: string[];
+        };
         /** NextTier */
         NextTier: {
             /** Code */
@@ -2986,6 +3210,7 @@ export interface components {
             };
             coupon_gifts?: components["schemas"]["CouponGifts"];
             risk?: components["schemas"]["RiskRules"];
+            rfm?: components["schemas"]["RfmRules"];
         };
         /**
          * ProgramView
@@ -3021,6 +3246,7 @@ export interface components {
             };
             coupon_gifts?: components["schemas"]["CouponGifts"];
             risk?: components["schemas"]["RiskRules"];
+            rfm?: components["schemas"]["RfmRules"];
             /** Version */
             version: number;
         };
@@ -3205,6 +3431,27 @@ export interface components {
             active?: boolean;
         };
         /**
+         * RfmRules
+         * @description A program's RFM settings (`insight.rfm` in its rules).
+         */
+        RfmRules: {
+            /**
+             * Window Months
+             * @default 12
+             */
+            window_months?: number;
+            /** Recency Days */
+            recency_days?: number[];
+            /** Frequency */
+            frequency?: number[];
+            /** Monetary Fen */
+            monetary_fen?: number[];
+            /** Segments */
+            segments?: {
+                [key: string]: string[];
+            };
+        };
+        /**
          * RiskRules
          * @description Risk controls (防刷单). Every rule is optional; the defaults change nothing for members
          *     except the two flags, which only put a case in the staff's queue.
@@ -3254,6 +3501,94 @@ export interface components {
              * @default 5
              */
             shared_device_members?: number | null;
+        };
+        /** SegmentIn */
+        SegmentIn: {
+            /** Name */
+            name: string;
+            rules: components["schemas"]["SegmentRules"];
+        };
+        /** SegmentList */
+        SegmentList: {
+            /** Items */
+            items: components["schemas"]["SegmentListed"][];
+        };
+        /** SegmentListed */
+        SegmentListed: {
+            /** Segment Id */
+            segment_id: string;
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: {
+                [key: string]: unknown;
+            };
+            /**
+             * Members Count
+             * @description Members matching on the `segments` job's last run (null: not run).
+             */
+            members_count: number | null;
+            /** Evaluated On */
+            evaluated_on: string | null;
+        };
+        /** SegmentRules */
+        SegmentRules: {
+            /**
+             * Tiers
+             * @description Any of these tier codes.
+             * @default null
+             */
+            tiers?: string[] | null;
+            /**
+             * Tags Any
+             * @description At least one of these tags (manual or computed).
+             * @default null
+             */
+            tags_any?: string[] | null;
+            /**
+             * Rfm Segments
+             * @description Any of these RFM segments.
+             * @default null
+             */
+            rfm_segments?: string[] | null;
+            /**
+             * Points Min
+             * @default null
+             */
+            points_min?: number | null;
+            /**
+             * Points Max
+             * @default null
+             */
+            points_max?: number | null;
+            /**
+             * Inactive Days Min
+             * @description No member-initiated points change for at least this many days.
+             * @default null
+             */
+            inactive_days_min?: number | null;
+            /**
+             * Birthday Month
+             * @default null
+             */
+            birthday_month?: number | null;
+            /**
+             * Paid Member
+             * @description Paid membership running on the day (or not).
+             * @default null
+             */
+            paid_member?: boolean | null;
+        };
+        /** SegmentView */
+        SegmentView: {
+            /** Segment Id */
+            segment_id: string;
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: {
+                [key: string]: unknown;
+            };
         };
         /** SettleIn */
         SettleIn: {
@@ -4354,6 +4689,41 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    run_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A campaign id: 1 to 48 of A-Z a-z 0-9 . _ : - */
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignSummary"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
     list_coupon_templates: {
         parameters: {
             query?: {
@@ -4614,7 +4984,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "stored-value-liability" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
             };
             cookie?: never;
         };
@@ -4944,6 +5314,35 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    get_member_rfm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberRfm"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
     member_stored_value_history: {
         parameters: {
             query?: {
@@ -4969,6 +5368,97 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_StoredValueEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    get_member_tags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_member_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description A tag: 1 to 32 letters (any script), digits, . _ : - */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    delete_member_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description A tag: 1 to 32 letters (any script), digits, . _ : - */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
                 };
             };
             400: components["responses"]["Error400"];
@@ -5344,6 +5834,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Reward"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_segments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentList"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A segment id: 1 to 48 of A-Z a-z 0-9 . _ : - */
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentView"];
                 };
             };
             400: components["responses"]["Error400"];
