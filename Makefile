@@ -11,7 +11,7 @@ DYNAMODB_PORT ?= 8002
 WEBHOOK_PORT ?= 8003
 export PORT WECHAT_PORT DYNAMODB_PORT WEBHOOK_PORT
 
-.PHONY: run test unit integration e2e lint-code kit kit-types docs-assets node-tools browser package lint-template \
+.PHONY: run test unit integration e2e lint-code kit kit-types docs-assets console-assets node-tools browser package lint-template \
 	fuzz bench bench-query load soak load-ninety load-selftest reconcile clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -42,12 +42,18 @@ $(CHROMIUM):
 	apt-get update
 	$(APT_INSTALL) chromium
 
-browser: $(CHROMIUM)
+# A font with Chinese glyphs, so the console's screenshots (build/artifacts/) are readable.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+$(CJK_FONT):
+	apt-get update
+	$(APT_INSTALL) fonts-wqy-zenhei
+
+browser: $(CHROMIUM) $(CJK_FONT)
 
 run: $(STAMP)
 	$(PY) -m devstack
 
-test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
+test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM) $(CJK_FONT)
 	$(MAKE) lint-code
 	$(PY) -m pytest -q -n 2 tests/unit tests/integration
 	$(PY) -m pytest -q tests/e2e
@@ -67,7 +73,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests/integration
 
-e2e: $(STAMP) $(CHROMIUM)
+e2e: $(STAMP) $(CHROMIUM) $(CJK_FONT)
 	$(PY) -m pytest -q tests/e2e
 
 # The mini-program kit (miniprogram/, tools/): Node's test runner, with the client against a
@@ -82,6 +88,13 @@ kit-types: $(STAMP) $(NODE_TOOLS)
 # Copies Swagger UI's files from the pinned swagger-ui-dist into chalicelib/ (served at /docs).
 docs-assets: $(NODE_TOOLS)
 	cp $(addprefix tools/node_modules/swagger-ui-dist/,$(DOCS_ASSETS)) chalicelib/api/swagger_ui/
+
+# Copies ECharts (the pinned npm package's dist file, licence, notice) into chalicelib/console/
+# (served at /console/echarts.min.js: the console needs no CDN).
+console-assets: $(NODE_TOOLS)
+	cp tools/node_modules/echarts/dist/echarts.min.js chalicelib/console/echarts.min.js
+	cp tools/node_modules/echarts/LICENSE chalicelib/console/ECHARTS-LICENSE
+	cp tools/node_modules/echarts/NOTICE chalicelib/console/ECHARTS-NOTICE
 
 # Deployment packaging (infra/README.md). PyPI only; no AWS credentials.
 STAGE ?= dev

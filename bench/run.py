@@ -163,6 +163,7 @@ def _operations(bench: Bench, settings: Any, calls: Any) -> list[dict[str, Any]]
                   lambda: bench.api("GET", "/v1/members/me", headers=calls.bearer(token)), lambda r: r[0] == 200)
     _money(bench, token, member_id, till_call, calls)
     _membership(bench, settings, principal, token, calls)
+    _staff_operations(bench, member_id, calls)
 
     # Risk rules on, none of them triggered (the ordinary order): the member rules ride on the
     # account item; the till caps add their hour counter to the transaction.
@@ -295,6 +296,20 @@ def _membership(bench: Bench, settings: Any, principal: Any, token: str, calls: 
     draw = lottery.DrawIn(lottery_id="demo-wheel", request_id="bench-draw")
     bench.measure("lottery draw (demo-wheel)", lambda: lottery.draw(settings, principal, draw), lambda r: r[1] == 201)
     bench.measure("lottery draw replayed", lambda: lottery.draw(settings, principal, draw), lambda r: r[1] == 201)
+def _staff_operations(bench: Bench, member_id: str, calls: Any) -> None:
+    """Staff log-in (issue 16): the lock-out reads, the account read, argon2; a wrong password adds
+    the two failure counters; a staff write adds the account read (cached) and its audit row."""
+    login = {"program_id": "demo", "username": "owner", "password": "dev-owner-password"}
+    bench.api("POST", "/v1/admin/auth/login", login)  # warms the program cache
+    status, answer = bench.measure("staff log-in via API", lambda: bench.api("POST", "/v1/admin/auth/login", login),
+                                   lambda r: r[0] == 200)
+    bench.measure("staff log-in, wrong password", lambda: bench.api(
+        "POST", "/v1/admin/auth/login", {**login, "password": "wrong-password"}), lambda r: r[0] == 401)
+    staff = calls.bearer(answer["token"])
+    adjust = {"points": 5, "reason": "bench", "request_id": "bench-staff-adj"}
+    path = f"/v1/admin/members/{member_id}/adjustments"
+    bench.measure("adjustment via API with a staff token (+ audit row)",
+                  lambda: bench.api("POST", path, adjust, staff), lambda r: r[0] == 201)
 
 
 def _webhook_operations(bench: Bench, settings: Any, receiver: Any) -> list[dict[str, Any]]:

@@ -3,14 +3,19 @@ one place that turns them into the error envelope."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LoyaltyError(Exception):
     status = 400
     code = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None,
+                 fields: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # A body that failed validation: where (`loc`, the field's path) and why, field by field.
+        self.fields = fields
         if code:
             self.code = code
 

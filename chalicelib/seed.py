@@ -4,11 +4,15 @@ Refused outside the local stage: these keys are public knowledge."""
 
 from __future__ import annotations
 
+import functools
+
 from chalicelib.auth.staff import DEV_ADMIN_KEY
 from chalicelib.auth.till import DEV_TILL_KEY_ID
 from chalicelib.domain.program import demo_program
 from chalicelib.settings import get_settings
-from chalicelib.services import coupons, rewards
+from chalicelib.services import coupons, rewards, staff
+from chalicelib.services.staff import DEV_OWNER_PASSWORD, DEV_OWNER_USERNAME
+from chalicelib.store import credentials
 from chalicelib.store import keys, programs
 from chalicelib.store import ledger as store_ledger
 from chalicelib.store.models import CouponTemplateItem, RewardItem
@@ -32,12 +36,20 @@ def seed_demo_program() -> None:
         coupons.seed_template("demo", "demo-10off", coupons.TemplateIn(
             name="满100减10", kind="amount_off", threshold_fen=10_000, off_fen=1_000, valid_days=30, total=100,
             per_member_limit=1, claimable=True, points_price=0))
+    # The demo's first staff account (owner / dev-owner-password): local only, like every dev default.
+    staff.seed_owner("demo", DEV_OWNER_USERNAME, _dev_owner_hash())
     programs.clear_cache()
     from chalicelib.services import lottery_seeds  # issue 14: demo-wheel's seed commitment, published before it opens
 
     program = programs.get_program(settings, "demo", fresh=True)
     if program is not None:
         lottery_seeds.publish_seeds(settings, program.config)
+
+
+@functools.lru_cache(maxsize=1)
+def _dev_owner_hash() -> str:
+    # argon2 is slow on purpose: hashed once per process (tests seed a fresh table each time).
+    return credentials.hash_password(DEV_OWNER_PASSWORD)
 
 
 def seed_demo_activity() -> list[str]:

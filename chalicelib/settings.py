@@ -121,6 +121,16 @@ class Settings(TableSettings):
     nonce_window_seconds: int = 600
     # Program config and till keys are cached per Lambda container for this long.
     config_cache_seconds: int = Field(default=30, ge=0)
+    # Staff accounts (issue 16). A staff token lives this long; a change to an account (disabled,
+    # role) reaches a warm container within staff_cache_seconds (at once in the one that made it).
+    staff_token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=86400)
+    staff_cache_seconds: int = Field(default=5, ge=0, le=60)
+    # Lock-out: this many failed logins of one account, or from one address, within the window
+    # lock it for login_lock_seconds (the right password included).
+    login_max_failures: int = Field(default=10, ge=3, le=100)
+    login_window_seconds: int = Field(default=900, ge=60)
+    login_lock_seconds: int = Field(default=900, ge=60)
+    login_max_failures_per_address: int = Field(default=30, ge=3, le=1000)
     # Optimistic-concurrency retries on one member before answering 503 retry_later.
     max_conflict_retries: int = Field(default=60, ge=1)
 

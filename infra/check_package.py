@@ -102,6 +102,9 @@ def bytecode_problems(template: dict[str, Any], template_dir: Path) -> list[str]
     return problems
 # Files the API serves from chalicelib/ besides code (chalicelib/api/docs.py).
 _API_FILES = ("chalicelib/api/swagger_ui/swagger-ui-bundle.js", "chalicelib/api/swagger_ui/swagger-ui.css")
+# ... and for the merchant console at /console (chalicelib/api/console.py, issue 16).
+_CONSOLE_FILES = tuple(f"chalicelib/console/{name}" for name in
+                       ("index.html", "app.js", "forms.js", "style.css", "echarts.min.js"))
 
 
 def asset_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
@@ -111,7 +114,8 @@ def asset_problems(template: dict[str, Any], template_dir: Path) -> list[str]:
         return ["APIHandler: no local code archive to look into"]
     with zipfile.ZipFile(archive) as zipped:
         names = set(zipped.namelist())
-    return [f"APIHandler: {archive.name} lacks {name} (served at /docs)" for name in _API_FILES if name not in names]
+    return [f"APIHandler: {archive.name} lacks {name} (served at /docs)" for name in _API_FILES if name not in names] + [
+        f"APIHandler: {archive.name} lacks {name} (served at /console)" for name in _CONSOLE_FILES if name not in names]
 
 
 def merge_problems(template: dict[str, Any]) -> list[str]:

@@ -31,7 +31,7 @@ from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
-from chalicelib.auth.schemes import MEMBER, PUBLIC, STAFF, TILL, WECHATPAY, Authenticator
+from chalicelib.auth.schemes import MEMBER, PUBLIC, STAFF, TILL, WECHATPAY, Authenticator, Outcome
 from chalicelib.errors import InvalidRequest, LoyaltyError, RetryLater
 from chalicelib.logs import logger
 from chalicelib.settings import Settings, get_settings
@@ -58,16 +58,22 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "request_id": current_request_id()}}
+def error_body(code: str, message: str, fields: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "request_id": current_request_id()}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
 
 
-def error_response(status: int, code: str, message: str, auth: Authenticator | None = None) -> Response:
-    """The contract's error envelope, or the body the caller's scheme answers errors in (WeChat Pay)."""
+def error_response(status: int, code: str, message: str, auth: Authenticator | None = None,
+                   fields: list[dict[str, Any]] | None = None) -> Response:
+    """The contract's error envelope, or the body the caller's scheme answers errors in (WeChat Pay).
+    `fields`: where a body failed validation, one `{"loc", "message"}` per field (the console
+    shows each on its field)."""
     from chalicelib import metrics
 
     metrics.emit("Refusals", code=code)
-    body = (auth.error_body(code, message) if auth is not None else None) or error_body(code, message)
+    body = (auth.error_body(code, message) if auth is not None else None) or error_body(code, message, fields)
     return Response(body=body, status_code=status, headers={"Content-Type": JSON})
 
 
@@ -113,6 +119,7 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "event_id": PathParameter(r"evt_[0-9a-f]{32}", "An event id: evt_ and 32 hex digits"),
     "lottery_id": PathParameter(_ID, f"A lottery id: {_ID_TEXT}"),
     "job": PathParameter(r"[a-z0-9-]{1,64}", "A job name: 1 to 64 of a-z 0-9 -", choices=_job_names),
+    "username": PathParameter(r"[A-Za-z0-9._-]{1,64}", "A staff username: 1 to 64 of A-Z a-z 0-9 . _ -"),
     # insight (issue 15)
     "tag": PathParameter(r"[\w.:-]{1,32}", "A tag: 1 to 32 letters (any script), digits, . _ : -"),
     "segment_id": PathParameter(r"[A-Za-z0-9._:-]{1,48}", "A segment id: 1 to 48 of A-Z a-z 0-9 . _ : -"),
@@ -260,7 +267,7 @@ class RequestContext:
         try:
             return model.model_validate_json(raw, strict=True)
         except ValidationError as exc:
-            raise InvalidRequest(_describe(exc)) from exc
+            raise InvalidRequest(_describe(exc), fields=_fields(exc)) from exc
 
     def query(self) -> Any:
         """The query string as the route's declared model (a paged list: `PageQuery`)."""
@@ -272,6 +279,11 @@ class RequestContext:
             return model.model_validate(params, context={"settings": self.settings})
         except ValidationError as exc:
             raise InvalidRequest(_describe(exc)) from exc
+
+
+def _fields(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": [p if isinstance(p, (str, int)) else str(p) for p in err["loc"]], "message": err["msg"]}
+            for err in exc.errors()[:20]]
 
 
 def _describe(exc: ValidationError) -> str:
@@ -326,14 +338,17 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
                     for name, value in path_params.items():
                         PATH_PARAMETERS[name].check(name, value)
                     result = view(ctx, **path_params)
-                except LoyaltyError:
-                    auth.finish(principal, settings)  # a refusal is an answer too (and may become a 401)
+                except LoyaltyError as refusal:
+                    # A refusal is an answer too (and may become a 401).
+                    auth.finish(principal, settings, Outcome(refusal.status, current_request_id(),
+                                                             error_code=refusal.code))
                     raise
                 # An unexpected failure is not finished: whether its write landed is unknown, and
                 # the caller's retry must see the 5xx, not a 401 for a nonce its own write spent.
-                auth.finish(principal, settings)
+                done = result if isinstance(result, tuple) else (result, status)
+                auth.finish(principal, settings, Outcome(done[1], current_request_id(), body=done[0]))
             except LoyaltyError as exc:
-                return error_response(exc.status, exc.code, exc.message, auth)
+                return error_response(exc.status, exc.code, exc.message, auth, fields=exc.fields)
             except Exception as exc:  # noqa: BLE001 - the one place unknown failures are mapped
                 from chalicelib.store.tx import TransactionConflict  # lazy: only on a failure
 

@@ -31,10 +31,18 @@ def _absent_not_null(schema: dict[str, Any]) -> None:
 
 # --- errors ----------------------------------------------------------------------------------
 
+class FieldError(Answer):
+    loc: list[str | int] = Field(description="The field's path in the body, e.g. `[\"tiers\", 0, \"name\"]`.")
+    message: str
+
+
 class ErrorDetail(Answer):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case, e.g. `insufficient_points`.")
     message: str = Field(description="For people; never parse it.")
     request_id: str = Field(description="Also in the `X-Request-Id` header.")
+    fields: list[FieldError] | SkipJsonSchema[None] = Field(
+        default=None, description="Only where a body failed validation: each field's path in the body and what "
+        "is wrong with it.", json_schema_extra=_absent_not_null)
 
 
 class ErrorEnvelope(Answer):
@@ -717,3 +725,37 @@ class MembershipRefund(Answer):
     deducted_fen: int = Field(description="The face value of the coupon packs granted so far.")
     status: Literal["pending", "succeeded", "failed"]
     membership_until: dt.datetime | None = Field(description="The member's membership end after the refund.")
+# --- staff accounts, the audit log (issue 16) ---------------------------------------------------
+
+class StaffLogin(Answer):
+    token: str = Field(description="`Authorization: Bearer <token>` on /v1/admin/... calls.")
+    expires_in: int = Field(description="Seconds the token lives.")
+    role: Literal["owner", "manager", "clerk"]
+
+
+class StaffUser(Answer):
+    username: str
+    role: Literal["owner", "manager", "clerk"]
+    disabled: bool
+    points_limit: int | None = Field(description="A clerk's most points in one adjustment; null for other roles.")
+    created_at: str
+    updated_at: str | None
+
+
+class StaffList(Answer):
+    items: list[StaffUser]
+
+
+class AuditEntry(Answer):
+    at: str
+    actor: str = Field(description="The staff username, or `key:<admin key name>`.")
+    role: str = Field(description="owner | manager | clerk, or `key` for an admin key.")
+    method: str
+    route: str
+    path: str
+    status: int
+    error_code: str | None
+    request_id: str
+    body: Any = Field(description="The request body, secrets replaced by `***`.")
+    before: Any = Field(description="The state before, where the route knows it.")
+    after: Any = Field(description="The answer.")

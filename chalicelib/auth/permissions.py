@@ -25,6 +25,11 @@ Permission = Literal[
     "webhooks:write",
     "members:erase",
     "lotteries:read",
+    # staff accounts and the audit log (issue 16): owner only, see auth/roles.py
+    "staff:read",
+    "staff:write",
+    "audit:read",
+    "coupons:redeem",  # a walk-in customer's coupon used at the counter by staff
     # insight (issue 15)
     "reports:read",
     "tags:write",

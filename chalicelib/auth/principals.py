@@ -61,6 +61,29 @@ class StaffPrincipal:
     # First characters of the key's fingerprint: names the key in audit rows, reveals nothing.
     key_ref: str
     permissions: frozenset[Permission] = field(default=frozenset())
+    # issue 16: a staff account (None: an admin key), its role ("key" for an admin key), the most
+    # it may adjust in one request (None: no limit) and what the audit log will record of it.
+    username: str | None = None
+    role: str = "key"
+    points_limit: int | None = None
+    action: StaffAction | None = field(default=None, compare=False)
 
     def may(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    @property
+    def actor(self) -> str:
+        """Who, as the audit log names them: the username, or `key:<admin key name>`."""
+        return self.username if self.username is not None else f"key:{self.key_name}"
+
+
+@dataclass
+class StaffAction:
+    """The staff request the audit log records after the view (auth/schemes.py `Staff.finish`);
+    a view that knows the state before its change may set `before`."""
+
+    method: str
+    route: str
+    path: str
+    body: object = None
+    before: object = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.auth import staff, till, tokens, wechatpay
+from chalicelib.auth import audit, staff, till, tokens, wechatpay
 from chalicelib.auth.permissions import Permission
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
 from chalicelib.errors import Forbidden, Unauthorized
@@ -27,6 +27,16 @@ def bearer(request: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a request answered, as the authenticator's `finish` sees it (the staff audit log)."""
+
+    status: int
+    request_id: str
+    body: Any = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
 class Authenticator:
     """`kind` names the scheme (the OpenAPI security scheme, the auth matrix's caller kind)."""
 
@@ -36,8 +46,8 @@ class Authenticator:
     def authenticate(self, request: Any, settings: Settings) -> Any:
         return None
 
-    def finish(self, principal: Any, settings: Settings) -> None:
-        """After the view (whatever it answered); may still refuse the request."""
+    def finish(self, principal: Any, settings: Settings, outcome: Outcome | None = None) -> None:
+        """After the view (whatever it answered: `outcome`); may still refuse the request."""
 
     def error_body(self, code: str, message: str) -> dict[str, Any] | None:
         """The body of an error answer; None: the contract's error envelope."""
@@ -73,7 +83,7 @@ class Till(Authenticator):
         return till.verify(settings, request.headers, request.method, till.path_with_query(request),
                            request.raw_body or b"")
 
-    def finish(self, principal: TillPrincipal, settings: Settings) -> None:
+    def finish(self, principal: TillPrincipal, settings: Settings, outcome: Outcome | None = None) -> None:
         if principal.nonce is not None and not principal.nonce.spend_alone():
             raise Unauthorized("nonce already used", code="replayed_nonce")
 
@@ -89,7 +99,15 @@ class Staff(Authenticator):
         principal = staff.verify(settings, bearer(request))
         if self.permission is not None and not principal.may(self.permission):
             raise Forbidden(f"this staff credential may not {self.permission}")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            principal = replace(principal, action=audit.action_of(request))
         return principal
+
+    def finish(self, principal: StaffPrincipal, settings: Settings, outcome: Outcome | None = None) -> None:
+        """Every staff write, done or refused, goes to the program's audit log (one place for
+        every admin route, so a new route is audited without a line of its own)."""
+        if principal.action is not None and outcome is not None:
+            audit.record(principal, outcome.status, outcome.request_id, outcome.body, outcome.error_code)
 
 
 @dataclass(frozen=True)
@@ -112,4 +130,4 @@ TILL = Till()
 STAFF = Staff()
 WECHATPAY = WechatPayNotification()
 
-__all__ = ["Authenticator", "MEMBER", "PUBLIC", "STAFF", "TILL", "WECHATPAY", "bearer"]
+__all__ = ["Authenticator", "Outcome", "MEMBER", "PUBLIC", "STAFF", "TILL", "WECHATPAY", "bearer"]

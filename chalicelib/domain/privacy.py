@@ -131,6 +131,8 @@ KINDS: dict[str, Handling] = {
     "rfm": _h(OWNED, "the member's RFM scores and the figures behind them"),
     "segment": _h(SHARED, "a named segment's rules"),
     "campaign": _h(SHARED, "a campaign: its segment snapshot (member ids) and summary"),
+    "login_guard": _h(SHARED, "failed staff log-ins of an account or an address"),
+    "audit": _h(SHARED, "a staff action (who, what, when; member ids as in the path, bodies without secrets)"),
     "erasure": _h(SHARED, "audit: an erasure's status, who asked, when (no personal data)"),
     "privacy_log": _h(SHARED, "audit: an export or erasure, logged: when, by whom, completed"),
 }

@@ -13,7 +13,7 @@ from chalicelib.auth.principals import StaffPrincipal, TillPrincipal
 from chalicelib.domain import balance, earning, lots, refunds, risk
 from chalicelib.domain.text import FreeText
 from chalicelib.domain import membership as membership_rules
-from chalicelib.errors import Conflict, InsufficientPoints, InvalidRequest, NotFound, RateLimited
+from chalicelib.errors import Conflict, Forbidden, InsufficientPoints, InvalidRequest, NotFound, RateLimited
 from chalicelib.services.idempotency import CallerKey, TryAgain, fingerprint, reread_if_taken, with_retries
 from chalicelib.services.programs import program_config
 from chalicelib.settings import Settings
@@ -268,6 +268,10 @@ def refund_order(settings: Settings, till: TillPrincipal, order_id: str, body: R
 
 def adjust(settings: Settings, staff: StaffPrincipal, member_id: str, body: AdjustmentIn) -> tuple[dict[str, Any], int]:
     """Staff add or remove points with a reason; the ledger row names the staff key."""
+    if staff.points_limit is not None and abs(body.points) > staff.points_limit:
+        # A clerk's account carries the most the owner lets it adjust in one request.
+        raise Forbidden(f"this account may adjust at most {staff.points_limit} points at a time",
+                        code="over_staff_limit")
     program_id = staff.program_id
     config = program_config(settings, program_id)
     caller_key = CallerKey("request_id", keys.member_operation(program_id, member_id, "adjust", body.request_id),

@@ -77,13 +77,17 @@ def update(settings: Settings, staff: StaffPrincipal, body: ProgramRulesIn) -> d
     current = store.get_program(settings, staff.program_id, fresh=True)
     if current is None:
         raise NotFound("unknown program")
+    if staff.action is not None:  # the audit log's "before" (issue 16)
+        staff.action.before = {"version": current.version, **current.config.model_dump(mode="json")}
     try:
         config = ProgramConfig.model_validate({
             **body.model_dump(exclude={"version"}),
             "program_id": current.config.program_id, "appid": current.config.appid,
         })
     except ValidationError as exc:
-        raise InvalidRequest(f"invalid rules: {exc.errors()[0]['msg']}") from exc
+        raise InvalidRequest(f"invalid rules: {exc.errors()[0]['msg']}", fields=[
+            {"loc": [p if isinstance(p, (str, int)) else str(p) for p in err["loc"]], "message": err["msg"]}
+            for err in exc.errors()[:20]]) from exc
     try:
         store.save_program(settings, config, expected_version=body.version)
     except ConditionsFailed:

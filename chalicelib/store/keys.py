@@ -763,6 +763,29 @@ def referral_cap(program_id: str, inviter_id: str, period: str) -> tuple[str, st
 @builds("referral_reward")
 def referral_reward(program_id: str, inviter_id: str, invitee_id: str) -> tuple[str, str]:
     return member_pk(program_id, inviter_id), f"INVITEREWARD#{invitee_id}"
+# --- staff logins and the audit log (issue 16) ---------------------------------------------------
+#   P#P#LOGINGUARD#<user|ip>#<v> GUARD         failed logins of an account or an address, lock-out
+#   P#P#AUDIT#<entry id> AUDIT                 one staff action (append-only); listed newest
+#                                               first through gsi1 (audit_log, gsi1sk = <at>#<entry id>)
+
+@builds("login_guard")
+def login_guard(program_id: str, subject: str, value: str) -> tuple[str, str]:
+    """`subject` is `user` or `ip`; the value is hashed by the caller (no address in a key)."""
+    return f"P#{program_id}#LOGINGUARD#{subject}#{value}", "GUARD"
+
+
+@builds("audit")
+def audit_entry(program_id: str, entry_id: str) -> tuple[str, str]:
+    """`entry_id` is ours (random), not the caller's request id: a repeated X-Request-Id must not
+    make a second action's row collide with the first's."""
+    return f"P#{program_id}#AUDIT#{entry_id}", "AUDIT"
+
+
+def audit_log(program_id: str) -> str:
+    """GSI1 partition of a program's audit rows (gsi1sk = <at>#<entry id>)."""
+    return f"P#{program_id}#AUDITLOG"
+
+
 # --- insight (issue 15) ----------------------------------------------------------------------
 #   P#P#DAYSTAT#<day>#<shard>  COUNTS         one shard of a program day's counters
 #   COUNTED#<pk>               <sk>#<what>    a change already counted (TTL)

@@ -118,6 +118,9 @@ class StaffUserItem(TableItem, discriminator="staff_user"):
     role = UnicodeAttribute()  # owner | manager | clerk
     disabled = NumberAttribute(default=0)
     created_at = UnicodeAttribute()
+    # issue 16: the most a clerk may adjust in one request (None: no limit; owner and manager)
+    points_limit = NumberAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
 
 
 class NonceItem(TableItem, discriminator="nonce"):
@@ -902,6 +905,36 @@ class ReferralCapItem(TableItem, discriminator="referral_cap"):
     """Invitees rewarded for one inviter in one day or month (ADD 1 under `rewarded < cap`)."""
 
     rewarded = NumberAttribute(default=0)
+# --- staff accounts and the audit log (issue 16) -----------------------------------------------
+
+class LoginGuardItem(TableItem, discriminator="login_guard"):
+    """Failed staff logins of one account or one address (keys.login_guard): a counter over a
+    window, and the time a lock-out ends once it reached the limit."""
+
+    failures = NumberAttribute(default=0)
+    window_until = NumberAttribute(default=0)  # unix seconds
+    locked_until = NumberAttribute(default=0)  # unix seconds
+
+
+class AuditItem(TableItem, discriminator="audit"):
+    """One staff action, written once and never changed (append-only: no code updates or
+    deletes it). Newest first through the partition's sort key (keys.audit_entry)."""
+
+    program_id = UnicodeAttribute()
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()  # the staff username, or `key:<admin key name>`
+    role = UnicodeAttribute()  # owner | manager | clerk | key
+    method = UnicodeAttribute()
+    route = UnicodeAttribute()  # the route's template, e.g. /v1/admin/program
+    path = UnicodeAttribute()
+    status = NumberAttribute()
+    error_code = UnicodeAttribute(null=True)
+    request_id = UnicodeAttribute()
+    body = JSONAttribute(null=True)  # the request, secrets removed
+    before = JSONAttribute(null=True)
+    after = JSONAttribute(null=True)
+
+
 # --- insight: daily counters, tags, RFM, segments, campaigns (issue 15) ----------------------
 
 class DayCounterItem(TableItem, discriminator="day_counter"):

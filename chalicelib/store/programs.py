@@ -77,6 +77,11 @@ class _Cache:
 _cache = _Cache()
 
 
+def cached(kind: str, key: str, ttl: float, load: Callable[[], T]) -> T:
+    """The same per-container cache for other credentials (store/staff.py: staff accounts)."""
+    return _cache.get(kind, key, ttl, load)
+
+
 def clear_cache() -> None:
     _cache.clear()
 

@@ -4,6 +4,91 @@
  * and `make test` fails when it no longer matches what the service serves.
  */
 export interface paths {
+    "/console": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant console (a web page; its API calls need a staff token) */
+        get: operations["console_page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/app.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console's script (an ES module) */
+        get: operations["console_script"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/echarts.min.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** ECharts (the npm package's dist file), for the console */
+        get: operations["console_echarts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/forms.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console's form builder (an ES module) */
+        get: operations["console_forms"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/style.css": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console's style sheet */
+        get: operations["console_style"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/docs": {
         parameters: {
             query?: never;
@@ -106,6 +191,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every staff write, newest first (owner)
+         * @description Staff permission: `audit:read`.
+         */
+        get: operations["audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Staff log-in: a short-lived token (the same 401 for a wrong name or password; locks after repeated failures) */
+        post: operations["staff_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/campaigns/{campaign_id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grant a coupon template or a points bonus to a segment (snapshotted at the first run; reruns grant nothing more)
+         * @description Staff permission: `campaigns:run`.
+         */
+        post: operations["run_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/coupon-templates": {
         parameters: {
             query?: never;
@@ -164,6 +306,26 @@ export interface paths {
          * @description Staff permission: `coupons:grant`.
          */
         post: operations["grant_coupons"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/coupons/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Use a walk-in customer's coupon at the counter (核销 by staff), once per request_id
+         * @description Staff permission: `coupons:redeem`.
+         */
+        post: operations["staff_redeem_coupon"];
         delete?: never;
         options?: never;
         head?: never;
@@ -250,6 +412,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/member-lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find a member by bound phone (keyed lookup), invite code or member id: the card
+         * @description Staff permission: `members:read`.
+         */
+        get: operations["member_lookup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/members/{member_id}": {
         parameters: {
             query?: never;
@@ -264,11 +446,7 @@ export interface paths {
         get: operations["member_card"];
         put?: never;
         post?: never;
-        /**
-         * Erase a member whose request reached the merchant another way
-         * @description Staff permission: `members:erase`.
-         */
-        delete: operations["erase_member"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -414,6 +592,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/members/{member_id}/rfm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The member's latest RFM scores (404 rfm_not_scored before the job scored them)
+         * @description Staff permission: `segments:read`.
+         */
+        get: operations["get_member_rfm"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/members/{member_id}/stored-value/history": {
         parameters: {
             query?: never;
@@ -429,6 +627,50 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The member's tags, manual apart from computed
+         * @description Staff permission: `members:read`.
+         */
+        get: operations["get_member_tags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/tags/{tag}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Tag the member (idempotent: tagging twice is tagging once)
+         * @description Staff permission: `tags:write`.
+         */
+        put: operations["put_member_tag"];
+        post?: never;
+        /**
+         * Untag the member (idempotent; computed tags are not touched)
+         * @description Staff permission: `tags:write`.
+         */
+        delete: operations["delete_member_tag"];
         options?: never;
         head?: never;
         patch?: never;
@@ -514,26 +756,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/admin/privacy-log": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Every export and erasure: when, by whom, of which member id, completed or refused; newest first
-         * @description Staff permission: `members:erase`.
-         */
-        get: operations["privacy_log"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/admin/program": {
         parameters: {
             query?: never;
@@ -551,6 +773,66 @@ export interface paths {
          * @description Staff permission: `program:write`.
          */
         put: operations["put_program"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The period from..to against the same number of days before it
+         * @description Staff permission: `reports:read`.
+         */
+        get: operations["compare_periods"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Daily figures of the program, one row per day (at most 366)
+         * @description Staff permission: `reports:read`.
+         */
+        get: operations["daily_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/daily.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The daily figures as CSV (same columns as the JSON rows)
+         * @description Staff permission: `reports:read`.
+         */
+        get: operations["daily_report_csv"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -611,6 +893,86 @@ export interface paths {
          * @description Staff permission: `rewards:write`.
          */
         put: operations["put_reward"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program's segments with their size on the last `segments` job run
+         * @description Staff permission: `segments:read`.
+         */
+        get: operations["list_segments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/segments/{segment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a segment's rules
+         * @description Staff permission: `segments:write`.
+         */
+        put: operations["put_segment"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/staff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program's staff accounts (owner)
+         * @description Staff permission: `staff:read`.
+         */
+        get: operations["list_staff"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/staff/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or change a staff account: role, password, disabled, a clerk's points limit (owner)
+         * @description Staff permission: `staff:write`.
+         */
+        put: operations["put_staff"];
         post?: never;
         delete?: never;
         options?: never;
@@ -862,11 +1224,7 @@ export interface paths {
         get: operations["my_card"];
         put?: never;
         post?: never;
-        /**
-         * Delete the caller's account (PIPL Art. 47): settle, forfeit, erase; money records kept
-         * @description 409 `stored_value_not_settled` while stored value (frozen money included) is left: it must be refunded or spent first. Asking again resumes an interrupted erasure; once done, the old tokens answer 401.
-         */
-        delete: operations["erase_mine"];
+        delete?: never;
         options?: never;
         head?: never;
         /** Change the nickname; set the birthday once */
@@ -902,23 +1260,6 @@ export interface paths {
         put?: never;
         /** Claim a coupon, once per request_id (stock, limit and points price enforced) */
         post: operations["claim_coupon"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/members/me/export": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Everything held about the caller, as one JSON document (PIPL Art. 45) */
-        get: operations["export_mine"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1022,23 +1363,6 @@ export interface paths {
         /** Record the templates wx.requestSubscribeMessage accepted */
         post: operations["subscribe"];
         delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/members/me/subscriptions/{template_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Withdraw consent for a template's messages: its credits are dropped */
-        delete: operations["withdraw_consent"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1316,6 +1640,48 @@ export interface components {
              */
             expires_on?: string | null;
         };
+        /** AuditEntry */
+        AuditEntry: {
+            /** At */
+            at: string;
+            /**
+             * Actor
+             * @description The staff username, or `key:<admin key name>`.
+             */
+            actor: string;
+            /**
+             * Role
+             * @description owner | manager | clerk, or `key` for an admin key.
+             */
+            role: string;
+            /** Method */
+            method: string;
+            /** Route */
+            route: string;
+            /** Path */
+            path: string;
+            /** Status */
+            status: number;
+            /** Error Code */
+            error_code: string | null;
+            /** Request Id */
+            request_id: string;
+            /**
+             * Body
+             * @description The request body, secrets replaced by `***`.
+             */
+            body: unknown;
+            /**
+             * Before
+             * @description The state before, where the route knows it.
+             */
+            before: unknown;
+            /**
+             * After
+             * @description The answer.
+             */
+            after: unknown;
+        };
         /** Benefit */
         Benefit: {
             /** Code */
@@ -1358,6 +1724,56 @@ export interface components {
              * @default 0
              */
             bonus_points?: number;
+        };
+        /** CampaignIn */
+        CampaignIn: {
+            /** Segment Id */
+            segment_id: string;
+            /**
+             * Template Id
+             * @description A coupon campaign: the template granted to each member.
+             * @default null
+             */
+            template_id?: string | null;
+            /**
+             * Points
+             * @description A points bonus: added to each member (a staff adjustment, ledger row).
+             * @default null
+             */
+            points?: number | null;
+        };
+        /** CampaignSummary */
+        CampaignSummary: {
+            /** Campaign Id */
+            campaign_id: string;
+            /** Segment Id */
+            segment_id: string;
+            /**
+             * Action
+             * @description {"type": "coupon", "template_id"} or {"type": "points", "points"}.
+             */
+            action: {
+                [key: string]: unknown;
+            };
+            /**
+             * Members
+             * @description Members in the segment's snapshot (taken at the campaign's first run).
+             */
+            members: number;
+            /**
+             * Sent
+             * @description Members who hold the campaign's coupon or bonus.
+             */
+            sent: number;
+            /**
+             * Skipped
+             * @description Members who could not get one, by reason.
+             */
+            skipped: {
+                [key: string]: number;
+            };
+            /** Snapshot At */
+            snapshot_at: string;
         };
         /** CardBenefit */
         CardBenefit: {
@@ -1464,6 +1880,23 @@ export interface components {
             template_id: string;
             /** Request Id */
             request_id: string;
+        };
+        /** Comparison */
+        Comparison: {
+            /** Current */
+            current: number;
+            /** Previous */
+            previous: number;
+            /**
+             * Change Bp
+             * @description (current - previous) / previous in basis points, truncated; null when previous is 0.
+             */
+            change_bp: number | null;
+            /**
+             * Trend
+             * @description up | down | flat | new (from 0) | gone (to 0) | none (0 and 0).
+             */
+            trend: string;
         };
         /** Coupon */
         Coupon: {
@@ -1721,6 +2154,98 @@ export interface components {
              */
             updated_at: string;
         };
+        /** DailyReport */
+        DailyReport: {
+            /** Items */
+            items: components["schemas"]["DailyRow"][];
+        };
+        /** DailyRow */
+        DailyRow: {
+            /**
+             * Date
+             * @description The program's calendar day (its time zone).
+             */
+            date: string;
+            /** New Members */
+            new_members: number;
+            /**
+             * Active Members
+             * @description Distinct members with an order or a check-in that day.
+             */
+            active_members: number;
+            /** Orders */
+            orders: number;
+            /**
+             * Sales Fen
+             * @description Orders' amounts minus the day's refunds (of orders of any day).
+             */
+            sales_fen: number;
+            /** Points Issued */
+            points_issued: number;
+            /**
+             * Points Redeemed
+             * @description Points spent (rewards, coupons, checkout) net of cancellations.
+             */
+            points_redeemed: number;
+            /** Points Expired */
+            points_expired: number;
+            /**
+             * Points Outstanding
+             * @description Members' points at the end of the day.
+             */
+            points_outstanding: number;
+            /**
+             * Points Liability Fen
+             * @description points_outstanding at the program's points_per_yuan, in fen.
+             */
+            points_liability_fen: number;
+            /**
+             * Stored Value Liability Fen
+             * @description Stored value owed at the end of the day (principal + bonus).
+             */
+            stored_value_liability_fen: number;
+            /** Coupons Issued */
+            coupons_issued: number;
+            /**
+             * Coupons Used
+             * @description Used that day, minus uses voided that day.
+             */
+            coupons_used: number;
+            /** Gross Sales Fen */
+            gross_sales_fen: number;
+            /** Refunds Fen */
+            refunds_fen: number;
+            /** Refunds */
+            refunds: number;
+            /** Checkins */
+            checkins: number;
+            /**
+             * Points Reversed
+             * @description Taken back by order refunds.
+             */
+            points_reversed: number;
+            /**
+             * Points Deducted
+             * @description Negative staff adjustments.
+             */
+            points_deducted: number;
+            /** Coupons Expired */
+            coupons_expired: number;
+            /** Stored Value Principal Fen */
+            stored_value_principal_fen: number;
+            /** Stored Value Bonus Fen */
+            stored_value_bonus_fen: number;
+            /**
+             * Redemption Rate Bp
+             * @description points_redeemed / points_issued in basis points (10000 = 100 %); null when nothing was issued.
+             */
+            redemption_rate_bp: number | null;
+            /**
+             * Breakage Bp
+             * @description points_expired / points_issued in basis points; null when nothing was issued.
+             */
+            breakage_bp: number | null;
+        };
         /** DeliveryAttempt */
         DeliveryAttempt: {
             /** At */
@@ -1774,38 +2299,6 @@ export interface components {
              */
             device_id?: string | null;
         };
-        /** Erasure */
-        Erasure: {
-            /**
-             * Member Id
-             * @description Pseudonymous from now on: nothing links it to the person any more.
-             */
-            member_id: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "erasing" | "done";
-            /**
-             * Requested By
-             * @description `member`, or `staff:<key name>`.
-             */
-            requested_by: string;
-            /**
-             * Requested At
-             * Format: date-time
-             */
-            requested_at: string;
-            /** Completed At */
-            completed_at: string | null;
-            /**
-             * Summary
-             * @description What was done: orders settled, holds released, points forfeited, items deleted by kind, records kept.
-             */
-            summary: {
-                [key: string]: unknown;
-            };
-        };
         /** ErrorDetail */
         ErrorDetail: {
             /**
@@ -1823,6 +2316,11 @@ export interface components {
              * @description Also in the `X-Request-Id` header.
              */
             request_id: string;
+            /**
+             * Fields
+             * @description Only where a body failed validation: each field's path in the body and what is wrong with it.
+             */
+            fields?: components["schemas"]["FieldError"][];
         };
         /**
          * ErrorEnvelope
@@ -1872,29 +2370,15 @@ export interface components {
             /** Reminder Days */
             reminder_days?: number[];
         };
-        /** ExportProfile */
-        ExportProfile: {
-            /** Member Id */
-            member_id: string;
-            /** Openid */
-            openid: string;
-            /** Unionid */
-            unionid: string | null;
-            /** Nickname */
-            nickname: string | null;
-            /** Birthday */
-            birthday: string | null;
+        /** FieldError */
+        FieldError: {
             /**
-             * Phone
-             * @description Unmasked: the person's own number (only ever shown here).
+             * Loc
+             * @description The field's path in the body, e.g. `["tiers", 0, "name"]`.
              */
-            phone: string | null;
-            /** Invite Code */
-            invite_code: string;
-            /** Invited By */
-            invited_by: string | null;
-            /** Enrolled At */
-            enrolled_at: string;
+            loc: (string | number)[];
+            /** Message */
+            message: string;
         };
         /** Flag */
         Flag: {
@@ -2041,7 +2525,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending" | "forfeit";
+            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending";
             /**
              * Points
              * @description The change to the balance; for a `pending` row, to the pending points (negative: rejected).
@@ -2277,39 +2761,55 @@ export interface components {
              */
             coupons_unused: number;
         };
-        /** MemberExport */
-        MemberExport: {
+        /** MemberRfm */
+        MemberRfm: {
             /** Member Id */
             member_id: string;
             /**
-             * Exported At
-             * Format: date-time
+             * As Of
+             * @description The day the nightly `rfm` job scored the member.
              */
-            exported_at: string;
-            profile: components["schemas"]["ExportProfile"];
+            as_of: string;
+            /** R */
+            r: number;
+            /** F */
+            f: number;
+            /** M */
+            m: number;
             /**
-             * Items
-             * @description Item kind -> every item of that kind held about the member, each with all its attributes (internal index keys and secrets left out). Complete: read through every page.
+             * Score
+             * @description r, f and m as three digits, e.g. 555.
              */
-            items: {
-                [key: string]: {
-                    [key: string]: unknown;
-                }[];
-            };
+            score: string;
             /**
-             * Counts
-             * @description Item kind -> how many.
+             * Segment
+             * @description The first of the program's named segments the score falls in.
              */
-            counts: {
-                [key: string]: number;
-            };
+            segment: string | null;
+            /** Recency Days */
+            recency_days: number;
+            /** Frequency */
+            frequency: number;
             /**
-             * Retention
-             * @description Kinds kept after an erasure (money and points records, for the retention the law requires) -> what they are.
+             * Monetary Fen
+             * @description Paid in the window, net of refunds.
              */
-            retention: {
-                [key: string]: string;
-            };
+            monetary_fen: number;
+        };
+        /** MemberTags */
+        MemberTags: {
+            /** Member Id */
+            member_id: string;
+            /**
+             * Manual
+             * @description Tags staff gave the member.
+             */
+            manual: string[];
+            /**
+             * Computed
+             * @description Tags jobs computed (never changed by these routes).
+             */
+            computed: string[];
         };
         /** NextTier */
         NextTier: {
@@ -2410,6 +2910,16 @@ export interface components {
             /** Amount Fen */
             amount_fen: number;
         };
+        /** Page[AuditEntry] */
+        Page_AuditEntry_: {
+            /** Items */
+            items: components["schemas"]["AuditEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
         /** Page[CouponEvent] */
         Page_CouponEvent_: {
             /** Items */
@@ -2464,16 +2974,6 @@ export interface components {
         Page_PendingEntry_: {
             /** Items */
             items: components["schemas"]["PendingEntry"][];
-            /**
-             * Next Cursor
-             * @description Pass as `?cursor=` for the next page; null on the last.
-             */
-            next_cursor: string | null;
-        };
-        /** Page[PrivacyLogEntry] */
-        Page_PrivacyLogEntry_: {
-            /** Items */
-            items: components["schemas"]["PrivacyLogEntry"][];
             /**
              * Next Cursor
              * @description Pass as `?cursor=` for the next page; null on the last.
@@ -2648,40 +3148,25 @@ export interface components {
             /** Points Pending */
             points_pending: number;
         };
+        /** PeriodComparison */
+        PeriodComparison: {
+            /** From */
+            from: string;
+            /** To */
+            to: string;
+            /** Previous From */
+            previous_from: string;
+            /** Previous To */
+            previous_to: string;
+            /** Figures */
+            figures: {
+                [key: string]: components["schemas"]["Comparison"];
+            };
+        };
         /** PhoneIn */
         PhoneIn: {
             /** Phone Code */
             phone_code: string;
-        };
-        /** PrivacyLogEntry */
-        PrivacyLogEntry: {
-            /**
-             * Action
-             * @enum {string}
-             */
-            action: "export" | "erasure";
-            /** Member Id */
-            member_id: string;
-            /**
-             * By
-             * @description `member`, or `staff:<key name>`.
-             */
-            by: string;
-            /**
-             * Outcome
-             * @description `completed`, or `refused:<error code>`.
-             */
-            outcome: string;
-            /**
-             * At
-             * Format: date-time
-             */
-            at: string;
-            /**
-             * Items
-             * @description Items exported, or deleted by the erasure.
-             */
-            items: number;
         };
         /** ProfileIn */
         ProfileIn: {
@@ -2725,6 +3210,7 @@ export interface components {
             };
             coupon_gifts?: components["schemas"]["CouponGifts"];
             risk?: components["schemas"]["RiskRules"];
+            rfm?: components["schemas"]["RfmRules"];
         };
         /**
          * ProgramView
@@ -2760,6 +3246,7 @@ export interface components {
             };
             coupon_gifts?: components["schemas"]["CouponGifts"];
             risk?: components["schemas"]["RiskRules"];
+            rfm?: components["schemas"]["RfmRules"];
             /** Version */
             version: number;
         };
@@ -2944,6 +3431,27 @@ export interface components {
             active?: boolean;
         };
         /**
+         * RfmRules
+         * @description A program's RFM settings (`insight.rfm` in its rules).
+         */
+        RfmRules: {
+            /**
+             * Window Months
+             * @default 12
+             */
+            window_months?: number;
+            /** Recency Days */
+            recency_days?: number[];
+            /** Frequency */
+            frequency?: number[];
+            /** Monetary Fen */
+            monetary_fen?: number[];
+            /** Segments */
+            segments?: {
+                [key: string]: string[];
+            };
+        };
+        /**
          * RiskRules
          * @description Risk controls (防刷单). Every rule is optional; the defaults change nothing for members
          *     except the two flags, which only put a case in the staff's queue.
@@ -2994,6 +3502,94 @@ export interface components {
              */
             shared_device_members?: number | null;
         };
+        /** SegmentIn */
+        SegmentIn: {
+            /** Name */
+            name: string;
+            rules: components["schemas"]["SegmentRules"];
+        };
+        /** SegmentList */
+        SegmentList: {
+            /** Items */
+            items: components["schemas"]["SegmentListed"][];
+        };
+        /** SegmentListed */
+        SegmentListed: {
+            /** Segment Id */
+            segment_id: string;
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: {
+                [key: string]: unknown;
+            };
+            /**
+             * Members Count
+             * @description Members matching on the `segments` job's last run (null: not run).
+             */
+            members_count: number | null;
+            /** Evaluated On */
+            evaluated_on: string | null;
+        };
+        /** SegmentRules */
+        SegmentRules: {
+            /**
+             * Tiers
+             * @description Any of these tier codes.
+             * @default null
+             */
+            tiers?: string[] | null;
+            /**
+             * Tags Any
+             * @description At least one of these tags (manual or computed).
+             * @default null
+             */
+            tags_any?: string[] | null;
+            /**
+             * Rfm Segments
+             * @description Any of these RFM segments.
+             * @default null
+             */
+            rfm_segments?: string[] | null;
+            /**
+             * Points Min
+             * @default null
+             */
+            points_min?: number | null;
+            /**
+             * Points Max
+             * @default null
+             */
+            points_max?: number | null;
+            /**
+             * Inactive Days Min
+             * @description No member-initiated points change for at least this many days.
+             * @default null
+             */
+            inactive_days_min?: number | null;
+            /**
+             * Birthday Month
+             * @default null
+             */
+            birthday_month?: number | null;
+            /**
+             * Paid Member
+             * @description Paid membership running on the day (or not).
+             * @default null
+             */
+            paid_member?: boolean | null;
+        };
+        /** SegmentView */
+        SegmentView: {
+            /** Segment Id */
+            segment_id: string;
+            /** Name */
+            name: string;
+            /** Rules */
+            rules: {
+                [key: string]: unknown;
+            };
+        };
         /** SettleIn */
         SettleIn: {
             /** Request Id */
@@ -3005,6 +3601,89 @@ export interface components {
              */
             reason?: string | null;
         };
+        /** StaffList */
+        StaffList: {
+            /** Items */
+            items: components["schemas"]["StaffUser"][];
+        };
+        /** StaffLogin */
+        StaffLogin: {
+            /**
+             * Token
+             * @description `Authorization: Bearer <token>` on /v1/admin/... calls.
+             */
+            token: string;
+            /**
+             * Expires In
+             * @description Seconds the token lives.
+             */
+            expires_in: number;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "manager" | "clerk";
+        };
+        /** StaffLoginIn */
+        StaffLoginIn: {
+            /**
+             * Program Id
+             * @description The program the account belongs to.
+             */
+            program_id: string;
+            /** Username */
+            username: string;
+            /** Password */
+            password: string;
+        };
+        /** StaffUser */
+        StaffUser: {
+            /** Username */
+            username: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "manager" | "clerk";
+            /** Disabled */
+            disabled: boolean;
+            /**
+             * Points Limit
+             * @description A clerk's most points in one adjustment; null for other roles.
+             */
+            points_limit: number | null;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /**
+         * StaffUserIn
+         * @description An account as the owner writes it: a new name needs a password; `password` on an existing
+         *     one sets a new one. `points_limit`: the most a clerk may adjust in one request.
+         */
+        StaffUserIn: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "manager" | "clerk";
+            /**
+             * Password
+             * @default null
+             */
+            password?: string | null;
+            /**
+             * Disabled
+             * @default false
+             */
+            disabled?: boolean;
+            /**
+             * Points Limit
+             * @default null
+             */
+            points_limit?: number | null;
+        };
         /** StoredValueEntry */
         StoredValueEntry: {
             /** Id */
@@ -3013,7 +3692,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed" | "bonus_forfeit";
+            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed";
             /**
              * Amount Fen
              * @description The change of the spendable balance (principal + bonus).
@@ -3720,6 +4399,111 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    console_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    console_script: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+        };
+    };
+    console_echarts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+        };
+    };
+    console_forms: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+        };
+    };
+    console_style: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/css": string;
+                };
+            };
+        };
+    };
     docs_page: {
         parameters: {
             query?: never;
@@ -3844,6 +4628,100 @@ export interface operations {
                     "application/json": components["schemas"]["OpenApiDocument"];
                 };
             };
+        };
+    };
+    audit_log: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AuditEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    staff_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StaffLoginIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffLogin"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    run_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A campaign id: 1 to 48 of A-Z a-z 0-9 . _ : - */
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignSummary"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
         };
     };
     list_coupon_templates: {
@@ -3974,6 +4852,38 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    staff_redeem_coupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedeemIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponRedeemed"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
     open_flags: {
         parameters: {
             query?: {
@@ -4074,7 +4984,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "stored-value-liability" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
             };
             cookie?: never;
         };
@@ -4099,6 +5009,37 @@ export interface operations {
             403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    member_lookup: {
+        parameters: {
+            query?: {
+                /** @description The bound phone number. */
+                phone?: string;
+                invite_code?: string;
+                member_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberCard"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };
@@ -4128,36 +5069,6 @@ export interface operations {
             401: components["responses"]["Error401"];
             403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
-            503: components["responses"]["Error503"];
-        };
-    };
-    erase_member: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
-                member_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Erasure"];
-                };
-            };
-            400: components["responses"]["Error400"];
-            401: components["responses"]["Error401"];
-            403: components["responses"]["Error403"];
-            404: components["responses"]["Error404"];
-            409: components["responses"]["Error409"];
             503: components["responses"]["Error503"];
         };
     };
@@ -4403,6 +5314,35 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    get_member_rfm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberRfm"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
     member_stored_value_history: {
         parameters: {
             query?: {
@@ -4428,6 +5368,97 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_StoredValueEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    get_member_tags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_member_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description A tag: 1 to 32 letters (any script), digits, . _ : - */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    delete_member_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description A tag: 1 to 32 letters (any script), digits, . _ : - */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTags"];
                 };
             };
             400: components["responses"]["Error400"];
@@ -4572,36 +5603,6 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
-    privacy_log: {
-        parameters: {
-            query?: {
-                /** @description Items per page, 1 to 100. */
-                limit?: number;
-                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
-                cursor?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Page_PrivacyLogEntry_"];
-                };
-            };
-            400: components["responses"]["Error400"];
-            401: components["responses"]["Error401"];
-            403: components["responses"]["Error403"];
-            503: components["responses"]["Error503"];
-        };
-    };
     get_program: {
         parameters: {
             query?: never;
@@ -4656,6 +5657,96 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    compare_periods: {
+        parameters: {
+            query?: {
+                /** @description First day YYYY-MM-DD (default: 29 days before `to`). */
+                from?: string;
+                /** @description Last day YYYY-MM-DD (default: the program's today). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PeriodComparison"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    daily_report: {
+        parameters: {
+            query?: {
+                /** @description First day YYYY-MM-DD (default: 29 days before `to`). */
+                from?: string;
+                /** @description Last day YYYY-MM-DD (default: the program's today). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyReport"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    daily_report_csv: {
+        parameters: {
+            query?: {
+                /** @description First day YYYY-MM-DD (default: 29 days before `to`). */
+                from?: string;
+                /** @description Last day YYYY-MM-DD (default: the program's today). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             503: components["responses"]["Error503"];
         };
     };
@@ -4748,6 +5839,131 @@ export interface operations {
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
             403: components["responses"]["Error403"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_segments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentList"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A segment id: 1 to 48 of A-Z a-z 0-9 . _ : - */
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentView"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_staff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffList"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    put_staff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A staff username: 1 to 64 of A-Z a-z 0-9 . _ - */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StaffUserIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffUser"];
+                };
+            };
+            /** @description OK (see the summary) */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StaffUser"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
         };
@@ -5213,31 +6429,6 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
-    erase_mine: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Erasure"];
-                };
-            };
-            401: components["responses"]["Error401"];
-            404: components["responses"]["Error404"];
-            409: components["responses"]["Error409"];
-            503: components["responses"]["Error503"];
-        };
-    };
     update_profile: {
         parameters: {
             query?: never;
@@ -5353,30 +6544,6 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
-            503: components["responses"]["Error503"];
-        };
-    };
-    export_mine: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MemberExport"];
-                };
-            };
-            401: components["responses"]["Error401"];
-            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };
@@ -5557,34 +6724,6 @@ export interface operations {
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
             413: components["responses"]["Error413"];
-            503: components["responses"]["Error503"];
-        };
-    };
-    withdraw_consent: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description A coupon template id: 1 to 128 of A-Z a-z 0-9 . _ : - */
-                template_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Subscriptions"];
-                };
-            };
-            400: components["responses"]["Error400"];
-            401: components["responses"]["Error401"];
-            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };

@@ -358,9 +358,9 @@ def test_api_is_regional_throttled_logged_and_answers_in_the_envelope(stage: str
 def test_every_route_is_under_v1_once_or_a_fixed_root_path(generated: Generated) -> None:
     from app import app
 
-    roots = {"/health", "/openapi.json", "/docs"}
+    roots = {"/health", "/openapi.json", "/docs", "/console"}
     for path in app.routes:
-        assert path in roots or path.startswith("/docs/") or (path.startswith("/v1/") and "/v1/" not in path[3:]), path
+        assert path in roots or path.startswith(("/docs/", "/console/")) or (path.startswith("/v1/") and "/v1/" not in path[3:]), path
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -530,10 +530,15 @@ def test_package_check_wants_the_docs_page_files_in_the_api_function(tmp_path: P
     with zipfile.ZipFile(tmp_path / "api.zip", "w") as zipped:
         zipped.writestr("app.py", b"")
         zipped.writestr("chalicelib/api/swagger_ui/swagger-ui.css", b"")
+        for name in ("index.html", "app.js", "forms.js", "style.css"):  # the console's, but ECharts
+            zipped.writestr(f"chalicelib/console/{name}", b"")
     template = {"Resources": {"APIHandler": {"Type": "AWS::Serverless::Function",
                                              "Properties": {"CodeUri": "./api.zip"}}}}
     assert check_package.asset_problems(template, tmp_path) == [
-        "APIHandler: api.zip lacks chalicelib/api/swagger_ui/swagger-ui-bundle.js (served at /docs)"]
+        "APIHandler: api.zip lacks chalicelib/api/swagger_ui/swagger-ui-bundle.js (served at /docs)",
+        "APIHandler: api.zip lacks chalicelib/console/echarts.min.js (served at /console)"]
+    with zipfile.ZipFile(tmp_path / "api.zip", "a") as zipped:
+        zipped.writestr("chalicelib/console/echarts.min.js", b"")
     with zipfile.ZipFile(tmp_path / "api.zip", "a") as zipped:
         zipped.writestr("chalicelib/api/swagger_ui/swagger-ui-bundle.js", b"")
     assert check_package.asset_problems(template, tmp_path) == []
