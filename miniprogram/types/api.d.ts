@@ -402,10 +402,30 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Run a job for a day (idempotent per job and day)
+         * Run a job for a day (idempotent per job and day; 409 job_running while another invocation runs it)
          * @description Staff permission: `jobs:run`.
          */
         post: operations["run_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/lotteries/{lottery_id}/draws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every draw of a lottery, oldest first, with the table it drew from (for tools/verify_lottery.py)
+         * @description Staff permission: `lotteries:read`.
+         */
+        get: operations["lottery_draws"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -446,7 +466,11 @@ export interface paths {
         get: operations["member_card"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Erase a member whose request reached the merchant another way
+         * @description Staff permission: `members:erase`.
+         */
+        delete: operations["erase_member"];
         options?: never;
         head?: never;
         patch?: never;
@@ -486,6 +510,26 @@ export interface paths {
         get: operations["member_coupon_history"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/members/{member_id}/memberships/{order_id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a paid membership order through WeChat Pay: unused whole days pro rata less the coupon packs granted; the membership is cut at once (restored if WeChat Pay fails the refund). Only the latest entitlement (409 refund_latest_first); 409 nothing_to_refund; once per request_id
+         * @description Staff permission: `membership:refund`.
+         */
+        post: operations["refund_membership"];
         delete?: never;
         options?: never;
         head?: never;
@@ -748,6 +792,26 @@ export interface paths {
          * @description Staff permission: `risk:read`.
          */
         get: operations["pending_queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/privacy-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every export and erasure: when, by whom, of which member id, completed or refused; newest first
+         * @description Staff permission: `members:erase`.
+         */
+        get: operations["privacy_log"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1196,6 +1260,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/lotteries/{lottery_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A lottery: its prizes with their current odds, rules, seed_sha256, and the seed once it has ended */
+        get: operations["lottery_page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/members": {
         parameters: {
             query?: never;
@@ -1224,7 +1305,11 @@ export interface paths {
         get: operations["my_card"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete the caller's account (PIPL Art. 47): settle, forfeit, erase; money records kept
+         * @description 409 `stored_value_not_settled` while stored value (frozen money included) is left: it must be refunded or spent first. Asking again resumes an interrupted erasure; once done, the old tokens answer 401.
+         */
+        delete: operations["erase_mine"];
         options?: never;
         head?: never;
         /** Change the nickname; set the birthday once */
@@ -1260,6 +1345,57 @@ export interface paths {
         put?: never;
         /** Claim a coupon, once per request_id (stock, limit and points price enforced) */
         post: operations["claim_coupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everything held about the caller, as one JSON document (PIPL Art. 45) */
+        get: operations["export_mine"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/me/lottery-draws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Draw once (points taken, prize picked, stock taken, in one transaction); 409 insufficient_points, draw_limit_reached, lottery_closed */
+        post: operations["draw_lottery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/me/membership": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Take the free trial (active at once; 409 trial_used the second time, per person) or buy a plan (a WeChat Pay order; the membership starts when it is paid, once) */
+        post: operations["buy_membership"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1368,6 +1504,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/members/me/subscriptions/{template_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Withdraw consent for a template's messages: its credits are dropped */
+        delete: operations["withdraw_consent"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/members/me/tiers/history": {
         parameters: {
             query?: never;
@@ -1396,6 +1549,23 @@ export interface paths {
         put?: never;
         /** Buy a top-up plan: the WeChat Pay order and wx.requestPayment's pay_params; 409 balance_cap before any payment */
         post: operations["top_up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/membership/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Paid membership plans (付费会员), the free trial included */
+        get: operations["list_membership_plans"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1790,6 +1960,27 @@ export interface components {
             streak: number;
             /** Checked In Today */
             checked_in_today: boolean;
+        };
+        /** CardMembership */
+        CardMembership: {
+            /** Plan Id */
+            plan_id: string;
+            /**
+             * Until
+             * Format: date-time
+             * @description When the membership ends (renewals stack after it).
+             */
+            until: string;
+            /**
+             * Points Multiplier Pct
+             * @description The membership's points multiplier; its extra adds to the tier's (金卡 150 with 200 earns x2.5).
+             */
+            points_multiplier_pct: number;
+            /**
+             * Discount Pct
+             * @description The member price while it runs; the card's `discount_pct` is the better of this and the tier's.
+             */
+            discount_pct: number;
         };
         /** CardPoints */
         CardPoints: {
@@ -2260,6 +2451,13 @@ export interface components {
             /** Ms */
             ms: number;
         };
+        /** DrawIn */
+        DrawIn: {
+            /** Lottery Id */
+            lottery_id: string;
+            /** Request Id */
+            request_id: string;
+        };
         /** EarningRules */
         EarningRules: {
             /**
@@ -2298,6 +2496,38 @@ export interface components {
              * @default null
              */
             device_id?: string | null;
+        };
+        /** Erasure */
+        Erasure: {
+            /**
+             * Member Id
+             * @description Pseudonymous from now on: nothing links it to the person any more.
+             */
+            member_id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "erasing" | "done";
+            /**
+             * Requested By
+             * @description `member`, or `staff:<key name>`.
+             */
+            requested_by: string;
+            /**
+             * Requested At
+             * Format: date-time
+             */
+            requested_at: string;
+            /** Completed At */
+            completed_at: string | null;
+            /**
+             * Summary
+             * @description What was done: orders settled, holds released, points forfeited, items deleted by kind, records kept.
+             */
+            summary: {
+                [key: string]: unknown;
+            };
         };
         /** ErrorDetail */
         ErrorDetail: {
@@ -2369,6 +2599,30 @@ export interface components {
             months_after?: number;
             /** Reminder Days */
             reminder_days?: number[];
+        };
+        /** ExportProfile */
+        ExportProfile: {
+            /** Member Id */
+            member_id: string;
+            /** Openid */
+            openid: string;
+            /** Unionid */
+            unionid: string | null;
+            /** Nickname */
+            nickname: string | null;
+            /** Birthday */
+            birthday: string | null;
+            /**
+             * Phone
+             * @description Unmasked: the person's own number (only ever shown here).
+             */
+            phone: string | null;
+            /** Invite Code */
+            invite_code: string;
+            /** Invited By */
+            invited_by: string | null;
+            /** Enrolled At */
+            enrolled_at: string;
         };
         /** FieldError */
         FieldError: {
@@ -2525,7 +2779,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending";
+            type: "earn" | "redeem" | "hold" | "release" | "expire" | "reverse" | "adjust" | "pending" | "forfeit";
             /**
              * Points
              * @description The change to the balance; for a `pending` row, to the pending points (negative: rejected).
@@ -2708,6 +2962,171 @@ export interface components {
              */
             device_id?: string | null;
         };
+        /** Lottery */
+        Lottery: {
+            /** Lottery Id */
+            lottery_id: string;
+            /** Name */
+            name: string;
+            /** Cost Points */
+            cost_points: number;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Daily Limit */
+            daily_limit: number;
+            /** Prizes */
+            prizes: components["schemas"]["Prize"][];
+        };
+        /** LotteryDraw */
+        LotteryDraw: {
+            /** Draw Id */
+            draw_id: string;
+            /** Lottery Id */
+            lottery_id: string;
+            /**
+             * Draw Number
+             * @description The member's n-th draw of this lottery: HMAC input `member_id:n`.
+             */
+            draw_number: number;
+            /** @description null: nothing won (谢谢参与). */
+            prize: components["schemas"]["LotteryPrizeWon"] | null;
+            /** Points Spent */
+            points_spent: number;
+            /** Points Balance */
+            points_balance: number;
+        };
+        /** LotteryDrawRow */
+        LotteryDrawRow: {
+            /** Draw Id */
+            draw_id: string;
+            /** Member Id */
+            member_id: string;
+            /** Draw Number */
+            draw_number: number;
+            /**
+             * R
+             * @description The number in [0, total weight of `table`) the draw read.
+             */
+            r: number;
+            /**
+             * Table
+             * @description [prize_id, weight] in stock at the draw, in order.
+             */
+            table: (string | number)[][];
+            /** Prize Id */
+            prize_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** LotteryPage */
+        LotteryPage: {
+            /** Lottery Id */
+            lottery_id: string;
+            /** Name */
+            name: string;
+            /** Cost Points */
+            cost_points: number;
+            /** Daily Limit */
+            daily_limit: number;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "upcoming" | "open" | "ended";
+            /** Total Weight */
+            total_weight: number;
+            /** Prizes */
+            prizes: components["schemas"]["LotteryPrizeOdds"][];
+            /**
+             * Notice
+             * @description Says which prizes ran out and that the odds changed.
+             */
+            notice: string | null;
+            /**
+             * Seed Sha256
+             * @description SHA-256 of the server seed, published before the lottery opens.
+             */
+            seed_sha256: string;
+            /**
+             * Seed
+             * @description The server seed (hex), once the lottery has ended.
+             */
+            seed: string | null;
+            /** Fairness */
+            fairness: string;
+        };
+        /** LotteryPrizeOdds */
+        LotteryPrizeOdds: {
+            /** Prize Id */
+            prize_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "points" | "coupon" | "gift" | "nothing";
+            /** Points */
+            points: number;
+            /** Template Id */
+            template_id: string | null;
+            /** Weight */
+            weight: number;
+            /**
+             * Stock
+             * @description null: unlimited.
+             */
+            stock: number | null;
+            /** Left */
+            left: number | null;
+            /**
+             * Available
+             * @description false: out of stock, its weight has left the table.
+             */
+            available: boolean;
+            /**
+             * Odds
+             * @description weight/total_weight of the prizes in stock now; null when out of stock.
+             */
+            odds: string | null;
+        };
+        /** LotteryPrizeWon */
+        LotteryPrizeWon: {
+            /** Prize Id */
+            prize_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "points" | "coupon" | "gift" | "nothing";
+            /** Points */
+            points: number;
+            /** Template Id */
+            template_id: string | null;
+        };
         /** MemberCard */
         MemberCard: {
             /** Member Id */
@@ -2760,6 +3179,42 @@ export interface components {
              * @description Coupons in the wallet not used yet (see GET /v1/members/me/coupons).
              */
             coupons_unused: number;
+            /** @description A running paid membership (付费会员), or null. */
+            membership: components["schemas"]["CardMembership"] | null;
+        };
+        /** MemberExport */
+        MemberExport: {
+            /** Member Id */
+            member_id: string;
+            /**
+             * Exported At
+             * Format: date-time
+             */
+            exported_at: string;
+            profile: components["schemas"]["ExportProfile"];
+            /**
+             * Items
+             * @description Item kind -> every item of that kind held about the member, each with all its attributes (internal index keys and secrets left out). Complete: read through every page.
+             */
+            items: {
+                [key: string]: {
+                    [key: string]: unknown;
+                }[];
+            };
+            /**
+             * Counts
+             * @description Item kind -> how many.
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Retention
+             * @description Kinds kept after an erasure (money and points records, for the retention the law requires) -> what they are.
+             */
+            retention: {
+                [key: string]: string;
+            };
         };
         /** MemberRfm */
         MemberRfm: {
@@ -2810,6 +3265,140 @@ export interface components {
              * @description Tags jobs computed (never changed by these routes).
              */
             computed: string[];
+        };
+        /** MembershipBought */
+        MembershipBought: {
+            /**
+             * Membership
+             * @description A trial: the membership, active at once.
+             */
+            membership?: components["schemas"]["MembershipView"];
+            /**
+             * Order Id
+             * @description A paid plan: the WeChat Pay out_trade_no; the membership starts when it is paid.
+             */
+            order_id?: string;
+            /** Plan Id */
+            plan_id?: string;
+            /** Price Fen */
+            price_fen?: number;
+            /**
+             * Pay Params
+             * @description A paid plan: what wx.requestPayment takes.
+             */
+            pay_params?: components["schemas"]["PayParams"];
+        };
+        /** MembershipIn */
+        MembershipIn: {
+            /** Plan Id */
+            plan_id: string;
+            /** Request Id */
+            request_id: string;
+        };
+        /** MembershipPlan */
+        MembershipPlan: {
+            /** Plan Id */
+            plan_id: string;
+            /** Name */
+            name: string;
+            /** Days */
+            days: number;
+            /** Price Fen */
+            price_fen: number;
+            /**
+             * Trial
+             * @default false
+             */
+            trial?: boolean;
+        };
+        /** MembershipPlanView */
+        MembershipPlanView: {
+            /** Plan Id */
+            plan_id: string;
+            /** Name */
+            name: string;
+            /** Days */
+            days: number;
+            /** Price Fen */
+            price_fen: number;
+            /** Trial */
+            trial: boolean;
+        };
+        /** MembershipPolicy */
+        MembershipPolicy: {
+            /** Plans */
+            plans?: components["schemas"]["MembershipPlan"][];
+            /**
+             * Points Multiplier Pct
+             * @default 100
+             */
+            points_multiplier_pct?: number;
+            /**
+             * Discount Pct
+             * @default 100
+             */
+            discount_pct?: number;
+            /** Monthly Coupons */
+            monthly_coupons?: string[];
+            /**
+             * Reminder Days
+             * @default 3
+             */
+            reminder_days?: number;
+        };
+        /** MembershipRefund */
+        MembershipRefund: {
+            /**
+             * Refund Id
+             * @description The WeChat Pay out_refund_no (stable for this request_id).
+             */
+            refund_id: string;
+            /** Order Id */
+            order_id: string;
+            /** Member Id */
+            member_id: string;
+            /**
+             * Refund Fen
+             * @description Unused whole days pro rata, less the coupon packs already granted.
+             */
+            refund_fen: number;
+            /** Unused Days */
+            unused_days: number;
+            /**
+             * Deducted Fen
+             * @description The face value of the coupon packs granted so far.
+             */
+            deducted_fen: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+            /**
+             * Membership Until
+             * @description The member's membership end after the refund.
+             */
+            membership_until: string | null;
+        };
+        /** MembershipRefundIn */
+        MembershipRefundIn: {
+            /** Request Id */
+            request_id: string;
+            /**
+             * Reason
+             * @default 会员退款
+             */
+            reason?: string;
+        };
+        /** MembershipView */
+        MembershipView: {
+            /** Plan Id */
+            plan_id: string;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
         };
         /** NextTier */
         NextTier: {
@@ -2970,10 +3559,40 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Page[LotteryDrawRow] */
+        Page_LotteryDrawRow_: {
+            /** Items */
+            items: components["schemas"]["LotteryDrawRow"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[MembershipPlanView] */
+        Page_MembershipPlanView_: {
+            /** Items */
+            items: components["schemas"]["MembershipPlanView"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
         /** Page[PendingEntry] */
         Page_PendingEntry_: {
             /** Items */
             items: components["schemas"]["PendingEntry"][];
+            /**
+             * Next Cursor
+             * @description Pass as `?cursor=` for the next page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[PrivacyLogEntry] */
+        Page_PrivacyLogEntry_: {
+            /** Items */
+            items: components["schemas"]["PrivacyLogEntry"][];
             /**
              * Next Cursor
              * @description Pass as `?cursor=` for the next page; null on the last.
@@ -3168,6 +3787,70 @@ export interface components {
             /** Phone Code */
             phone_code: string;
         };
+        /** PrivacyLogEntry */
+        PrivacyLogEntry: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "export" | "erasure";
+            /** Member Id */
+            member_id: string;
+            /**
+             * By
+             * @description `member`, or `staff:<key name>`.
+             */
+            by: string;
+            /**
+             * Outcome
+             * @description `completed`, or `refused:<error code>`.
+             */
+            outcome: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Items
+             * @description Items exported, or deleted by the erasure.
+             */
+            items: number;
+        };
+        /** Prize */
+        Prize: {
+            /** Prize Id */
+            prize_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "points" | "coupon" | "gift" | "nothing";
+            /** Weight */
+            weight: number;
+            /**
+             * Stock
+             * @default null
+             */
+            stock?: number | null;
+            /**
+             * Points
+             * @default 0
+             */
+            points?: number;
+            /**
+             * Template Id
+             * @default null
+             */
+            template_id?: string | null;
+            /**
+             * Value Fen
+             * @default 0
+             */
+            value_fen?: number;
+        };
         /** ProfileIn */
         ProfileIn: {
             /**
@@ -3210,6 +3893,10 @@ export interface components {
             };
             coupon_gifts?: components["schemas"]["CouponGifts"];
             risk?: components["schemas"]["RiskRules"];
+            membership?: components["schemas"]["MembershipPolicy"];
+            /** Lotteries */
+            lotteries?: components["schemas"]["Lottery"][];
+            referral?: components["schemas"]["ReferralRules"];
             rfm?: components["schemas"]["RfmRules"];
         };
         /**
@@ -3246,6 +3933,10 @@ export interface components {
             };
             coupon_gifts?: components["schemas"]["CouponGifts"];
             risk?: components["schemas"]["RiskRules"];
+            membership?: components["schemas"]["MembershipPolicy"];
+            /** Lotteries */
+            lotteries?: components["schemas"]["Lottery"][];
+            referral?: components["schemas"]["ReferralRules"];
             rfm?: components["schemas"]["RfmRules"];
             /** Version */
             version: number;
@@ -3324,6 +4015,45 @@ export interface components {
             quantity: number;
             /** Request Id */
             request_id: string;
+        };
+        /** ReferralReward */
+        ReferralReward: {
+            /**
+             * Points
+             * @default 0
+             */
+            points?: number;
+            /**
+             * Coupon Template
+             * @default null
+             */
+            coupon_template?: string | null;
+        };
+        /** ReferralRules */
+        ReferralRules: {
+            inviter?: components["schemas"]["ReferralReward"];
+            invitee?: components["schemas"]["ReferralReward"];
+            /**
+             * Trigger
+             * @default first_paid_order
+             * @enum {string}
+             */
+            trigger?: "enrolment" | "first_paid_order";
+            /**
+             * Daily Cap
+             * @default null
+             */
+            daily_cap?: number | null;
+            /**
+             * Monthly Cap
+             * @default null
+             */
+            monthly_cap?: number | null;
+            /**
+             * Reverse Within Days
+             * @default 7
+             */
+            reverse_within_days?: number;
         };
         /** RefundApplied */
         RefundApplied: {
@@ -3692,7 +4422,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed";
+            type: "top_up" | "payment" | "payment_refund" | "freeze" | "capture" | "release" | "refund_pending" | "refund" | "refund_failed" | "bonus_forfeit";
             /**
              * Amount Fen
              * @description The change of the spendable balance (principal + bonus).
@@ -4338,7 +5068,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, `reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, `template_not_found`, `coupon_not_found` (also for another program's code), `pending_not_found`, `flag_not_found`, `plan_not_found`, `payment_not_found`, `top_up_not_found`. Another member's or program's resources are 404 too. */
+        /** @description What was not found: `not_found`, `not_enrolled`, `member_not_found`, `order_not_found`, `reward_not_found`, `redemption_not_found`, `hold_not_found`, `unknown_job`, `template_not_found`, `coupon_not_found` (also for another program's code), `pending_not_found`, `flag_not_found`, `plan_not_found`, `payment_not_found`, `top_up_not_found`, `lottery_not_found`, `membership_not_found`. Another member's or program's resources are 404 too. */
         Error404: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -4348,7 +5078,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description `idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, `limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, `birthday_already_set`, `version_conflict`, `pending_settled`, `flag_resolved`; coupons: `not_claimable`, `coupon_used` (the message says when), `coupon_expired`, `coupon_not_yet_valid`, `threshold_not_met`, `store_not_allowed`, `coupon_not_used` (a void of a coupon not used on that order); money: `balance_cap`, `insufficient_balance`, `redemption_awaiting_payment`, `refund_exceeds_payment`, `payment_settled`, `payment_not_paid`, `top_up_not_paid`, `nothing_to_refund`, `payment_refused`. */
+        /** @description `idempotency_conflict`, or the state forbids it: `insufficient_points`, `out_of_stock`, `limit_reached`, `refund_exceeds_order`, `hold_settled`, `phone_in_use`, `birthday_already_set`, `version_conflict`, `pending_settled`, `flag_resolved`; coupons: `not_claimable`, `coupon_used` (the message says when), `coupon_expired`, `coupon_not_yet_valid`, `threshold_not_met`, `store_not_allowed`, `coupon_not_used` (a void of a coupon not used on that order); money: `balance_cap`, `insufficient_balance`, `redemption_awaiting_payment`, `refund_exceeds_payment`, `payment_settled`, `payment_not_paid`, `top_up_not_paid`, `nothing_to_refund`, `payment_refused`; membership and lotteries: `trial_used`, `draw_limit_reached`, `lottery_closed` (and `insufficient_points`); membership refunds: `membership_not_paid`, `refund_latest_first`, `nothing_to_refund`. */
         Error409: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
@@ -4984,7 +5714,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "membership-daily" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
             };
             cookie?: never;
         };
@@ -5008,7 +5738,42 @@ export interface operations {
             401: components["responses"]["Error401"];
             403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    lottery_draws: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A lottery id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                lottery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_LotteryDrawRow_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };
@@ -5069,6 +5834,36 @@ export interface operations {
             401: components["responses"]["Error401"];
             403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    erase_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
             503: components["responses"]["Error503"];
         };
     };
@@ -5138,6 +5933,43 @@ export interface operations {
             401: components["responses"]["Error401"];
             403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    refund_membership: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                member_id: string;
+                /** @description The till's order id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MembershipRefundIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipRefund"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
             503: components["responses"]["Error503"];
         };
     };
@@ -5595,6 +6427,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_PendingEntry_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    privacy_log: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PrivacyLogEntry_"];
                 };
             };
             400: components["responses"]["Error400"];
@@ -6365,6 +7227,34 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    lottery_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A lottery id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                lottery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LotteryPage"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
     enroll: {
         parameters: {
             query?: never;
@@ -6426,6 +7316,31 @@ export interface operations {
             };
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    erase_mine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
             503: components["responses"]["Error503"];
         };
     };
@@ -6537,6 +7452,92 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    export_mine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberExport"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    draw_lottery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DrawIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LotteryDraw"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    buy_membership: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MembershipIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipBought"];
                 };
             };
             400: components["responses"]["Error400"];
@@ -6727,6 +7728,34 @@ export interface operations {
             503: components["responses"]["Error503"];
         };
     };
+    withdraw_consent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A coupon template id: 1 to 128 of A-Z a-z 0-9 . _ : - */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscriptions"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            404: components["responses"]["Error404"];
+            503: components["responses"]["Error503"];
+        };
+    };
     my_tier_history: {
         parameters: {
             query?: {
@@ -6785,6 +7814,35 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    list_membership_plans: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, as given; absent or empty for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MembershipPlanView_"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
             503: components["responses"]["Error503"];
         };
     };
