@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -219,6 +220,7 @@ def overhead_figures(client: Any, member_id: str, calls: Any) -> dict[str, Any]:
     def capture(model: Any, params: dict[str, Any], **_: Any) -> None:
         captured.append((model.name, json.loads(json.dumps(params, default=str))))
 
+    api_accrual(0, "warm-order")  # caches (till key, program) filled: capture a warm accrual's calls
     events = tx.connection().client.meta.events
     events.register("before-parameter-build.dynamodb", capture)
     try:
@@ -233,8 +235,7 @@ def overhead_figures(client: Any, member_id: str, calls: Any) -> dict[str, Any]:
         for operation, params in json.loads(text):
             if only_transaction and operation != "TransactWriteItems":
                 continue
-            getattr(raw, {"PutItem": "put_item", "BatchGetItem": "batch_get_item",
-                          "TransactWriteItems": "transact_write_items"}[operation])(**params)
+            getattr(raw, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())(**params)  # GetItem -> get_item
 
     def prepare(count: int, offset: int) -> None:
         """Each bare accrual needs its own member account, as the API accrual had one."""
