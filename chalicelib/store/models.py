@@ -313,6 +313,9 @@ class JobRunItem(TableItem, discriminator="job_run"):
     # two invocations never work the same run; a holder that died is replaced once it expires.
     lease_owner = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
+    # Progress a watcher reads (GET /v1/admin/jobs/{job}/runs/{as_of}): pages saved, last save.
+    pages = NumberAttribute(default=0)
+    saved_at = UnicodeAttribute(null=True)
 
 
 class RewardItem(TableItem, discriminator="reward"):
