@@ -986,3 +986,6 @@ class CampaignItem(TableItem, discriminator="campaign"):
     members = JSONAttribute()  # [member_id], in the order the grants go
     summary = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
+    # A subscribe-message campaign's progress (insight second pass): how far into `members` it got,
+    # what it queued / skipped so far, and the messages queued on the program day `day`.
+    progress = JSONAttribute(null=True)
