@@ -90,6 +90,9 @@ def table_reactions() -> Reactions:
 
     for kind in ("profile", "ledger", "order", "coupon_event", "sv_entry"):
         table[kind] = (*table.get(kind, ()), analytics.count_change)
+    # insight, second pass: tier distribution (accounts in and out, tier moves).
+    for kind in ("account", "tier_change"):
+        table[kind] = (*table.get(kind, ()), analytics.count_change)
     # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
     for kind in WEBHOOK_KINDS:
         table[kind] = (*table.get(kind, ()), r.publish_webhook_events)

@@ -47,6 +47,13 @@ class DailyRow(BaseModel):
                                                        "null when nothing was issued.")
     breakage_bp: int | None = Field(description="points_expired / points_issued in basis points; null when nothing "
                                                 "was issued.")
+    tier_distribution: dict[str, int] = Field(
+        description="Members per tier (the program's tier codes) at the day's close: enrolments, tier moves and "
+                    "removed accounts counted from the stream (CSV: one tier_<code>_members column per tier).")
+    repurchase_rate_bp: int | None = Field(
+        description="Members with 2+ orders over members with 1+ order (net of full refunds) in the RFM window "
+                    "ending that day, in basis points, as the `rfm` job computed it for that day; null on days it "
+                    "did not run for or without orders.")
 
 
 class DailyReport(BaseModel):
