@@ -40,7 +40,11 @@ def daily_jobs() -> dict[str, Job]:
     # insight (issue 15): close yesterday's figures (and catch up).
     from chalicelib.services import analytics, campaigns, rfm
 
+    from chalicelib.services import tags
+
+    # computed tags after RFM (they name its segment), segments last: they read both.
     insight = (Job("daily-report", analytics.close_days_step), Job("rfm", rfm.rfm_step),
+               Job("computed-tags", tags.computed_tags_step),
                Job("segments", campaigns.segments_step))  # segments after RFM: they read its scores
     return {job.name: job for job in (*table, *insight)}
 
