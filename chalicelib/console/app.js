@@ -132,9 +132,9 @@ async function dashboardPage () {
     const items = report.items
     const days = items.map((row) => row.date)
     const specs = [...SPECS]
-    if (items.some((row) => row.tiers)) { // tier distribution, when the report carries it
-      const names = [...new Set(items.flatMap((row) => Object.keys(row.tiers || {})))]
-      specs.push(['tiers', '等级分布', 'bar', names.map((name) => [name, name, null, (row) => (row.tiers || {})[name] || 0])])
+    if (items.some((row) => row.tier_distribution)) { // members per tier at each day's close
+      const names = [...new Set(items.flatMap((row) => Object.keys(row.tier_distribution || {})))].sort()
+      specs.push(['tiers', '等级分布', 'bar', names.map((name) => [name, name, null, (row) => (row.tier_distribution || {})[name] || 0])])
     }
     // Every box first, then the charts: each is drawn at its box's final size.
     charts.replaceChildren(...specs.map(([id]) => el('div', { class: 'chart', id: `chart-${id}` })))

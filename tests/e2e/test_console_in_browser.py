@@ -266,7 +266,9 @@ def test_the_dashboard_charts_hold_the_report_figures(console, stack):
     assert charts["coupons"]["series"] == [[r["coupons_issued"] for r in report], [r["coupons_used"] for r in report]]
     assert charts["sales"]["series"][1] == [r["orders"] for r in report]
     assert charts["sales"]["series"][0] == [round(r["sales_fen"] / 100, 2) for r in report]
-    assert owner.page.locator(".chart canvas").count() >= 6  # drawn, not just configured
+    tiers = sorted({code for r in report for code in r["tier_distribution"]})
+    assert tiers and charts["tiers"]["series"] == [[r["tier_distribution"].get(code, 0) for r in report] for code in tiers]
+    assert owner.page.locator(".chart canvas").count() >= 7  # drawn, not just configured
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     owner.page.screenshot(path=str(ARTIFACTS / "console-dashboard.png"), full_page=True)
     assert (ARTIFACTS / "console-dashboard.png").stat().st_size > 10_000
