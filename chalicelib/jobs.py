@@ -123,6 +123,7 @@ def run_job(settings: Settings, jobs: Mapping[str, Job], program_id: str, name: 
             ctx.state = step.state
             ctx.summary = _merge(ctx.summary, step.summary)
             run.state, run.summary = ctx.state, ctx.summary
+            run.pages, run.saved_at = int(run.pages or 0) + 1, clock.now().isoformat()
             if step.done:
                 run.status, run.finished_at = "done", clock.now().isoformat()
             _checkpoint(run, owner)  # after every page: an interrupted run resumes from here
@@ -139,6 +140,22 @@ def run_job(settings: Settings, jobs: Mapping[str, Job], program_id: str, name: 
         metrics.emit("JobRunsCompleted", job=name)
     return {"job": name, "as_of": as_of.isoformat(), "complete": run.status == "done", "replayed": False,
             **run.summary}
+
+
+def run_progress(jobs: Mapping[str, Job], program_id: str, name: str, as_of: dt.date) -> dict[str, Any]:
+    """What the run of `name` for `as_of` has done so far, as its record says (it is saved after
+    every page): `none` before it starts, `running` while it works (or stopped part-way), `done`."""
+    if name not in jobs:
+        raise NotFound(f"unknown job {name!r}; jobs: {', '.join(sorted(jobs))}", code="unknown_job")
+    try:
+        run = JobRunItem.get(*keys.job_run(program_id, name, as_of.isoformat()), consistent_read=True)
+    except JobRunItem.DoesNotExist:
+        return {"job": name, "as_of": as_of.isoformat(), "status": "none", "summary": {}, "pages": 0,
+                "invocations": 0, "working": False, "started_at": None, "saved_at": None, "finished_at": None}
+    working = bool(run.lease_owner and run.lease_until and run.lease_until > clock.stamp(clock.now()))
+    return {"job": name, "as_of": as_of.isoformat(), "status": run.status, "summary": dict(run.summary or {}),
+            "pages": int(run.pages or 0), "invocations": int(run.invocations or 0), "working": working,
+            "started_at": run.started_at, "saved_at": run.saved_at, "finished_at": run.finished_at}
 
 
 def _lease_until() -> str:

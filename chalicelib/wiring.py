@@ -40,7 +40,11 @@ def daily_jobs() -> dict[str, Job]:
     # insight (issue 15): close yesterday's figures (and catch up).
     from chalicelib.services import analytics, campaigns, rfm
 
+    from chalicelib.services import tags
+
+    # computed tags after RFM (they name its segment), segments last: they read both.
     insight = (Job("daily-report", analytics.close_days_step), Job("rfm", rfm.rfm_step),
+               Job("computed-tags", tags.computed_tags_step),
                Job("segments", campaigns.segments_step))  # segments after RFM: they read its scores
     return {job.name: job for job in (*table, *insight)}
 
@@ -89,6 +93,9 @@ def table_reactions() -> Reactions:
     from chalicelib.services import analytics
 
     for kind in ("profile", "ledger", "order", "coupon_event", "sv_entry"):
+        table[kind] = (*table.get(kind, ()), analytics.count_change)
+    # insight, second pass: tier distribution (accounts in and out, tier moves).
+    for kind in ("account", "tier_change"):
         table[kind] = (*table.get(kind, ()), analytics.count_change)
     # Every item kind an event type comes from (domain/webhooks.py's RULES) also publishes events.
     for kind in WEBHOOK_KINDS:

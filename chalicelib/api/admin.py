@@ -6,8 +6,9 @@ from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib import clock, jobs, wiring
+from chalicelib.errors import InvalidRequest
 from chalicelib.api.http import STAFF, route
-from chalicelib.api.schemas import JobRun, ProgramView
+from chalicelib.api.schemas import JobRun, JobRunProgress, ProgramView
 from chalicelib.services import programs
 from chalicelib.services.programs import program_config
 
@@ -37,6 +38,16 @@ def run_job(ctx, job):
     body = ctx.body()
     as_of = body.as_of or program_config(ctx.settings, ctx.staff.program_id).today(clock.now())
     return jobs.run_job(ctx.settings, wiring.daily_jobs(), ctx.staff.program_id, job, as_of)
+
+
+@route(bp, "/v1/admin/jobs/{job}/runs/{as_of}", ["GET"], auth=STAFF.require("jobs:run"), response=JobRunProgress,
+       errors=(404,), summary="A run's progress as saved after its last page (the console polls it while a run works)")
+def get_job_run(ctx, job, as_of):
+    try:
+        day = dt.date.fromisoformat(as_of)
+    except ValueError:
+        raise InvalidRequest(f"as_of: {as_of!r} is not a day (YYYY-MM-DD)") from None
+    return jobs.run_progress(wiring.daily_jobs(), ctx.staff.program_id, job, day)
 
 
 @route(bp, "/v1/admin/program", ["GET"], auth=STAFF.require("program:read"), response=ProgramView, errors=(404,),

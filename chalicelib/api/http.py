@@ -124,6 +124,8 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
     "tag": PathParameter(r"[\w.:-]{1,32}", "A tag: 1 to 32 letters (any script), digits, . _ : -"),
     "segment_id": PathParameter(r"[A-Za-z0-9._:-]{1,48}", "A segment id: 1 to 48 of A-Z a-z 0-9 . _ : -"),
     "campaign_id": PathParameter(r"[A-Za-z0-9._:-]{1,48}", "A campaign id: 1 to 48 of A-Z a-z 0-9 . _ : -"),
+    # issue 16, second pass: a job run's day
+    "as_of": PathParameter(r"\d{4}-\d{2}-\d{2}", "A day: YYYY-MM-DD"),
 }
 
 

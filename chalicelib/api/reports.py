@@ -47,6 +47,13 @@ class DailyRow(BaseModel):
                                                        "null when nothing was issued.")
     breakage_bp: int | None = Field(description="points_expired / points_issued in basis points; null when nothing "
                                                 "was issued.")
+    tier_distribution: dict[str, int] = Field(
+        description="Members per tier (the program's tier codes) at the day's close: enrolments, tier moves and "
+                    "removed accounts counted from the stream (CSV: one tier_<code>_members column per tier).")
+    repurchase_rate_bp: int | None = Field(
+        description="Members with 2+ orders over members with 1+ order (net of full refunds) in the RFM window "
+                    "ending that day, in basis points, as the `rfm` job computed it for that day; null on days it "
+                    "did not run for or without orders.")
 
 
 class DailyReport(BaseModel):
@@ -150,11 +157,15 @@ class CampaignSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     campaign_id: str
     segment_id: str
-    action: dict[str, object] = Field(description='{"type": "coupon", "template_id"} or {"type": "points", "points"}.')
+    action: dict[str, object] = Field(description='{"type": "coupon", "template_id"}, {"type": "points", "points"} '
+                                                  'or {"type": "message", "title", "text"}.')
     members: int = Field(description="Members in the segment's snapshot (taken at the campaign's first run).")
-    sent: int = Field(description="Members who hold the campaign's coupon or bonus.")
+    sent: int = Field(description="Members who hold the campaign's coupon or bonus; message campaigns: messages "
+                                  "queued for the sender (which spends one send credit per message).")
     skipped: dict[str, int] = Field(description="Members who could not get one, by reason.")
     snapshot_at: str
+    remaining: int = Field(default=0, description="Message campaigns: snapshot members not reached yet (today's "
+                                                  "daily_limit was reached; the next day's run continues).")
 
 
 @route(bp, "/v1/admin/segments/{segment_id}", ["PUT"], auth=STAFF.require("segments:write"),
@@ -165,8 +176,8 @@ def put_segment(ctx, segment_id):
 
 @route(bp, "/v1/admin/campaigns/{campaign_id}/runs", ["POST"], auth=STAFF.require("campaigns:run"),
        body=campaigns.CampaignIn, response=CampaignSummary, errors=(404, 409),
-       summary="Grant a coupon template or a points bonus to a segment (snapshotted at the first run; reruns "
-               "grant nothing more)")
+       summary="Grant a coupon template or a points bonus, or send a subscribe message, to a segment "
+               "(snapshotted at the first run; reruns grant nothing more)")
 def run_campaign(ctx, campaign_id):
     return campaigns.run_campaign(ctx.settings, ctx.staff, campaign_id, ctx.body())
 

@@ -759,3 +759,21 @@ class AuditEntry(Answer):
     body: Any = Field(description="The request body, secrets replaced by `***`.")
     before: Any = Field(description="The state before, where the route knows it.")
     after: Any = Field(description="The answer.")
+
+
+# --- a job run's progress (issue 16, second pass: the console watches a run) -----------------
+
+class JobRunProgress(Answer):
+    """A run's record as the runner saved it after its last page."""
+
+    job: str
+    as_of: dt.date
+    status: Literal["none", "running", "done"] = Field(
+        description="none: never started; running: started, not finished (working, or stopped part-way); done.")
+    summary: dict[str, Any] = Field(description="The counters so far (the final summary once done).")
+    pages: int = Field(description="Pages saved so far (runs that began before pages were counted: 0).")
+    invocations: int = Field(description="Invocations that have worked the run (a resumed run: more than 1).")
+    working: bool = Field(description="true: an invocation holds the run now.")
+    started_at: str | None
+    saved_at: str | None = Field(description="When the last page was saved.")
+    finished_at: str | None

@@ -132,9 +132,9 @@ async function dashboardPage () {
     const items = report.items
     const days = items.map((row) => row.date)
     const specs = [...SPECS]
-    if (items.some((row) => row.tiers)) { // tier distribution, when the report carries it
-      const names = [...new Set(items.flatMap((row) => Object.keys(row.tiers || {})))]
-      specs.push(['tiers', '等级分布', 'bar', names.map((name) => [name, name, null, (row) => (row.tiers || {})[name] || 0])])
+    if (items.some((row) => row.tier_distribution)) { // members per tier at each day's close
+      const names = [...new Set(items.flatMap((row) => Object.keys(row.tier_distribution || {})))].sort()
+      specs.push(['tiers', '等级分布', 'bar', names.map((name) => [name, name, null, (row) => (row.tier_distribution || {})[name] || 0])])
     }
     // Every box first, then the charts: each is drawn at its box's final size.
     charts.replaceChildren(...specs.map(([id]) => el('div', { class: 'chart', id: `chart-${id}` })))
@@ -208,6 +208,8 @@ async function memberDetail (box, memberId) {
     el('p', { text: `邀请码 ${c.invite_code} · 入会 ${c.enrolled_at}` }),
   ]
   const summary = el('div', {}, ...cardLines(card))
+  const tagsBox = el('div', { id: 'tags' })
+  const showTags = () => memberTags(tagsBox, path)
   const action = (id, title, fields, send) => {
     const status = el('span')
     const form = el('form', { id }, el('strong', { text: title }), ...fields.map(([name, label, attrs]) =>
@@ -240,9 +242,53 @@ async function memberDetail (box, memberId) {
         (f) => api('POST', `/v1/admin/coupon-templates/${encodeURIComponent(f.template_id)}/grants`, { member_ids: [memberId], request_id: requestId('grant') })),
       action('redeem-form', '到店核销优惠券', [['code', '券码', { required: true }], ['order_amount_fen', '订单金额(分)', { type: 'number', required: true }]],
         (f) => { const rid = requestId('counter'); return api('POST', '/v1/admin/coupons/redeem', { code: f.code, order_id: rid, order_amount_fen: Number(f.order_amount_fen), request_id: rid }) })),
+    el('section', { class: 'card', id: 'member-tags' }, el('h2', { text: '标签' }), tagsBox),
     el('section', { class: 'card' }, el('h2', { text: '积分明细' }), history),
     el('section', { class: 'card' }, el('h2', { text: '优惠券记录' }), coupons))
-  await reload()
+  await Promise.all([reload(), showTags()])
+}
+
+// 标签: manual tags (staff with tags:write add and remove them), computed ones read-only.
+const TAG_WRITERS = ['owner', 'manager']
+async function memberTags (box, path) {
+  const canWrite = TAG_WRITERS.includes(session()?.role)
+  const status = el('span', { id: 'tag-status' })
+  const chip = (tag, removable) => el('span', { class: removable ? 'tag manual' : 'tag computed', 'data-tag': tag },
+    tag, removable
+      ? el('button', { type: 'button', class: 'remove-tag', title: `移除 ${tag}`, 'aria-label': `移除 ${tag}`, text: '×',
+        onclick: () => change('DELETE', tag) })
+      : '')
+  const render = (tags) => {
+    const manual = el('p', { id: 'manual-tags' }, el('span', { class: 'name', text: '人工标签' }),
+      ...(tags.manual.length ? tags.manual.map((t) => chip(t, canWrite)) : [el('span', { class: 'note', text: '无' })]))
+    const computed = el('p', { id: 'computed-tags' }, el('span', { class: 'name', text: '计算标签（只读）' }),
+      ...(tags.computed.length ? tags.computed.map((t) => chip(t, false)) : [el('span', { class: 'note', text: '无' })]))
+    const parts = [manual, computed]
+    if (canWrite) {
+      const input = el('input', { name: 'tag', id: 'new-tag', required: true, maxlength: 32, placeholder: 'vip' })
+      const form = el('form', { id: 'tag-form' }, el('strong', { text: '添加标签' }), input,
+        el('button', { type: 'submit', text: '添加' }))
+      form.addEventListener('submit', (event) => { event.preventDefault(); change('PUT', input.value.trim()) })
+      parts.push(form)
+    } else {
+      parts.push(el('p', { class: 'note', id: 'tags-read-only', text: '只读：添加或移除标签需要 tags:write 权限（店主、店长）' }))
+    }
+    box.replaceChildren(...parts, status)
+  }
+  async function change (method, tag) {
+    status.replaceChildren()
+    try {
+      render(await api(method, `${path}/tags/${encodeURIComponent(tag)}`))
+      status.replaceChildren(message(method === 'PUT' ? `已添加 ${tag}` : `已移除 ${tag}`, 'ok'))
+    } catch (error) {
+      status.replaceChildren(message(error.status === 403 ? '没有权限修改标签' : error.message))
+    }
+  }
+  try {
+    render(await api('GET', `${path}/tags`))
+  } catch (error) {
+    box.replaceChildren(message(error.message))
+  }
 }
 
 // Program rules: each page edits its part of `GET /v1/admin/program` and saves the whole with
@@ -347,6 +393,9 @@ const couponsPage = catalogue({
 })
 
 // 任务: run a job for a day; the answer is its summary (runs are idempotent per job and day).
+// The run is one request; while it works the page polls the run's record (saved after every
+// page) once a second and shows its counters growing.
+const JOB_STATUS = { none: '未开始', running: '运行中', done: '已完成' }
 async function jobsPage () {
   const document_ = await fetch(new URL('openapi.json', API)).then((r) => r.json())
   const jobParam = document_.paths['/v1/admin/jobs/{job}/runs'].post.parameters.find((p) => p.name === 'job')
@@ -354,17 +403,51 @@ async function jobsPage () {
   const job = el('select', { id: 'job' }, ...names.map((n) => el('option', { value: n, text: n })))
   const day = el('input', { type: 'date', id: 'as-of', value: today() })
   const output = el('div', { id: 'job-output' })
+  const progress = el('div', { id: 'job-progress', 'aria-live': 'polite' })
+  const button = el('button', { type: 'button', id: 'run-job', text: '运行' })
+  const showProgress = (p) => {
+    progress.dataset.status = p.status
+    progress.dataset.pages = String(p.pages)
+    progress.replaceChildren(
+      el('p', { class: 'note', text: `${JOB_STATUS[p.status] || p.status} · 已处理 ${p.pages} 页 · 调用 ${p.invocations} 次` +
+        (p.started_at ? ` · 开始 ${p.started_at}` : '') + (p.finished_at ? ` · 结束 ${p.finished_at}` : '') }),
+      table([['计数', (r) => r[0]], ['值', (r) => typeof r[1] === 'object' ? JSON.stringify(r[1]) : String(r[1])]],
+        Object.entries(p.summary || {})))
+  }
   const run = async () => {
-    output.replaceChildren(message(`运行中：${job.value} ${day.value}…`, 'note'))
+    const name = job.value
+    const asOf = day.value
+    const url = `/v1/admin/jobs/${encodeURIComponent(name)}/runs/${asOf}`
+    let finished = false
+    const poll = async () => {
+      try {
+        const p = await api('GET', url)
+        if (!finished) showProgress(p)
+      } catch (error) { /* the run's own answer says what went wrong */ }
+    }
+    button.disabled = true
+    output.replaceChildren(message(`运行中：${name} ${asOf}…`, 'note'))
+    progress.replaceChildren()
+    const timer = setInterval(poll, 1000)
+    poll()
     try {
-      const summary = await api('POST', `/v1/admin/jobs/${job.value}/runs`, { as_of: day.value })
-      output.replaceChildren(message('完成', 'ok'), el('pre', { text: JSON.stringify(summary, null, 2) }))
+      const summary = await api('POST', `/v1/admin/jobs/${encodeURIComponent(name)}/runs`, { as_of: asOf })
+      finished = true
+      clearInterval(timer)
+      output.replaceChildren(message(summary.complete ? '完成' : '未完成（已到时限，再次运行可继续）', summary.complete ? 'ok' : 'note'),
+        el('pre', { id: 'job-summary', text: JSON.stringify(summary, null, 2) }))
+      showProgress(await api('GET', url))
     } catch (error) {
+      finished = true
+      clearInterval(timer)
       output.replaceChildren(message(error.message))
+    } finally {
+      button.disabled = false
     }
   }
-  main.replaceChildren(el('section', { class: 'card' }, el('h2', { text: '任务' }), job, day,
-    el('button', { type: 'button', id: 'run-job', text: '运行', onclick: run }), output))
+  button.addEventListener('click', run)
+  main.replaceChildren(el('section', { class: 'card' }, el('h2', { text: '任务' }), job, day, button, output,
+    el('h3', { text: '进度' }), progress))
 }
 
 // 审计: every staff write, newest first.

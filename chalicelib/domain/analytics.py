@@ -13,7 +13,7 @@ denominator is 0.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 # Every counter a day has; each is the sum, over the day's changes, of what `contribution` says.
@@ -50,6 +50,10 @@ class Contribution:
     moment: str | None = None
     day: str | None = None
     active_member: str | None = None
+    # Members into (+1) / out of (-1) tiers: enrolments, tier moves, removed accounts.
+    tiers: dict[str, int] = field(default_factory=dict)
+    # Which of the item's changes this is (its counting marker): its insertion, or its removal.
+    what: str = "day"
 
 
 def _detail(image: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,12 +84,24 @@ def _points_counts(kind_type: str, points: int) -> dict[str, int]:
     return counts
 
 
-def contribution(event_name: str, new: Mapping[str, Any]) -> Contribution | None:
+def contribution(event_name: str, new: Mapping[str, Any],
+                 old: Mapping[str, Any] | None = None) -> Contribution | None:
     """What a table change adds to the day's counters; None when it adds nothing (updates of
-    mutable items, removals, kinds that are not counted)."""
+    mutable items, removals other than an account's, kinds that are not counted). A removed
+    account (an erased member) leaves its tier on the day it is removed: no moment (now)."""
+    if event_name == "REMOVE" and old is not None and old.get("kind") == "account" and old.get("tier"):
+        return Contribution({}, tiers={str(old["tier"]): -1}, what="gone")
     if event_name != "INSERT":
         return None
     kind = str(new.get("kind") or "")
+    if kind == "account":
+        if not new.get("tier") or not new.get("updated_at"):
+            return None
+        return Contribution({}, moment=str(new["updated_at"]), tiers={str(new["tier"]): 1})
+    if kind == "tier_change":
+        moves = {str(new["from_tier"]): -1}
+        moves[str(new["to_tier"])] = moves.get(str(new["to_tier"]), 0) + 1
+        return Contribution({}, moment=str(new["created_at"]), tiers={t: n for t, n in moves.items() if n})
     member_id = str(new.get("member_id") or "") or None
     if kind == "profile":
         return Contribution({"new_members": 1}, moment=str(new["enrolled_at"]))
@@ -138,9 +154,14 @@ def liability_fen(points: int, points_per_yuan: int) -> int:
     return max(points, 0) * 100 // points_per_yuan
 
 
+TIER_PREFIX = "tier:"  # a closed day's counts also hold "tier:<code>": members into/out of the tier that day
+
+
 def report_row(day: str, counts: Mapping[str, int], outstanding: int, sv_principal: int, sv_bonus: int,
-               points_per_yuan: int) -> dict[str, Any]:
-    """One day of `GET /v1/admin/reports/daily`: the contract's fields first, then ours."""
+               points_per_yuan: int, tiers: Mapping[str, int] | None = None,
+               repurchase_rate_bp: int | None = None) -> dict[str, Any]:
+    """One day of `GET /v1/admin/reports/daily`: the contract's fields first, then ours.
+    `tiers`: members per tier at the day's close (the program's tiers, in ladder order)."""
     c = {name: int(counts.get(name) or 0) for name in COUNTERS}
     return {
         "date": day,
@@ -168,6 +189,9 @@ def report_row(day: str, counts: Mapping[str, int], outstanding: int, sv_princip
         "stored_value_bonus_fen": sv_bonus,
         "redemption_rate_bp": rate_bp(c["points_redeemed"], c["points_issued"]),
         "breakage_bp": rate_bp(c["points_expired"], c["points_issued"]),
+        # insight, second pass
+        "tier_distribution": dict(tiers or {}),
+        "repurchase_rate_bp": repurchase_rate_bp,
     }
 
 

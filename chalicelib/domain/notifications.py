@@ -22,8 +22,9 @@ CHECKIN_REMINDER = "checkin_reminder"
 WINBACK = "winback"
 COUPON_EXPIRING = "coupon_expiring"
 MEMBERSHIP_EXPIRING = "membership_expiring"
+CAMPAIGN = "campaign"  # insight (issue 15): a subscribe-message campaign to a segment
 EVENTS = (POINTS_CHANGED, TIER_CHANGED, POINTS_EXPIRING, REDEMPTION_STATUS, CHECKIN_REMINDER, WINBACK,
-          COUPON_EXPIRING, MEMBERSHIP_EXPIRING)
+          COUPON_EXPIRING, MEMBERSHIP_EXPIRING, CAMPAIGN)
 
 # Ledger row types a member hears about (holds and releases are part of a checkout they see).
 NOTIFIED_LEDGER_TYPES = {"earn", "redeem", "expire", "reverse", "adjust"}
@@ -38,6 +39,7 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     COUPON_EXPIRING: {"thing1": "{name}", "number2": "{count}", "date3": "{valid_until}",
                       "thing4": "{days_left}天后到期"},
     MEMBERSHIP_EXPIRING: {"thing1": "{plan_name}", "date2": "{until}", "thing3": "{days_left}天后到期,续费可顺延"},
+    CAMPAIGN: {"thing1": "{title}", "thing2": "{text}"},
 }
 DEFAULT_PAGES = {event: "pages/member/index" for event in EVENTS}
 

@@ -127,6 +127,8 @@ KINDS: dict[str, Handling] = {
     "counted": _h(SHARED, "a change already counted into the day's figures (expires)"),
     "active_mark": _h(SHARED, "a member id was active on a day, counted once (expires)"),
     "day_summary": _h(SHARED, "a closed day's figures"),
+    "tier_count": _h(SHARED, "one shard of a program day's members moved into or out of a tier"),
+    "day_repurchase": _h(SHARED, "the program's repurchase rate over the RFM window to a day"),
     "member_tags": _h(OWNED, "the member's tags, staff's and computed"),
     "rfm": _h(OWNED, "the member's RFM scores and the figures behind them"),
     "segment": _h(SHARED, "a named segment's rules"),

@@ -348,6 +348,7 @@ def demo_program() -> ProgramConfig:
             "points_expiring": NotificationTemplate(template_id="tmpl-expiring"),
             "coupon_expiring": NotificationTemplate(template_id="tmpl-coupon"),
             "membership_expiring": NotificationTemplate(template_id="tmpl-membership"),
+            "campaign": NotificationTemplate(template_id="tmpl-campaign"),
         },
         risk=RiskRules(till_caps={"dev-pos": TillCaps(orders_per_minute=600)}, review_threshold_fen=5_000_000),
         membership=MembershipPolicy(

@@ -31,17 +31,19 @@ _FIRST_LOOK_BACK_DAYS = 92
 
 def count_change(event_name: str, new: dict[str, Any], old: dict[str, Any]) -> None:
     """Stream reaction: add a new immutable item's contribution to its program day, once."""
-    found = analytics.contribution(event_name, new)
-    if found is None or not new.get("program_id"):
+    found = analytics.contribution(event_name, new, old)
+    image = new or old
+    if found is None or not image.get("program_id"):
         return
-    program_id = str(new["program_id"])
+    program_id = str(image["program_id"])
     day = found.day
     if day is None:
-        assert found.moment is not None
+        # A removal records no moment of its own: it counts on the day it is seen.
+        moment = dt.datetime.fromisoformat(found.moment) if found.moment is not None else clock.now()
         config = program_config(get_settings(), program_id)
-        day = config.local_day(dt.datetime.fromisoformat(found.moment)).isoformat()
-    store.count_once(program_id, day, (str(new["pk"]), str(new["sk"])), "day", found.counts, found.active_member,
-                     clock.now())
+        day = config.local_day(moment).isoformat()
+    store.count_once(program_id, day, (str(image["pk"]), str(image["sk"])), found.what, found.counts,
+                     found.active_member, clock.now(), tiers=found.tiers)
 
 
 def _days(first: dt.date, last: dt.date) -> list[str]:
@@ -70,9 +72,10 @@ def close_days_step(ctx: JobContext) -> Step:
     todo = [day for day in _days(first, last) if day not in closed or day in recent]
     now = clock.stamp(clock.now())
     written = 0
-    for start in range(0, len(todo), 6):  # 6 days x 16 shards < 100 keys per BatchGetItem
+    tiers = [tier.code for tier in program_config(ctx.settings, ctx.program_id).tiers]
+    for start in range(0, len(todo), 6):  # 6 days x 16 shards < 100 keys per BatchGetItem (+ tiers: paged)
         batch = todo[start:start + 6]
-        counts = store.read_days(ctx.program_id, batch)
+        counts = store.read_days(ctx.program_id, batch, tiers)
         for day in batch:
             store.save_summary(ctx.program_id, day, counts.get(day, {}), now)
             written += 1
@@ -95,23 +98,31 @@ def report_rows(settings: Settings, program_id: str, first: dt.date, last: dt.da
     if (last - first).days + 1 > MAX_REPORT_DAYS:
         raise InvalidRequest(f"at most {MAX_REPORT_DAYS} days per report")
     config = program_config(settings, program_id)
-    closed = store.summaries_through(program_id, last.isoformat())
+    repurchase: dict[str, int | None] = {}
+    closed = store.summaries_through(program_id, last.isoformat(), repurchase)
     start = _first_day(settings, program_id, closed, first)
     every_day = _days(start, last)
     today = config.today(clock.now())
     open_days = [day for day in every_day if day not in closed and dt.date.fromisoformat(day) <= today]
+    codes = [tier.code for tier in config.tiers]
     live: dict[str, dict[str, int]] = {}
     for n in range(0, len(open_days), 6):
-        live.update(store.read_days(program_id, open_days[n:n + 6]))
+        live.update(store.read_days(program_id, open_days[n:n + 6], codes))
     outstanding = principal = bonus = 0
+    # Members per tier at each day's close: the running sum of every day's moves since the start
+    # (enrolments +1 into their first tier, tier moves -1/+1, removed accounts -1).
+    in_tier = dict.fromkeys(codes, 0)
     rows = []
     for day in every_day:
         counts = closed.get(day) or live.get(day) or {}
         outstanding += int(counts.get("points_net") or 0)
         principal += int(counts.get("sv_principal_fen") or 0)
         bonus += int(counts.get("sv_bonus_fen") or 0)
+        for code in codes:
+            in_tier[code] += int(counts.get(f"{analytics.TIER_PREFIX}{code}") or 0)
         if day >= first.isoformat():
-            rows.append(analytics.report_row(day, counts, outstanding, principal, bonus, config.holds.points_per_yuan))
+            rows.append(analytics.report_row(day, counts, outstanding, principal, bonus, config.holds.points_per_yuan,
+                                             tiers=in_tier, repurchase_rate_bp=repurchase.get(day)))
     return rows
 
 
@@ -131,11 +142,16 @@ def daily_csv(settings: Settings, program_id: str, query: Any) -> str:
     first, last = _range(settings, program_id, query)
     rows = report_rows(settings, program_id, first, last)
     out = io.StringIO()
-    columns = list(analytics.report_row("", {}, 0, 0, 0, 10))
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
+    # The tier distribution is one column per tier of the program: tier_<code>_members.
+    codes = [tier.code for tier in program_config(settings, program_id).tiers]
+    columns = [name for name in analytics.report_row("", {}, 0, 0, 0, 10) if name != "tier_distribution"]
+    writer = csv.DictWriter(out, fieldnames=columns + [f"tier_{code}_members" for code in codes],
+                            lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({name: "" if row[name] is None else row[name] for name in columns})
+        flat = {name: "" if row[name] is None else row[name] for name in columns}
+        flat.update({f"tier_{code}_members": row["tier_distribution"].get(code, 0) for code in codes})
+        writer.writerow(flat)
     return out.getvalue()
 
 

@@ -4,6 +4,13 @@ A campaign's first run evaluates its segment over every member (account, tags, R
 one BatchGetItem per 25 members) and snapshots the matching members on the campaign item; every
 run then grants the template to the snapshot in chunks of 100 through the coupons service, with
 request ids derived from the campaign, so a rerun (or a resumed crash) issues nothing more.
+
+A subscribe-message campaign (`message`) queues one notification job per snapshotted member through
+the notifications service (job keyed `NOTIFY#cmp#<campaign>`, so a member gets it once, ever); a
+member without a send credit for the program's `campaign` template is skipped (`no_consent`), and
+the stream sender spends one credit per message it sends. Rate: at most `daily_limit` messages are
+queued per campaign per program day (default 1,000); a run that reaches it stops, reports
+`remaining`, and the next run on a later day continues from where it stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from chalicelib import clock, ids
 from chalicelib.auth.principals import StaffPrincipal
 from chalicelib.domain.segments import MemberFacts, SegmentRules, matches
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.services import coupons, ledger
+from chalicelib.domain import notifications as notify_rules
+from chalicelib.errors import InvalidRequest
+from chalicelib.services import coupons, ledger, notifications
 from chalicelib.services.programs import program_config
 from chalicelib.services.rfm import member_ids
 from chalicelib.settings import Settings
@@ -30,6 +39,7 @@ from chalicelib.store.models import (
     ProfileItem,
     RfmItem,
     SegmentItem,
+    SubscriptionItem,
     TableItem,
     TagsItem,
 )
@@ -37,6 +47,14 @@ from chalicelib.store.models import (
 CHUNK = 100
 # The snapshot lives on the campaign item (400 KB): about 15,000 member ids.
 MAX_CAMPAIGN_MEMBERS = 15_000
+# Subscribe messages queued per campaign per program day unless the run says otherwise.
+DEFAULT_DAILY_MESSAGES = 1_000
+
+
+class CampaignMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    title: str = Field(min_length=1, max_length=20, description="The template's thing1 (20 characters).")
+    text: str = Field(default="", max_length=20, description="The template's thing2 (20 characters).")
 
 
 class SegmentIn(BaseModel):
@@ -52,16 +70,24 @@ class CampaignIn(BaseModel):
                                     description="A coupon campaign: the template granted to each member.")
     points: int | None = Field(default=None, ge=1, le=1_000_000,
                                description="A points bonus: added to each member (a staff adjustment, ledger row).")
+    message: CampaignMessage | None = Field(
+        default=None, description="A subscribe message through the program's `campaign` template, to members "
+                                  "holding a send credit for it (others are skipped: no_consent).")
+    daily_limit: int = Field(default=DEFAULT_DAILY_MESSAGES, ge=1, le=100_000,
+                             description="Message campaigns: at most this many messages queued per program day; "
+                                         "the next day's run continues.")
 
     @model_validator(mode="after")
     def _one_action(self) -> "CampaignIn":
-        if (self.template_id is None) == (self.points is None):
-            raise ValueError("give either template_id (a coupon) or points (a bonus)")
+        if [self.template_id, self.points, self.message].count(None) != 2:
+            raise ValueError("give one of template_id (a coupon), points (a bonus) or message (a subscribe message)")
         return self
 
     def action(self) -> dict[str, Any]:
         if self.template_id is not None:
             return {"type": "coupon", "template_id": self.template_id}
+        if self.message is not None:
+            return {"type": "message", "title": self.message.title, "text": self.message.text}
         return {"type": "points", "points": self.points}
 
 
@@ -141,6 +167,9 @@ def run_campaign(settings: Settings, staff: StaffPrincipal, campaign_id: str, bo
             raise Conflict("this campaign_id was already used for another segment or action",
                            code="idempotency_conflict")
     else:
+        if body.message is not None and program_config(settings, program_id).templates.get(notify_rules.CAMPAIGN) is None:
+            raise InvalidRequest("the program has no subscribe template for the `campaign` event",
+                                 code="no_campaign_template")
         members = evaluate(settings, program_id, _rules(program_id, body.segment_id))
         if len(members) > MAX_CAMPAIGN_MEMBERS:
             raise Conflict(f"the segment has {len(members)} members; a campaign takes at most "
@@ -154,6 +183,8 @@ def run_campaign(settings: Settings, staff: StaffPrincipal, campaign_id: str, bo
                 raise
             item = store.get_item(CampaignItem, key)  # a concurrent first run snapshotted first: its snapshot
     members = list(item.members)
+    if body.message is not None:
+        return _send_messages(settings, item, body)
     sent, skipped = 0, dict[str, int]()
     if body.template_id is not None:
         for n in range(0, len(members), CHUNK):
@@ -172,6 +203,57 @@ def run_campaign(settings: Settings, staff: StaffPrincipal, campaign_id: str, bo
             except NotFound:
                 skipped["member_not_found"] = skipped.get("member_not_found", 0) + 1
     summary = {"campaign_id": campaign_id, "segment_id": body.segment_id, "action": action,
-               "members": len(members), "sent": sent, "skipped": skipped, "snapshot_at": item.created_at}
+               "members": len(members), "sent": sent, "skipped": skipped, "snapshot_at": item.created_at,
+               "remaining": 0}
     CampaignItem(*key).update(actions=[CampaignItem.summary.set(summary)])
+    return summary
+
+
+def _send_messages(settings: Settings, item: CampaignItem, body: CampaignIn) -> dict[str, Any]:
+    """Queue the campaign's message to the next members of the snapshot, up to today's limit."""
+    assert body.message is not None
+    program_id, campaign_id = str(item.program_id), str(item.campaign_id)
+    config = program_config(settings, program_id)
+    template = config.templates.get(notify_rules.CAMPAIGN)
+    if template is None:
+        raise InvalidRequest("the program has no subscribe template for the `campaign` event",
+                             code="no_campaign_template")
+    members = list(item.members)
+    today = config.today(clock.now()).isoformat()
+    previous = dict(item.progress) if item.progress is not None else None
+    progress = dict(previous or {"cursor": 0, "queued": 0, "skipped": {}, "day": today, "today": 0})
+    skipped = dict(progress["skipped"])
+    if progress["day"] != today:
+        progress["day"], progress["today"] = today, 0
+    cursor, queued, today_count = int(progress["cursor"]), int(progress["queued"]), int(progress["today"])
+    variables = {"title": body.message.title, "text": body.message.text}
+    while cursor < len(members) and today_count < body.daily_limit:
+        batch = members[cursor:cursor + min(25, body.daily_limit - today_count)]
+        found = store.read_items([keys.subscription(program_id, m, template.template_id) for m in batch])
+        for member_id in batch:
+            credit = found.get(keys.subscription(program_id, member_id, template.template_id))
+            if not isinstance(credit, SubscriptionItem) or int(credit.credits) < 1:
+                skipped["no_consent"] = skipped.get("no_consent", 0) + 1
+                continue
+            # Keyed by the campaign: a member already queued (a run that crashed before saving its
+            # progress) is not queued again, and is counted once, here.
+            notifications.enqueue(settings, program_id, member_id, notify_rules.CAMPAIGN,
+                                  f"cmp#{campaign_id}", variables)
+            queued += 1
+            today_count += 1
+        cursor += len(batch)
+    progress.update(cursor=cursor, queued=queued, skipped=skipped, today=today_count)
+    summary = {"campaign_id": campaign_id, "segment_id": str(item.segment_id), "action": dict(item.action),
+               "members": len(members), "sent": queued, "skipped": skipped, "snapshot_at": item.created_at,
+               "remaining": len(members) - cursor}
+    condition = (CampaignItem.progress.does_not_exist() if previous is None
+                 else CampaignItem.progress == previous)
+    try:  # two runs at once: one saves, the other is told to retry (its jobs were keyed, none doubled)
+        CampaignItem(item.pk, item.sk).update(
+            actions=[CampaignItem.progress.set(progress), CampaignItem.summary.set(summary)], condition=condition)
+    except Exception as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            raise Conflict("another run of this campaign is in progress; run it again",
+                           code="campaign_busy") from None
+        raise
     return summary

@@ -93,6 +93,11 @@ def rfm_step(ctx: JobContext) -> Step:
         # members with 2+ orders over members with 1+ in the window (basis points)
         "repurchase_rate_bp": (repeat * 10000 // len(raws)) if raws else None,
     }
+    # The day's report row shows it (insight, second pass).
+    from chalicelib.store import analytics as analytics_store
+
+    analytics_store.save_repurchase(ctx.program_id, as_of, first_day.isoformat(), len(raws), repeat,
+                                    summary["repurchase_rate_bp"])
     return Step(done=True, summary=summary)
 
 

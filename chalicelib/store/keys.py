@@ -848,3 +848,18 @@ def segments_partition(program_id: str) -> str:
 @builds("campaign")
 def campaign(program_id: str, campaign_id: str) -> tuple[str, str]:
     return f"P#{program_id}#CAMPAIGN#{campaign_id}", "CAMPAIGN"
+
+
+# --- insight, second pass (issue 15) -------------------------------------------------------------
+#   P#P#DAYSTAT#<day>#<shard>  TIER#<code>          members moved into/out of a tier that day (one shard)
+#   P#P#REPORT                 REPURCHASE#<day>     the rfm job's repurchase rate for the window to <day>
+
+
+@builds("tier_count")
+def tier_count(program_id: str, day: str, shard: str, tier: str) -> tuple[str, str]:
+    return day_counter(program_id, day, shard)[0], f"TIER#{tier}"
+
+
+@builds("day_repurchase")
+def day_repurchase(program_id: str, day: str) -> tuple[str, str]:
+    return day_summary_partition(program_id), f"REPURCHASE#{day}"

@@ -313,6 +313,9 @@ class JobRunItem(TableItem, discriminator="job_run"):
     # two invocations never work the same run; a holder that died is replaced once it expires.
     lease_owner = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
+    # Progress a watcher reads (GET /v1/admin/jobs/{job}/runs/{as_of}): pages saved, last save.
+    pages = NumberAttribute(default=0)
+    saved_at = UnicodeAttribute(null=True)
 
 
 class RewardItem(TableItem, discriminator="reward"):
@@ -1034,3 +1037,31 @@ class CampaignItem(TableItem, discriminator="campaign"):
     members = JSONAttribute()  # [member_id], in the order the grants go
     summary = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
+    # A subscribe-message campaign's progress (insight second pass): how far into `members` it got,
+    # what it queued / skipped so far, and the messages queued on the program day `day`.
+    progress = JSONAttribute(null=True)
+
+
+# --- insight, second pass (issue 15) -------------------------------------------------------------
+
+
+class TierCountItem(TableItem, discriminator="tier_count"):
+    """One shard of a program day's members moved into (+) or out of (-) one tier: enrolments,
+    tier moves and removed accounts, counted from the stream like DayCounterItem (same partition)."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    tier = UnicodeAttribute()
+    members = NumberAttribute(null=True)
+
+
+class RepurchaseItem(TableItem, discriminator="day_repurchase"):
+    """The `rfm` job's repurchase rate for the window ending on `day` (members with 2+ orders over
+    members with 1+, basis points), shown in that day's report row."""
+
+    program_id = UnicodeAttribute()
+    day = UnicodeAttribute()
+    window_from = UnicodeAttribute()
+    ordered = NumberAttribute()
+    repeat = NumberAttribute()
+    rate_bp = NumberAttribute(null=True)

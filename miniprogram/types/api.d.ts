@@ -412,6 +412,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/jobs/{job}/runs/{as_of}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A run's progress as saved after its last page (the console polls it while a run works)
+         * @description Staff permission: `jobs:run`.
+         */
+        get: operations["get_job_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/lotteries/{lottery_id}/draws": {
         parameters: {
             query?: never;
@@ -2928,6 +2948,56 @@ export interface components {
              * @default null
              */
             as_of?: string | null;
+        };
+        /**
+         * JobRunProgress
+         * @description A run's record as the runner saved it after its last page.
+         */
+        JobRunProgress: {
+            /** Job */
+            job: string;
+            /**
+             * As Of
+             * Format: date
+             */
+            as_of: string;
+            /**
+             * Status
+             * @description none: never started; running: started, not finished (working, or stopped part-way); done.
+             * @enum {string}
+             */
+            status: "none" | "running" | "done";
+            /**
+             * Summary
+             * @description The counters so far (the final summary once done).
+             */
+            summary: {
+                [key: string]: unknown;
+            };
+            /**
+             * Pages
+             * @description Pages saved so far (runs that began before pages were counted: 0).
+             */
+            pages: number;
+            /**
+             * Invocations
+             * @description Invocations that have worked the run (a resumed run: more than 1).
+             */
+            invocations: number;
+            /**
+             * Working
+             * @description true: an invocation holds the run now.
+             */
+            working: boolean;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * Saved At
+             * @description When the last page was saved.
+             */
+            saved_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
         };
         /** Login */
         Login: {
@@ -5740,6 +5810,37 @@ export interface operations {
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    get_job_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A job name: 1 to 64 of a-z 0-9 - */
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "membership-daily" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
+                /** @description A day: YYYY-MM-DD */
+                as_of: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRunProgress"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
             503: components["responses"]["Error503"];
         };
     };

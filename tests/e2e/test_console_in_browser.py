@@ -266,7 +266,9 @@ def test_the_dashboard_charts_hold_the_report_figures(console, stack):
     assert charts["coupons"]["series"] == [[r["coupons_issued"] for r in report], [r["coupons_used"] for r in report]]
     assert charts["sales"]["series"][1] == [r["orders"] for r in report]
     assert charts["sales"]["series"][0] == [round(r["sales_fen"] / 100, 2) for r in report]
-    assert owner.page.locator(".chart canvas").count() >= 6  # drawn, not just configured
+    tiers = sorted({code for r in report for code in r["tier_distribution"]})
+    assert tiers and charts["tiers"]["series"] == [[r["tier_distribution"].get(code, 0) for r in report] for code in tiers]
+    assert owner.page.locator(".chart canvas").count() >= 7  # drawn, not just configured
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     owner.page.screenshot(path=str(ARTIFACTS / "console-dashboard.png"), full_page=True)
     assert (ARTIFACTS / "console-dashboard.png").stat().st_size > 10_000
@@ -306,3 +308,71 @@ def test_a_job_is_run_for_a_day_from_the_jobs_page(console, stack):
     owner.go("#/audit")
     owner.page.wait_for_selector("#audit table")
     assert "/v1/admin/jobs/tier-review/runs" in owner.page.inner_text("#audit")
+
+
+# --- finished in a second pass: the member page's tags, a job run's progress ----------------------
+
+def _open_member(page_console: Any, phone: str) -> None:
+    page_console.go("#/members")
+    page_console.page.fill("#lookup-value", phone)
+    page_console.page.click("#lookup-form button[type=submit]")
+    page_console.page.wait_for_selector("#member-tags #manual-tags")
+
+
+def test_owner_adds_a_tag_on_the_member_page_sees_it_and_removes_it(console, stack):
+    member_id, phone = _member_with_phone(stack)
+    owner = console()
+    owner.login("owner", "dev-owner-password")
+    _open_member(owner, phone)
+    assert "无" in owner.page.inner_text("#manual-tags")
+    owner.page.fill("#tag-form [name=tag]", "常客")
+    owner.page.click("#tag-form button[type=submit]")
+    owner.page.wait_for_selector("#manual-tags .tag.manual[data-tag='常客']")
+    assert "已添加 常客" in owner.page.inner_text("#tag-status")
+    assert Http(stack.api).staff("GET", f"/v1/admin/members/{member_id}/tags").json()["manual"] == ["常客"]
+    # Computed tags are shown apart and have no remove button.
+    assert owner.page.locator("#computed-tags button").count() == 0
+    owner.page.click("#manual-tags .tag[data-tag='常客'] button.remove-tag")
+    owner.page.wait_for_selector("#manual-tags .tag[data-tag='常客']", state="detached")
+    assert "已移除 常客" in owner.page.inner_text("#tag-status")
+    assert Http(stack.api).staff("GET", f"/v1/admin/members/{member_id}/tags").json()["manual"] == []
+
+
+def test_a_clerk_sees_the_tags_but_gets_no_controls_to_change_them(console, stack):
+    member_id, phone = _member_with_phone(stack)
+    assert Http(stack.api).staff("PUT", f"/v1/admin/members/{member_id}/tags/vip").status_code == 200
+    username, password = _staff_account(stack, "clerk", points_limit=20)
+    clerk = console()
+    clerk.login(username, password)
+    _open_member(clerk, phone)
+    clerk.page.wait_for_selector("#manual-tags .tag[data-tag='vip']")
+    assert clerk.page.locator("#tag-form").count() == 0
+    assert clerk.page.locator("#member-tags button.remove-tag").count() == 0
+    assert "tags:write" in clerk.page.inner_text("#tags-read-only")
+    # The server refuses it too, whatever the page shows.
+    assert clerk.call("PUT", f"/v1/admin/members/{member_id}/tags/hacked") == 403
+    assert clerk.call("DELETE", f"/v1/admin/members/{member_id}/tags/vip") == 403
+
+
+def test_a_job_run_shows_its_progress_then_its_final_summary(console, stack):
+    owner = console()
+    owner.login("owner", "dev-owner-password")
+    owner.go("#/jobs")
+    # A day no other test runs, so this run is fresh (a finished one would answer its stored summary).
+    as_of = f"20{40 + secrets.randbelow(50)}-0{1 + secrets.randbelow(9)}-1{secrets.randbelow(10)}"
+    owner.page.select_option("#job", "reconcile")
+    owner.page.fill("#as-of", as_of)
+    owner.page.click("#run-job")
+    owner.page.wait_for_selector("#job-output #job-summary")
+    owner.page.wait_for_selector("#job-progress[data-status=done]")
+    summary = owner.page.inner_text("#job-summary")
+    assert as_of in summary and '"complete": true' in summary
+    progress = owner.page.inner_text("#job-progress")
+    assert "已完成" in progress and "调用 1 次" in progress and "members_checked" in progress
+    assert int(owner.page.get_attribute("#job-progress", "data-pages") or "0") >= 1
+    # The page polls the run's record while its POST is in flight (every second, the first at once).
+    watched = [url for url in owner.requested if url.endswith(f"/v1/admin/jobs/reconcile/runs/{as_of}")]
+    assert len(watched) >= 2, watched  # the first poll goes out with the run, the last after it
+    progress_now = Http(stack.api).staff("GET", f"/v1/admin/jobs/reconcile/runs/{as_of}").json()
+    assert progress_now["status"] == "done" and str(progress_now["pages"]) == owner.page.get_attribute(
+        "#job-progress", "data-pages")

@@ -418,6 +418,8 @@ ROWS: dict[str, Row] = {
                                                        body=lambda w: {"segment_id": "matrix-seg",
                                                                        "template_id": "matrix-coupon"}),
     "PUT /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
+    # issue 16, second pass: a job run's progress (the caller's own program)
+    "GET /v1/admin/jobs/{job}/runs/{as_of}": Row(about_a=False, params={"as_of": lambda w: _today_plus(0)}),
     "DELETE /v1/admin/members/{member_id}/tags/{tag}": Row(about_a=True, params={"tag": lambda w: "vip"}),
     "POST /v1/admin/members/{member_id}/memberships/{order_id}/refunds": Row(
         about_a=True, params={"order_id": lambda w: w.a_membership}, body=lambda w: {"request_id": w.fresh("mbr")}),

@@ -172,6 +172,11 @@ def _history(api, monkeypatch, feeder: StreamFeeder) -> None:
                 now["at"] = _at(day, 20)
                 _ok(api.staff("POST", f"/v1/admin/members/{member_id}/adjustments",
                               {"points": 15 if i % 2 else -5, "reason": "history", "request_id": f"adj{d}-{i}"}))
+            if d in (25, 40) and i == 1:  # a staff grant: a tier move (tier distribution)
+                now["at"] = _at(day, 0, 15)
+                _ok(api.staff("POST", f"/v1/admin/members/{member_id}/tier",
+                              {"tier": "gold" if d == 25 else "silver", "until": "2026-12-31", "reason": "history",
+                               "request_id": f"tier{d}"}))
             if d % 9 == 4 and i < 2:
                 now["at"] = _at(day, 21)
                 _ok(api.staff("POST", "/v1/admin/coupon-templates/demo-10off/grants",
@@ -197,6 +202,21 @@ def test_sixty_days_of_figures_match_the_ledgers_and_survive_redelivery(api, mon
     mismatched = {day: {k: (got[day][k], v) for k, v in expected[day].items() if got[day][k] != v}
                   for day in expected if got[day] != expected[day]}
     assert mismatched == {}
+    # Members per tier at each day's close, from the accounts' first tier and the tier history rows.
+    items = _scan()
+    moves = sorted((i["created_at"], i["member_id"], i["to_tier"]) for i in items
+                   if i.get("kind") == "tier_change" and i.get("program_id") == "demo")
+    joined = {i["member_id"]: i["enrolled_at"] for i in items if i.get("kind") == "profile"
+              and i.get("program_id") == "demo"}
+    assert moves, "the history moved a tier"
+    for row in report:
+        tier_of = {m: "normal" for m, at in joined.items() if _local_day(at) <= row["date"]}
+        for at, member_id, to in moves:
+            if _local_day(at) <= row["date"]:
+                tier_of[member_id] = to
+        expected_tiers = {code: sum(1 for t in tier_of.values() if t == code) for code in ("normal", "silver", "gold")}
+        assert row["tier_distribution"] == expected_tiers, row["date"]
+    assert all(row["repurchase_rate_bp"] is None for row in report)  # the rfm job never ran
     totals = {name: sum(row[name] for row in report) for name in ("orders", "points_expired", "coupons_used",
                                                                    "points_redeemed", "new_members")}
     assert all(totals.values()), totals  # the history exercised every kind of figure
@@ -225,6 +245,13 @@ def test_sixty_days_of_figures_match_the_ledgers_and_survive_redelivery(api, mon
     rows = list(csv.DictReader(io.StringIO(answer.body.decode())))
     assert list(rows[0])[:len(CONTRACT)] == CONTRACT
     assert [int(r["points_outstanding"]) for r in rows] == [r["points_outstanding"] for r in report]
+    assert [int(r["tier_gold_members"]) for r in rows] == [r["tier_distribution"]["gold"] for r in report]
+
+    # The rfm job's repurchase rate shows in its day's row (members with 2+ orders over 1+ in its window).
+    rfm = _ok(api.staff("POST", "/v1/admin/jobs/rfm/runs", {"as_of": last}))
+    rows = _ok(api.staff("GET", f"/v1/admin/reports/daily?from={first}&to={last}"))["items"]
+    assert rows[-1]["repurchase_rate_bp"] == rfm["repurchase_rate_bp"] is not None
+    assert [r["repurchase_rate_bp"] for r in rows[:-1]] == [None] * (DAYS - 1)
 
 
 def test_bad_ranges_are_400_and_write_nothing(api):

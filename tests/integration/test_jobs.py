@@ -76,7 +76,7 @@ def test_scheduled_entry_point_runs_every_program(api):
                                                "dormant-members", "checkin-reminders", "release-pending",
                                                "reconcile"]
     assert ran[10:13] == ["reconcile-payments", "stored-value-liability", "membership-daily"]
-    insight = ["daily-report", "rfm", "segments"]  # issue 15
+    insight = ["daily-report", "rfm", "computed-tags", "segments"]  # issue 15
     assert ran[13:] in (insight, ["tier-review", *insight])  # the review runs on review days only
     assert jobs.run_daily(get_settings(), wiring.daily_jobs())["runs"] == []  # today is done
     assert jobs.run_frequent(get_settings(), wiring.frequent_jobs())["runs"][0] == {"job": "release-holds", "released": 0}

@@ -30,6 +30,20 @@ def test_what_a_change_counts():
     assert analytics.contribution("INSERT", cancelled).counts == {"points_net": 100, "points_redeemed": -100}
     assert analytics.contribution("MODIFY", order) is None
     assert analytics.contribution("INSERT", {"kind": "account"}) is None
+    # Tier distribution: an account enters its first tier, a move leaves one for another, a removed
+    # account leaves its tier (on the day it is seen: no moment).
+    enrolled = analytics.contribution("INSERT", {"kind": "account", "tier": "normal",
+                                                 "updated_at": "2026-03-01T00:00:00+00:00"})
+    assert enrolled is not None and (enrolled.tiers, enrolled.counts, enrolled.what) == ({"normal": 1}, {}, "day")
+    moved = analytics.contribution("INSERT", {"kind": "tier_change", "from_tier": "normal", "to_tier": "silver",
+                                              "created_at": "2026-03-01T00:00:00+00:00"})
+    assert moved is not None and moved.tiers == {"normal": -1, "silver": 1}
+    same = analytics.contribution("INSERT", {"kind": "tier_change", "from_tier": "gold", "to_tier": "gold",
+                                             "created_at": "2026-03-01T00:00:00+00:00"})
+    assert same is not None and same.tiers == {}
+    gone = analytics.contribution("REMOVE", {}, {"kind": "account", "tier": "gold"})
+    assert gone is not None and (gone.tiers, gone.moment, gone.what) == ({"gold": -1}, None, "gone")
+    assert analytics.contribution("MODIFY", {"kind": "account", "tier": "gold"}, {"kind": "account"}) is None
     assert analytics.rate_bp(1, 3) == 3333 and analytics.rate_bp(2, 3) == 6667 and analytics.rate_bp(5, 0) is None
 
 

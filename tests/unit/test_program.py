@@ -18,7 +18,8 @@ def test_demo_program_matches_the_contract_defaults():
     assert demo.expiry.months_after == 12
     assert {event: t.template_id for event, t in demo.templates.items()} == {
         "tier_changed": "tmpl-tier", "points_changed": "tmpl-points", "points_expiring": "tmpl-expiring",
-        "coupon_expiring": "tmpl-coupon", "membership_expiring": "tmpl-membership"}
+        "coupon_expiring": "tmpl-coupon", "membership_expiring": "tmpl-membership",
+        "campaign": "tmpl-campaign"}
     assert demo.base_tier.code == "normal"
     assert [(p.plan_id, p.days, p.price_fen, p.trial) for p in demo.membership.plans] == [
         ("svip-month", 30, 1990, False), ("svip-trial", 7, 0, True)]
