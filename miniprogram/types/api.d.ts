@@ -238,7 +238,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Grant a coupon template or a points bonus to a segment (snapshotted at the first run; reruns grant nothing more)
+         * Grant a coupon template or a points bonus, or send a subscribe message, to a segment (snapshotted at the first run; reruns grant nothing more)
          * @description Staff permission: `campaigns:run`.
          */
         post: operations["run_campaign"];
@@ -1931,6 +1931,31 @@ export interface components {
              * @default null
              */
             points?: number | null;
+            /**
+             * @description A subscribe message through the program's `campaign` template, to members holding a send credit for it (others are skipped: no_consent).
+             * @default null
+             */
+            message?: components["schemas"]["CampaignMessage"] | null;
+            /**
+             * Daily Limit
+             * @description Message campaigns: at most this many messages queued per program day; the next day's run continues.
+             * @default 1000
+             */
+            daily_limit?: number;
+        };
+        /** CampaignMessage */
+        CampaignMessage: {
+            /**
+             * Title
+             * @description The template's thing1 (20 characters).
+             */
+            title: string;
+            /**
+             * Text
+             * @description The template's thing2 (20 characters).
+             * @default
+             */
+            text?: string;
         };
         /** CampaignSummary */
         CampaignSummary: {
@@ -1940,7 +1965,7 @@ export interface components {
             segment_id: string;
             /**
              * Action
-             * @description {"type": "coupon", "template_id"} or {"type": "points", "points"}.
+             * @description {"type": "coupon", "template_id"}, {"type": "points", "points"} or {"type": "message", "title", "text"}.
              */
             action: {
                 [key: string]: unknown;
@@ -1952,7 +1977,7 @@ export interface components {
             members: number;
             /**
              * Sent
-             * @description Members who hold the campaign's coupon or bonus.
+             * @description Members who hold the campaign's coupon or bonus; message campaigns: messages queued for the sender (which spends one send credit per message).
              */
             sent: number;
             /**
@@ -1964,6 +1989,12 @@ export interface components {
             };
             /** Snapshot At */
             snapshot_at: string;
+            /**
+             * Remaining
+             * @description Message campaigns: snapshot members not reached yet (today's daily_limit was reached; the next day's run continues).
+             * @default 0
+             */
+            remaining?: number;
         };
         /** CardBenefit */
         CardBenefit: {
@@ -2456,6 +2487,18 @@ export interface components {
              * @description points_expired / points_issued in basis points; null when nothing was issued.
              */
             breakage_bp: number | null;
+            /**
+             * Tier Distribution
+             * @description Members per tier (the program's tier codes) at the day's close: enrolments, tier moves and removed accounts counted from the stream (CSV: one tier_<code>_members column per tier).
+             */
+            tier_distribution: {
+                [key: string]: number;
+            };
+            /**
+             * Repurchase Rate Bp
+             * @description Members with 2+ orders over members with 1+ order (net of full refunds) in the RFM window ending that day, in basis points, as the `rfm` job computed it for that day; null on days it did not run for or without orders.
+             */
+            repurchase_rate_bp: number | null;
         };
         /** DeliveryAttempt */
         DeliveryAttempt: {
@@ -5784,7 +5827,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "membership-daily" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "computed-tags" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "membership-daily" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
             };
             cookie?: never;
         };
@@ -5819,7 +5862,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description A job name: 1 to 64 of a-z 0-9 - */
-                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "membership-daily" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
+                job: "birthday-coupons" | "birthday-gifts" | "checkin-reminders" | "computed-tags" | "coupon-reminders" | "daily-report" | "dormant-members" | "expire-coupons" | "expire-points" | "expiry-reminders" | "membership-daily" | "reconcile" | "reconcile-payments" | "release-pending" | "rfm" | "segments" | "stored-value-liability" | "tier-review";
                 /** @description A day: YYYY-MM-DD */
                 as_of: string;
             };
