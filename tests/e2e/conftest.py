@@ -209,3 +209,24 @@ def _stop(process: subprocess.Popen[bytes], pgid: int, output: Path) -> None:
         pytest.fail("the local stack left processes behind after stopping")
     if code != 0:
         pytest.fail(f"the local stack exited with {code} on SIGTERM:\n{_tail(output)}")
+
+
+# --- the browser tests' Chromium (Debian's package; `make browser` installs it) --------------------
+
+CHROMIUM = os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright (a dev requirement; it never downloads a browser)."""
+    from playwright import sync_api
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses to run as root
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
