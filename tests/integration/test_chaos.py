@@ -37,7 +37,7 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.store import keys
-from tests.support.faults import DynamoFaults, Rates
+from tests.support.faults import DynamoFaults, Rates, send_until_answered
 
 SEED = 20261123
 STEPS = 90  # random requests before the worst cases, the expiry run and the refunds after it
@@ -310,25 +310,8 @@ class Scenario:
         """Send until answered, like a caller that retries a 5xx with the same key; then compare
         with the model."""
         self._current, self._key_read = op, False
-        answer = None
-        for _ in range(MAX_ATTEMPTS):
-            with self.faults.during(op.kind) as call:
-                answer = self._send(op)
-            status, injected = answer.status_code, call.injected
-            if status == 503 and injected["throttle"] and answer.json["error"]["code"] == "retry_later":
-                continue  # throttled: the caller tries again later, with the same key
-            if status == 500 and call.crashed:
-                continue  # the caller saw the process die after the write: it tries again
-            if status >= 500:
-                self.problems.append(f"5xx: {op.kind} {op.path}: {status} {answer.body[:200]!r} "
-                                     f"after injected {dict(injected)}")
-                continue
-            if call.crashed or injected["throttle"]:
-                self.problems.append(f"swallowed: {op.kind} {op.path}: answered {status} though DynamoDB "
-                                     f"failed under it ({dict(injected)})")
-            break
-        else:
-            self.problems.append(f"5xx: {op.kind} {op.path}: still no answer after {MAX_ATTEMPTS} tries")
+        answer = send_until_answered(self.faults, op.kind, f"{op.kind} {op.path}", lambda: self._send(op),
+                                     self.problems, MAX_ATTEMPTS)
         self._current = None
         self.faults.unforce()
         op.answer = answer

@@ -42,7 +42,7 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.store import keys
-from tests.support.faults import DynamoFaults, Rates
+from tests.support.faults import DynamoFaults, Rates, send_until_answered
 
 # CHAOS_MONEY_SEED=<n> runs another sequence (to explore; CI runs this one).
 SEED = int(os.environ.get("CHAOS_MONEY_SEED", "20261130"))
@@ -484,25 +484,8 @@ class Scenario:
         if op.call is not None:
             return self._run_job(op)
         self._current, self._key_read = op, False
-        answer = None
-        for _ in range(MAX_ATTEMPTS):
-            with self.faults.during(op.kind) as call:
-                answer = self._send(op)
-            status, injected = answer.status_code, call.injected
-            if status == 503 and injected["throttle"] and _retry_later(answer):
-                continue  # throttled: the caller tries again later, with the same key
-            if status == 500 and call.crashed:
-                continue  # the process died after the write: the caller tries again
-            if status >= 500:
-                self.problems.append(f"5xx: {op.kind} {op.path}: {status} {answer.body[:300]!r} "
-                                     f"after injected {dict(injected)}")
-                continue
-            if call.crashed or injected["throttle"]:
-                self.problems.append(f"swallowed: {op.kind} {op.path}: answered {status} though DynamoDB "
-                                     f"failed under it ({dict(injected)})")
-            break
-        else:
-            self.problems.append(f"5xx: {op.kind} {op.path}: still no answer after {MAX_ATTEMPTS} tries")
+        answer = send_until_answered(self.faults, op.kind, f"{op.kind} {op.path}", lambda: self._send(op),
+                                     self.problems, MAX_ATTEMPTS, retry_later=_retry_later)
         self._current = None
         self.faults.unforce()
         op.answer = answer

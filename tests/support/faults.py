@@ -148,3 +148,33 @@ class DynamoFaults:
         if self._fires("crash", self.rates.crash):
             self._inject("crash")
             raise SimulatedCrash("the Lambda died after DynamoDB committed")
+
+
+def _contract_retry_later(answer: Any) -> bool:
+    return bool((answer.json or {}).get("error", {}).get("code") == "retry_later")
+
+
+def send_until_answered(faults: Any, kind: str, label: str, send: Callable[[], Any], problems: list[str],
+                        attempts: int, retry_later: Callable[[Any], bool] = _contract_retry_later) -> Any:
+    """Send as a caller that retries every 5xx with the same key: a 503 `retry_later` under an
+    injected throttle and a 500 after an injected crash are retried; any other 5xx, an answer that
+    hid an injected fault, or no answer after `attempts` is a problem. Returns the last answer."""
+    answer = None
+    for _ in range(attempts):
+        with faults.during(kind) as call:
+            answer = send()
+        status, injected = answer.status_code, call.injected
+        if status == 503 and injected["throttle"] and retry_later(answer):
+            continue  # throttled: the caller tries again later, with the same key
+        if status == 500 and call.crashed:
+            continue  # the caller saw the process die after the write: it tries again
+        if status >= 500:
+            problems.append(f"5xx: {label}: {status} {answer.body[:300]!r} after injected {dict(injected)}")
+            continue
+        if call.crashed or injected["throttle"]:
+            problems.append(f"swallowed: {label}: answered {status} though DynamoDB failed under it "
+                            f"({dict(injected)})")
+        break
+    else:
+        problems.append(f"5xx: {label}: still no answer after {attempts} tries")
+    return answer
