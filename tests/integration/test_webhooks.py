@@ -178,26 +178,34 @@ def test_failing_five_times_then_succeeding_is_delivered_once_after_five_recorde
     assert endpoint["status"] == "active"
 
 
-def test_an_endpoint_that_keeps_failing_parks_is_paused_and_staff_replay(api, receiver, monkeypatch):
+def fail_until_parked(api, receiver, clock, webhook_id):
+    """An endpoint that always answers 500 and one accrual to it; the frequent job retries at each
+    due time until the delivery leaves `pending`. Returns the member, the pump's feeder, the
+    delivery's admin path, its last state and when the retries began."""
     from chalicelib import jobs, wiring
-    from chalicelib.domain import webhooks as rules
     from chalicelib.settings import get_settings
 
-    clock = Clock(monkeypatch)
-    member_id = enrolled(api, "hook-down")
+    member_id = enrolled(api, f"hook-{webhook_id}")
     feeder = StreamFeeder()
     pump(feeder)
-    register(api, "down", f"{receiver.url}/down")
+    register(api, webhook_id, f"{receiver.url}/{webhook_id}")
     receiver.state.fail(1000, 500)
-    accrue(api, member_id, "hook-down-1")
+    accrue(api, member_id, f"hook-{webhook_id}-1")
     pump(feeder)
     [event] = events_of(member_id)
-    path = f"/v1/admin/webhooks/down/deliveries/{event.event_id}"
+    path = f"/v1/admin/webhooks/{webhook_id}/deliveries/{event.event_id}"
     start = clock.now
     while api.staff("GET", path).json["status"] == "pending":
         clock.to(dt.datetime.fromisoformat(api.staff("GET", path).json["next_attempt_at"]) + dt.timedelta(seconds=1))
         jobs.run_frequent(get_settings(), wiring.frequent_jobs())
-    delivery = api.staff("GET", path).json
+    return member_id, feeder, path, api.staff("GET", path).json, start
+
+
+def test_an_endpoint_that_keeps_failing_parks_is_paused_and_staff_replay(api, receiver, monkeypatch):
+    from chalicelib.domain import webhooks as rules
+
+    clock = Clock(monkeypatch)
+    member_id, feeder, path, delivery, start = fail_until_parked(api, receiver, clock, "down")
     # Paused after 10 failures in a row over more than an hour: the delivery parks with it.
     [endpoint] = api.staff("GET", "/v1/admin/webhooks").json["items"]
     assert endpoint["status"] == "paused" and "10 attempts in a row failed" in endpoint["paused_reason"]
@@ -233,28 +241,13 @@ def test_an_endpoint_that_keeps_failing_parks_is_paused_and_staff_replay(api, re
 
 
 def test_a_delivery_out_of_retries_is_parked_after_more_than_24_hours(api, receiver, monkeypatch):
-    from chalicelib import jobs, wiring
     from chalicelib.domain import webhooks as rules
-    from chalicelib.settings import get_settings
 
     clock = Clock(monkeypatch)
     # Another endpoint keeps succeeding, so this one's failures never pause it first... they do not
     # need to: the pause rule counts per endpoint. Raise the bar for this test alone.
     monkeypatch.setattr(rules, "PAUSE_AFTER_FAILURES", 1000)
-    member_id = enrolled(api, "hook-park")
-    feeder = StreamFeeder()
-    pump(feeder)
-    register(api, "park", f"{receiver.url}/park")
-    receiver.state.fail(1000, 500)
-    accrue(api, member_id, "hook-park-1")
-    pump(feeder)
-    [event] = events_of(member_id)
-    path = f"/v1/admin/webhooks/park/deliveries/{event.event_id}"
-    start = clock.now
-    while api.staff("GET", path).json["status"] == "pending":
-        clock.to(dt.datetime.fromisoformat(api.staff("GET", path).json["next_attempt_at"]) + dt.timedelta(seconds=1))
-        jobs.run_frequent(get_settings(), wiring.frequent_jobs())
-    delivery = api.staff("GET", path).json
+    _, _, _, delivery, start = fail_until_parked(api, receiver, clock, "park")
     assert delivery["status"] == "parked" and delivery["park_reason"] == "retries_exhausted"
     assert delivery["attempts"] == rules.MAX_ATTEMPTS
     assert dt.datetime.fromisoformat(delivery["parked_at"]) - start >= dt.timedelta(hours=24)
