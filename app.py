@@ -3,9 +3,16 @@
 Every route and trigger calls one function in `chalicelib`; nothing here holds business logic.
 `chalicelib/wiring.py` lists the jobs and stream reactions; the handlers below hand those tables
 to the runners. Trigger modules are imported inside the handlers, so the API function (which
-imports this module too) loads none of them until a trigger runs.
+imports this module too) loads none of them until a trigger runs. Likewise the routes name their
+services and models lazily (`chalicelib/api/http.py`): a cold start builds only what its first
+request needs.
 """
 
+# The DynamoDB client library is loaded at init on purpose: every function and nearly every request
+# needs it, so a cold start pays for it once either way; our own modules, unlike it, load per
+# feature on first use.
+import pynamodb.models  # noqa: F401
+import pynamodb.transactions  # noqa: F401
 from chalice import Chalice, Cron, Rate
 
 from chalicelib.api import routes

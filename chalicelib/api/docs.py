@@ -15,9 +15,7 @@ from pathlib import Path
 
 from chalice import Blueprint
 
-from chalicelib.api import openapi
 from chalicelib.api.http import PUBLIC, route
-from chalicelib.api.schemas import OpenApiDocument
 
 bp = Blueprint(__name__)
 
@@ -79,9 +77,11 @@ def _asset(name: str) -> str:
     return (ASSETS / name).read_text(encoding="utf-8")
 
 
-@route(bp, "/openapi.json", ["GET"], auth=PUBLIC, response=OpenApiDocument, uses_store=False,
+@route(bp, "/openapi.json", ["GET"], auth=PUBLIC, response="chalicelib.api.schemas:OpenApiDocument", uses_store=False,
        summary="This API's OpenAPI 3.1 document")
 def openapi_document(ctx):
+    from chalicelib.api import openapi
+
     return openapi.document(ctx.app)
 
 

@@ -1,13 +1,23 @@
 """How a route is declared, authenticated, parsed and answered, in one place.
 
-    @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201, body=OrderIn, response=OrderAccrued,
-           summary="Report a paid order", errors=(404, 409))
+    @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201, body="chalicelib.services.ledger:OrderIn",
+           response="chalicelib.api.schemas:OrderAccrued", summary="Report a paid order", errors=(404, 409))
 
 `auth` is an authenticator object (`chalicelib/auth/schemes.py`): PUBLIC, MEMBER, TILL, or
 STAFF.require("<permission>"). It authenticates before the view and finishes after it (the
 till's nonce), so a new scheme needs no change here.
     def post_order(ctx):
+        from chalicelib.services import ledger
+
         return ledger.accrue_order(ctx.settings, ctx.till, ctx.body())
+
+Models are named lazily, as `"module:Class"` strings (`ModelRef`): an api module imports only
+this module and `chalice` at the top, and the services, domain rules and pydantic models a route
+needs inside its view, so `import app` (every cold start) registers every route without building
+the classes behind them. A route's models are imported the first time it parses a body or query,
+or when `openapi.py` builds the document (`Operation.body`, `.response`, `.query`, each resolved
+once and cached). `tests/unit/test_cold_start.py` checks what `import app` loads; a string naming
+a module or class that does not exist fails the OpenAPI tests (they resolve every route's models).
 
 What a route declares (its body, query and response models, statuses, summary) is both what this
 module enforces and what `openapi.py` publishes, so the document cannot drift from the code.
@@ -19,13 +29,14 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import importlib
 import hashlib
 import hmac
 import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar, Union
 
 from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -39,7 +50,7 @@ from chalicelib.settings import Settings, get_settings
 T = TypeVar("T", bound=BaseModel)
 
 __all__ = ["MEMBER", "PUBLIC", "STAFF", "TILL", "WECHATPAY", "Page", "PageQuery", "route", "operations_of",
-           "error_response", "seal_cursor"]
+           "error_response", "seal_cursor", "ModelRef", "resolve_model"]
 JSON = "application/json"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -139,7 +150,7 @@ class PageQuery(BaseModel):
     """`?limit=&cursor=` of every paged list. The cursor is sealed on the way out (see
     `seal_cursor`), so one that was not issued by this service is a 400, never a bad query."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # built on the first paged request
     limit: int = Field(default=PAGE_LIMIT_DEFAULT, ge=1, le=PAGE_LIMIT_MAX,
                        description=f"Items per page, 1 to {PAGE_LIMIT_MAX}.")
     cursor: str | None = Field(default=None, max_length=2048,
@@ -165,7 +176,7 @@ class PageQuery(BaseModel):
 class Page(BaseModel, Generic[T]):
     """The answer of every paged list (../shared/API.md)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # only the OpenAPI document builds it
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last.")
 
@@ -187,6 +198,32 @@ def unseal_cursor(settings: Settings, sealed: str) -> str:
     return cursor
 
 
+# --- lazy model references ----------------------------------------------------------------
+
+# A pydantic model, or where to find it: "package.module:Class" (imported on first use).
+ModelRef = Union[type[BaseModel], str]
+
+
+@functools.cache
+def _import_model(ref: str) -> type[BaseModel]:
+    module, colon, name = ref.partition(":")
+    if not colon or not module or not name:
+        raise ValueError(f"{ref!r}: a model reference is 'package.module:Class'")
+    model = getattr(importlib.import_module(module), name)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{ref!r} is not a pydantic model")
+    return model
+
+
+def resolve_model(ref: ModelRef) -> type[BaseModel]:
+    """The model a `ModelRef` names (the string form imported once, then cached)."""
+    return _import_model(ref) if isinstance(ref, str) else ref
+
+
+def _resolve_optional(ref: ModelRef | None) -> type[BaseModel] | None:
+    return None if ref is None else resolve_model(ref)
+
+
 # --- the declaration -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -199,9 +236,14 @@ class Operation:
     auth: Authenticator
     summary: str
     status: int
-    response: type[BaseModel] | None
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
+    # The models as declared (a class or a "module:Class" string); `response`, `body` and `query`
+    # below are the classes, imported on first use.
+    response_ref: ModelRef | None
+    body_ref: ModelRef | None = None
+    query_ref: ModelRef | None = None
+    # A paged list's item (the answer is `Page[item]`; the query `PageQuery` or, if `query_ref`
+    # names one, a subclass of it).
+    page_of: ModelRef | None = None
     # Other success statuses answered with the same model (enrolment: 201 new, 200 existing).
     also: tuple[int, ...] = ()
     # Error statuses (always in the envelope) besides those implied: 400 for a route with input,
@@ -215,14 +257,30 @@ class Operation:
 
     @property
     def paged(self) -> bool:
-        return self.query is PageQuery
+        return self.page_of is not None
+
+    @functools.cached_property
+    def response(self) -> type[BaseModel] | None:
+        if self.page_of is not None:
+            return Page[resolve_model(self.page_of)]  # type: ignore[misc,return-value]
+        return _resolve_optional(self.response_ref)
+
+    @functools.cached_property
+    def body(self) -> type[BaseModel] | None:
+        return _resolve_optional(self.body_ref)
+
+    @functools.cached_property
+    def query(self) -> type[BaseModel] | None:
+        if self.page_of is not None and self.query_ref is None:
+            return PageQuery
+        return _resolve_optional(self.query_ref)
 
     @property
     def error_statuses(self) -> list[int]:
         implied = set(self.errors)
-        if self.body is not None or self.query is not None or self.path_parameters:
+        if self.body_ref is not None or self.query_ref is not None or self.paged or self.path_parameters:
             implied.add(400)
-        if self.body is not None:
+        if self.body_ref is not None:
             implied.add(413)
         if self.auth.kind != PUBLIC.kind:
             implied.add(401)
@@ -297,20 +355,20 @@ def _describe(exc: ValidationError) -> str:
 
 
 def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authenticator, summary: str,
-          response: type[BaseModel] | None = None, page_of: type[BaseModel] | None = None,
-          status: int = 200, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+          response: ModelRef | None = None, page_of: ModelRef | None = None,
+          status: int = 200, body: ModelRef | None = None, query: ModelRef | None = None,
           also: tuple[int, ...] = (), errors: tuple[int, ...] = (), media_type: str = JSON,
           uses_store: bool = True, description: str = "", headers: dict[str, str] | None = None,
           **chalice_kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a route. `response` is the model of a success answer; `page_of=Item` declares a
-    paged list instead (query `PageQuery`, answer `Page[Item]`, cursors sealed). `media_type`
+    paged list instead (query `PageQuery` or a subclass of it given as `query`, answer
+    `Page[Item]`, cursors sealed). Models are
+    classes or, so that `import app` builds none of them, `"module:Class"` strings. `media_type`
     other than JSON means the view returns the body as text; `headers` are added to its success
     answers (e.g. the docs page's Content-Security-Policy)."""
-    if page_of is not None:
-        if response is not None or query is not None:
-            raise TypeError("page_of declares both the query and the response")
-        response, query = Page[page_of], PageQuery  # type: ignore[valid-type]
-    if response is None and media_type == JSON:
+    if page_of is not None and response is not None:
+        raise TypeError("page_of declares the response")
+    if response is None and page_of is None and media_type == JSON:
         raise TypeError(f"{path}: a JSON route declares its response model")
     names = path_parameter_names(path)
     undeclared = [name for name in names if name not in PATH_PARAMETERS]
@@ -320,7 +378,8 @@ def route(bp: Blueprint | Chalice, path: str, methods: list[str], *, auth: Authe
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         operations = {
             method: Operation(method=method, path=path, name=view.__name__, auth=auth, summary=summary,
-                              status=status, response=response, body=body, query=query, also=also,
+                              status=status, response_ref=response, body_ref=body, query_ref=query,
+                              page_of=page_of, also=also,
                               errors=errors, media_type=media_type, uses_store=uses_store,
                               description=description or (view.__doc__ or "").strip(),
                               path_parameters=tuple(names))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chalicelib.auth.permissions import Permission
-from chalicelib.store import programs
-from chalicelib.store.tx import Transaction
+
+if TYPE_CHECKING:  # the table is imported where a nonce is written, not where routes declare auth
+    from chalicelib.store.tx import Transaction
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class NonceClaim:
     spent: bool = False
 
     def add_to(self, tx: Transaction) -> None:
+        from chalicelib.store import programs
+
         if self.spent:
             return
         programs.put_nonce(tx, self.key_id, self.nonce, self.seen_at, self.window)
@@ -37,6 +41,8 @@ class NonceClaim:
 
     def spend_alone(self) -> bool:
         """Spend it with a write of its own: False if it was seen within the window."""
+        from chalicelib.store import programs
+
         if self.spent:
             return True
         self.spent = programs.record_nonce(self.key_id, self.nonce, self.seen_at, self.window)

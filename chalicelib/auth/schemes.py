@@ -4,18 +4,23 @@
 An authenticator turns a request into a principal (or refuses it with 401/403) and may finish
 the request after the view ran: the till scheme spends the request's nonce there unless the
 view's own transaction already carried it.
+
+Each scheme imports its verifier when it first authenticates a request: declaring `auth=TILL`
+(every route, at `import app`) loads no token, key or table code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.auth import audit, staff, till, tokens, wechatpay
 from chalicelib.auth.permissions import Permission
 from chalicelib.auth.principals import MemberPrincipal, StaffPrincipal, TillPrincipal
 from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.auth.wechatpay import PaymentNotice
 
 
 def bearer(request: Any) -> str:
@@ -64,6 +69,8 @@ class Member(Authenticator):
     kind: str = "member"
 
     def authenticate(self, request: Any, settings: Settings) -> MemberPrincipal:
+        from chalicelib.auth import tokens
+
         principal = tokens.verify(settings, bearer(request))
         if principal.member_id is not None:
             # An erased member's tokens stop working (a token without a member id finds its
@@ -80,6 +87,8 @@ class Till(Authenticator):
     kind: str = "till"
 
     def authenticate(self, request: Any, settings: Settings) -> TillPrincipal:
+        from chalicelib.auth import till
+
         return till.verify(settings, request.headers, request.method, till.path_with_query(request),
                            request.raw_body or b"")
 
@@ -96,6 +105,8 @@ class Staff(Authenticator):
         return replace(self, permission=permission)
 
     def authenticate(self, request: Any, settings: Settings) -> StaffPrincipal:
+        from chalicelib.auth import audit, staff
+
         principal = staff.verify(settings, bearer(request))
         if self.permission is not None and not principal.may(self.permission):
             raise Forbidden(f"this staff credential may not {self.permission}")
@@ -107,6 +118,8 @@ class Staff(Authenticator):
         """Every staff write, done or refused, goes to the program's audit log (one place for
         every admin route, so a new route is audited without a line of its own)."""
         if principal.action is not None and outcome is not None:
+            from chalicelib.auth import audit
+
             audit.record(principal, outcome.status, outcome.request_id, outcome.body, outcome.error_code)
 
 
@@ -117,10 +130,14 @@ class WechatPayNotification(Authenticator):
 
     kind: str = "wechatpay"
 
-    def authenticate(self, request: Any, settings: Settings) -> wechatpay.PaymentNotice:
+    def authenticate(self, request: Any, settings: Settings) -> PaymentNotice:
+        from chalicelib.auth import wechatpay
+
         return wechatpay.verify(settings, dict(request.headers.items()), request.raw_body or b"")
 
     def error_body(self, code: str, message: str) -> dict[str, Any] | None:
+        from chalicelib.auth import wechatpay
+
         return wechatpay.reply("FAIL", f"{code}: {message}")
 
 

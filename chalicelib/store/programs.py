@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import crypto
-from chalicelib.domain.program import ProgramConfig
 from chalicelib.settings import Settings
 from chalicelib.store import keys
 from chalicelib.store.tx import ConditionsFailed, Transaction
@@ -26,6 +25,9 @@ from chalicelib.store.models import (
     TableItem,
     TillKeyItem,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.domain.program import ProgramConfig
 
 T = TypeVar("T")
 
@@ -97,6 +99,10 @@ def get_program(settings: Settings, program_id: str, fresh: bool = False) -> Pro
     """The program (cached per container); `fresh` reads the table (staff editing it)."""
 
     def load() -> Program | None:
+        # The rules' models (lotteries, plans, templates...) are built the first time a program is
+        # read, not when the authenticators import this module for till and staff keys.
+        from chalicelib.domain.program import ProgramConfig
+
         item = _get(ProgramItem, keys.program(program_id))
         if item is None:
             return None
