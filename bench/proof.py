@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 _STDLIB = set(sys.stdlib_module_names)
@@ -263,3 +263,146 @@ def overhead_figures(client: Any, member_id: str, calls: Any) -> dict[str, Any]:
     return {"api_accrual_ms": round(api_ms, 3), "bare_transaction_ms": round(bare_ms, 3),
             "bare_same_calls_ms": round(same_ms, 3), "api_vs_bare_transaction": round(api_ms / bare_ms, 2),
             "api_vs_bare_same_calls": round(api_ms / same_ms, 2)}
+
+
+# --- cold start: import + the first request ---------------------------------------------------
+
+# Before the lazy loading of issue 11 (the routes imported every feature at `import app`).
+COLD_START_BASELINE = "082f63b"
+
+# Run in a fresh interpreter per sample, as Lambda runs a cold start: import the app, then hand
+# it one API Gateway event (no test client, whose own imports would warm the libraries).
+_COLD_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+from app import app
+t1 = time.perf_counter()
+class Context:
+    aws_request_id, function_name, memory_limit_in_mb = "cold", "loyalty-api", 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:loyalty-api"
+    def get_remaining_time_in_millis(self):
+        return 30000
+answer = app(json.loads(sys.argv[1]), Context())
+t2 = time.perf_counter()
+print(json.dumps({"import_ms": (t1 - t0) * 1000, "request_ms": (t2 - t1) * 1000, "status": answer["statusCode"],
+                  "ours": sum(1 for m in sys.modules if m.split(".")[0] in ("app", "chalicelib"))}))
+"""
+
+
+def _api_event(method: str, path: str, headers: dict[str, str], body: bytes | None) -> dict[str, Any]:
+    return {"resource": path, "path": path, "httpMethod": method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
+            "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
+            "requestContext": {"resourcePath": path, "httpMethod": method, "path": f"/api{path}", "stage": "api",
+                               "requestId": "cold", "identity": {"sourceIp": "127.0.0.1"}},
+            "body": body.decode() if body is not None else None, "isBase64Encoded": False}
+
+
+def _cold_setup() -> None:
+    """In its own interpreter (the table is the moto server's): the demo program and one member."""
+    import boto3
+    from chalice.test import Client
+
+    from chalicelib.seed import seed_demo_program
+    from chalicelib.settings import get_settings
+    from chalicelib.store import schema
+    from devstack.wechat_standin import WechatStandin
+
+    settings = get_settings()
+    port = int(settings.wechat_api_base.rsplit(":", 1)[1])
+    schema.create_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=settings.dynamodb_endpoint),
+                        settings.table_name)
+    seed_demo_program()
+    from app import app
+
+    with WechatStandin(port=port), Client(app, stage_name="local") as client:
+        login = json.loads(client.http.post("/v1/auth/login", headers={"Content-Type": "application/json"},
+                                            body=json.dumps({"appid": "wxdemo0000000000", "code": "dev-cold"})).body)
+        headers = {"Authorization": f"Bearer {login['token']}", "Content-Type": "application/json"}
+        card = json.loads(client.http.post("/v1/members", headers=headers, body=b'{"nickname": "Cold"}').body)
+    print(json.dumps({"token": login["token"], "member_id": card["member_id"]}))
+
+
+def cold_start_figures(runs: int = 7, baseline: str = COLD_START_BASELINE) -> dict[str, Any]:
+    """A cold start of the API function as a member's card read and a till's order see it:
+    `import app` and then the first request, in a fresh interpreter each (bytecode compiled, never
+    written), against a moto server; medians of `runs`. The same for the code at `baseline` (the
+    commit before lazy loading, from `git archive`), so the first request's share is visible:
+    what `import app` no longer loads, the first request loads if it needs it."""
+    import secrets as token_bytes
+    import tempfile
+
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib.auth import till
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {**_env(), "LOYALTY_DYNAMODB_ENDPOINT": f"http://{host}:{port}", "LOYALTY_TABLE_NAME": "loyalty-cold",
+               "LOYALTY_WECHAT_API_BASE": f"http://127.0.0.1:{_free_port()}", "LOYALTY_LOG_LEVEL": "WARNING",
+               "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("PYTHONPATH", None)
+        done = subprocess.run([sys.executable, "-c", "from bench.proof import _cold_setup; _cold_setup()"], cwd=ROOT,
+                              capture_output=True, text=True, check=True, env=env)
+        member = json.loads(done.stdout.strip().splitlines()[-1])
+
+        def card_event() -> dict[str, Any]:
+            return _api_event("GET", "/v1/members/me", {"authorization": f"Bearer {member['token']}"}, None)
+
+        def order_event() -> dict[str, Any]:
+            body = json.dumps({"order_id": f"cold-{token_bytes.token_hex(6)}", "member_id": member["member_id"],
+                               "amount_fen": 1000, "paid_at": dt.datetime.now(dt.timezone.utc).isoformat()}).encode()
+            ts, nonce = str(int(time.time())), token_bytes.token_hex(12)
+            headers = {"content-type": "application/json", "x-loyalty-key": "dev-pos", "x-loyalty-timestamp": ts,
+                       "x-loyalty-nonce": nonce,
+                       "x-loyalty-signature": till.sign("dev-pos-secret", "POST", "/v1/orders", ts, nonce, body)}
+            return _api_event("POST", "/v1/orders", headers, body)
+
+        def probe(tree: Path, event: dict[str, Any]) -> dict[str, Any]:
+            answer = subprocess.run([sys.executable, "-c", _COLD_PROBE, json.dumps(event)], cwd=tree,
+                                    capture_output=True, text=True, check=True, env=env)
+            found = json.loads(answer.stdout.strip().splitlines()[-1])
+            if found["status"] not in (200, 201):
+                raise RuntimeError(f"cold start probe answered {found['status']} in {tree}")
+            return found
+
+        def summary(found: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"import_ms": round(statistics.median(f["import_ms"] for f in found), 1),
+                    "first_request_ms": round(statistics.median(f["request_ms"] for f in found), 1),
+                    "total_ms": round(statistics.median(f["import_ms"] + f["request_ms"] for f in found), 1),
+                    "our_modules_loaded": found[0]["ours"]}
+
+        with tempfile.TemporaryDirectory() as scratch:
+            trees = {"now": ROOT}
+            archive = subprocess.run(["git", "archive", "--format=tar", baseline, "app.py", "chalicelib"], cwd=ROOT,
+                                     capture_output=True)
+            if archive.returncode == 0:
+                subprocess.run(["tar", "-x", "-C", scratch], input=archive.stdout, check=True)
+                trees["baseline"] = Path(scratch)
+            for tree in trees.values():
+                subprocess.run([sys.executable, "-m", "compileall", "-q", "app.py", "chalicelib"], cwd=tree, check=True)
+            # Interleaved, so that the machine's load falls on both sides alike.
+            samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for _ in range(runs):
+                for name, tree in trees.items():
+                    for request, event in (("card_read", card_event), ("order", order_event)):
+                        samples.setdefault((name, request), []).append(probe(tree, event()))
+        figures: dict[str, Any] = {"runs": runs}
+        for (name, request), found in samples.items():
+            figures.setdefault(name, {"commit": baseline} if name == "baseline" else {})[request] = summary(found)
+    finally:
+        server.stop()
+    return figures
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
