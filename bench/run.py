@@ -106,6 +106,7 @@ def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
                      "overhead": proof.overhead_figures(client, bench.member_id, calls)}
     extra["imports"] = proof.import_figures()
     extra["package_imports"] = proof.package_import_figures()
+    extra["cold_start"] = proof.cold_start_figures()
     return rows, extra
 
 
@@ -398,6 +399,8 @@ def render_proof(extra: dict[str, Any], accrual: dict[str, Any]) -> str:
             f"| import time, the packaged app (bytecode in the zips, `python -S`, code + layer only) / "
             f"the same libraries alone | {p['package_app_import_ms']} ms / {p['package_libraries_import_ms']} ms = "
             f"{p['package_import_ratio']} ({p['package_pyc_files']} .pyc shipped) | <= 1.15 |"]),
+        *_same_run_rows(i, p),
+        *_cold_start_rows(extra.get("cold_start")),
         f"| wechatpy imported on member read paths | {'yes' if i['wechatpy_on_member_read_path'] else 'no'} | no |",
         f"| accrual via API / bare boto3 transaction (median) | {o['api_accrual_ms']} ms / {o['bare_transaction_ms']} ms"
         f" = {o['api_vs_bare_transaction']} | <= 1.5 |",
@@ -405,6 +408,35 @@ def render_proof(extra: dict[str, Any], accrual: dict[str, Any]) -> str:
         f" = {o['api_vs_bare_same_calls']} | |",
         f"| cost per million accruals (on-demand, API path) | ${accrual['usd_per_million']:.3f} | |",
     ])
+
+
+def _same_run_rows(imports: dict[str, Any], package: dict[str, Any] | None) -> list[str]:
+    """The second import figure (bench/proof.py `same_run_split`): one `import app`, its modules'
+    self times split into ours and the libraries', every library module timed where it loads."""
+    rows = []
+    for label, split in (("", imports.get("same_run")), (", packaged", (package or {}).get("package_same_run"))):
+        if split:
+            rows.append(f"| import time{label}, same run: app / its libraries' share (self times; ours "
+                        f"{split['own_ms']} ms) | {round(split['own_ms'] + split['libraries_ms'], 1)} ms / "
+                        f"{split['libraries_ms']} ms = {split['ratio']} | <= 1.15 |")
+    return rows
+
+
+def _cold_start_rows(cold: dict[str, Any] | None) -> list[str]:
+    """Import + first request in a fresh interpreter, now and at the commit before lazy loading:
+    what `import app` stopped loading, the first request loads only if it needs it."""
+    if not cold:
+        return []
+    rows = []
+    for request, label in (("card_read", "a member's card read"), ("order", "a till's order")):
+        now, before = cold["now"][request], cold.get("baseline", {}).get(request)
+        then = "" if before is None else (
+            f"{before['import_ms']} + {before['first_request_ms']} = {before['total_ms']} ms "
+            f"({before['our_modules_loaded']} modules; at {cold['baseline']['commit']})")
+        rows.append(f"| cold start, {label}: import app + first request, ms (our modules loaded; fresh interpreter, "
+                    f"moto server, median of {cold['runs']}) | {now['import_ms']} + {now['first_request_ms']} = "
+                    f"{now['total_ms']} ms ({now['our_modules_loaded']} modules) | before: {then} |")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
