@@ -16,9 +16,7 @@ from chalicelib.api.http import PageQuery
 _FIRST_AS_OF, _LAST_AS_OF = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 
 
-class JobRunIn(BaseModel):
-    """`POST /v1/admin/jobs/{job}/runs` (admin.py)."""
-
+class JobRunIn(BaseModel):  # POST /v1/admin/jobs/{job}/runs (admin.py)
     model_config = ConfigDict(extra="forbid", defer_build=True)
     as_of: dt.date | None = Field(default=None, description="The day to run for (default: the program's today), "
                                   f"{_FIRST_AS_OF} to {_LAST_AS_OF}.")
@@ -31,7 +29,5 @@ class JobRunIn(BaseModel):
         return value
 
 
-class WalletQuery(PageQuery):
-    """`GET /v1/members/me/coupons` (coupons.py): a paged list with a query of its own."""
-
+class WalletQuery(PageQuery):  # GET /v1/members/me/coupons (coupons.py): a paged list with a query of its own
     status: Literal["unused", "used", "expired"] = Field(default="unused", description="Which coupons.")
