@@ -2,22 +2,23 @@
 
     @route(bp, "/v1/orders", ["POST"], auth=TILL, status=201, body="chalicelib.services.ledger:OrderIn",
            response="chalicelib.api.schemas:OrderAccrued", summary="Report a paid order", errors=(404, 409))
-
-`auth` is an authenticator object (`chalicelib/auth/schemes.py`): PUBLIC, MEMBER, TILL, or
-STAFF.require("<permission>"). It authenticates before the view and finishes after it (the
-till's nonce), so a new scheme needs no change here.
     def post_order(ctx):
         from chalicelib.services import ledger
 
         return ledger.accrue_order(ctx.settings, ctx.till, ctx.body())
 
-Models are named lazily, as `"module:Class"` strings (`ModelRef`): an api module imports only
-this module and `chalice` at the top, and the services, domain rules and pydantic models a route
-needs inside its view, so `import app` (every cold start) registers every route without building
-the classes behind them. A route's models are imported the first time it parses a body or query,
-or when `openapi.py` builds the document (`Operation.body`, `.response`, `.query`, each resolved
-once and cached). `tests/unit/test_cold_start.py` checks what `import app` loads; a string naming
-a module or class that does not exist fails the OpenAPI tests (they resolve every route's models).
+`auth` is an authenticator object (`chalicelib/auth/schemes.py`): PUBLIC, MEMBER, TILL, or
+STAFF.require("<permission>"). It authenticates before the view and finishes after it (the
+till's nonce), so a new scheme needs no change here.
+
+Models are named lazily, as `"package.module:Class"` strings (`ModelRef`; a class works too),
+and a view imports its services inside itself: an api module imports only `chalice` and this
+module at the top, so `import app` (every cold start) registers every route without loading any
+feature's services, rules or models. A route's models are imported the first time it parses a
+body or query, or when `openapi.py` builds the document (`Operation.body`, `.response`, `.query`,
+each resolved once and cached); a feature's code, on the first request that calls into it.
+`tests/unit/test_cold_start.py` checks what `import app` loads, and that every string names a
+pydantic model.
 
 What a route declares (its body, query and response models, statuses, summary) is both what this
 module enforces and what `openapi.py` publishes, so the document cannot drift from the code.
