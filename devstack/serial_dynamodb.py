@@ -706,8 +706,74 @@ def _lean_handler(environ: dict[str, Any], handlers: dict[str, Any]) -> Any:
 
 
 def serve_lean(server: Any) -> None:
-    """Put the lean path in front of a started ThreadedMotoServer's application."""
+    """Put the lean path in front of a started ThreadedMotoServer's application, and let its
+    DynamoDB requests keep their connection (below)."""
     wsgi_server = server._server
     if wsgi_server is None:
         raise RuntimeError("start the server first")
     wsgi_server.app = lean_dynamodb_application(wsgi_server.app)
+    wsgi_server.RequestHandlerClass = _keep_alive_handler(wsgi_server.RequestHandlerClass)
+
+
+# werkzeug's development server closes every connection after one answer (it cannot tell where a
+# request's body ends, so it reads whatever follows and throws it away), and its threaded server
+# starts a thread per connection: every DynamoDB call of the API paid a new TCP connection, a new
+# server thread and a 10 ms wait for more input, and botocore in `chalice local` set up a new
+# connection for each. A DynamoDB request that takes the lean path always says how long its body
+# is (botocore sends Content-Length): it is read exactly, answered with its length in one write,
+# and the connection stays open for the client's next request (HTTP/1.1 keep-alive), unless the
+# client asked to close it. Everything else is served by werkzeug as before, connection closed.
+
+
+def _keep_alive_handler(base: type) -> type:
+    import io
+
+    from werkzeug.exceptions import InternalServerError
+
+    class KeepAliveHandler(base):  # type: ignore[misc,valid-type]
+        def run_wsgi(self) -> None:
+            headers = self.headers
+            path, _, query = self.path.partition("?")
+            length = headers.get("Content-Length")
+            probe = {"REQUEST_METHOD": self.command, "PATH_INFO": path, "QUERY_STRING": query,
+                     "HTTP_X_AMZ_TARGET": headers.get("X-Amz-Target"),
+                     "HTTP_AUTHORIZATION": headers.get("Authorization")}
+            if headers.get("Origin") is not None:
+                probe["HTTP_ORIGIN"] = headers["Origin"]
+            if (length is None or not length.isdigit() or headers.get("Transfer-Encoding") or headers.get("Expect")
+                    or _lean_handler(probe, _LEAN_SERVICES) is None):
+                return super().run_wsgi()  # type: ignore[no-any-return]
+            environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+            answer: dict[str, Any] = {}
+
+            def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                answer["status"], answer["headers"] = status, response_headers
+                return None
+
+            try:
+                body = b"".join(self.server.app(environ, start_response))
+            except Exception as error:  # as werkzeug does: a 500, the traceback in the log, connection closed
+                from werkzeug.debug.tbtools import DebugTraceback
+
+                self.close_connection = True
+                body = b"".join(InternalServerError()(environ, start_response))
+                self.server.log("error", f"Error on request:\n{DebugTraceback(error).render_traceback_text()}")
+            code, _, message = answer["status"].partition(" ")
+            self.send_response(int(code), message)
+            names = set()
+            for name, value in answer["headers"]:
+                self.send_header(name, value)
+                names.add(name.lower())
+            if "content-length" not in names:
+                self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:  # the client asked to close (or the answer failed)
+                self.send_header("Connection", "close")
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            self.flush_headers()  # head and body in one write
+
+    return KeepAliveHandler
+
+
+_LEAN_SERVICES = {"dynamodb": "dynamodb", "dynamodbstreams": "dynamodbstreams"}

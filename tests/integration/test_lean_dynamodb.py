@@ -25,7 +25,9 @@ from botocore.credentials import Credentials
 from devstack import serial_dynamodb
 
 TABLE = "lean"
-_VOLATILE_HEADERS = {"date", "x-amzn-requestid", "x-amz-crc32", "content-length", "server"}
+# `connection` is compared apart: the lean path keeps the connection open (werkzeug closes every one).
+_VOLATILE_HEADERS = {"date", "x-amzn-requestid", "x-amz-crc32", "content-length", "server", "connection"}
+_connections: list[str | None] = []
 # Values moto makes anew for each table or request (the stream's label is the table's creation time).
 _VOLATILE_VALUES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?|\b1\d{9}(\.\d+)?\b|[0-9a-f]{8}-[0-9a-f-]{27}")
 
@@ -61,6 +63,7 @@ def _send(url: str, target: str, body: dict[str, Any], *, service: str = "dynamo
         "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target, **(extra or {})})
     SigV4Auth(Credentials("testing", "testing"), service, "us-east-1").add_auth(request)
     answer = requests.post(url + "/", data=data, headers=dict(request.headers.items()), timeout=10)
+    _connections.append(answer.headers.get("Connection"))
     headers = {k.lower(): v for k, v in answer.headers.items() if k.lower() not in _VOLATILE_HEADERS}
     try:
         parsed: Any = _masked(json.loads(answer.text))
@@ -191,12 +194,19 @@ def _raw_shard_iterator(url: str, arn: str) -> str:
 
 
 def test_the_lean_path_answers_as_moto_does(servers, monkeypatch):
+    _connections.clear()
     plain = _sequence(servers["plain"])
+    assert set(_connections) == {"close"}
+    _connections.clear()
     taken: list[Any] = []
     chosen = serial_dynamodb._lean_handler
     monkeypatch.setattr(serial_dynamodb, "_lean_handler", lambda *a: taken.append(chosen(*a)) or taken[-1])
     lean = _sequence(servers["lean"])
-    assert sum(handler is not None for handler in taken) == len(lean) - 2 + 3  # + the unmasked stream reads
+    # Each lean request is looked at twice (the HTTP handler, then the WSGI application); the
+    # three stream reads made to find the ARN and an iterator take the path as well.
+    assert sum(handler is not None for handler in taken) == 2 * (len(lean) - 2 + 3)
+    closed = [name for (name, _), connection in zip(lean, _connections) if connection == "close"]
+    assert closed == ["NoSuchOperation", "GetItem with Origin", "SQS"]  # a 500 closes it, as werkzeug does
     assert [name for name, _ in lean] == [name for name, _ in plain]
     for (name, expected), (_, got) in zip(plain, lean):
         assert got == expected, name
@@ -206,6 +216,23 @@ def test_the_lean_path_answers_as_moto_does(servers, monkeypatch):
     assert plain[-1][1][0] == 200 and "access-control-allow-origin" in plain[-2][1][1]
     records = next(answer for name, answer in plain if name == "GetRecords")[2]["Records"]
     assert len(records) >= 8
+
+
+def test_a_kept_connection_serves_request_after_request(servers):
+    """Several requests on one connection (as botocore sends them), a body's end found by its length."""
+    session = requests.Session()
+    url = servers["lean"]
+    requests.post(url + "/moto-api/reset", timeout=10)
+    for n in range(5):
+        data = json.dumps({"TableName": "nothing-" + "x" * n, "Key": _item("M#1", "A#ACCOUNT")})
+        request = AWSRequest(method="POST", url=url + "/", data=data, headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.GetItem"})
+        SigV4Auth(Credentials("testing", "testing"), "dynamodb", "us-east-1").add_auth(request)
+        answer = session.post(url + "/", data=data, headers=dict(request.headers.items()), timeout=10)
+        assert answer.status_code == 400 and "ResourceNotFoundException" in answer.text
+        assert answer.headers.get("Connection") is None
+    pool = next(iter(session.adapters["http://"].poolmanager.pools._container.values()))
+    assert pool.num_connections == 1
 
 
 def test_only_dynamodb_requests_take_the_lean_path():
