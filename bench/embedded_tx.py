@@ -24,8 +24,10 @@ def _measure(variant: str) -> float:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     from devstack import serial_dynamodb
 
-    if variant == "moto":
-        serial_dynamodb._fast_expression_copies = lambda: None  # everything else of the embedded DynamoDB stays
+    if variant == "moto":  # everything else of the embedded DynamoDB stays
+        serial_dynamodb._fast_expression_copies = lambda: None
+    if variant in ("moto", "part6"):
+        serial_dynamodb._fast_update_traversals = lambda: None
     serial_dynamodb.install()
     import boto3
     from moto import mock_aws
@@ -83,11 +85,12 @@ def main() -> int:
         print(f"{_measure(sys.argv[1]):.2f}")
         return 0
     results = {}
-    for variant in ("moto", "embedded", "moto", "embedded"):
+    for variant in ("moto", "part6", "embedded", "moto", "part6", "embedded"):
         done = subprocess.run([sys.executable, "-m", "bench.embedded_tx", variant], capture_output=True, text=True,
                               check=True)
         results.setdefault(variant, []).append(float(done.stdout.strip()))
-    for variant, label in (("moto", "moto's expression work"), ("embedded", "the embedded DynamoDB's (part 6)")):
+    for variant, label in (("moto", "moto's expression work"), ("part6", "parts 6 (copies, parse and lex once)"),
+                           ("embedded", "parts 6 and 9 (update passes walked without rebuilding their tables)")):
         print(f"{label}: {min(results[variant]):.2f} ms CPU per 4-item transaction (best of 2, boto3 included)")
     return 0
 
@@ -100,10 +103,12 @@ def main() -> int:
 # own CPU time (/proc/<pid>/stat: user + system) before and after each batch: the server's CPU per
 # request, HTTP and routing included, the client's excluded. Variants:
 #   flask  -- every request through moto's Flask application (DEVSTACK_FLASK_ROUTING=1);
-#   lean   -- as the local stack now serves: DynamoDB requests straight to moto's handler (part 8).
+#   lean   -- DynamoDB requests straight to moto's handler on a kept connection (part 8), moto's
+#             own walk of the update passes;
+#   lean+9 -- as the local stack now serves: part 8 and the update passes' cheaper walk (part 9).
 
 HTTP_REQUESTS = 300
-HTTP_VARIANTS = ("flask", "lean")
+HTTP_VARIANTS = ("flask", "lean", "lean+9")
 
 
 def _serve(variant: str, port_file: str) -> None:
@@ -115,6 +120,8 @@ def _serve(variant: str, port_file: str) -> None:
     from devstack import serial_dynamodb
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if "9" not in variant.split("+"):
+        serial_dynamodb._fast_update_traversals = lambda: None
     serial_dynamodb.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

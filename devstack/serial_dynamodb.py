@@ -80,6 +80,7 @@ def install() -> None:
     _direct_attribute_values()
     _remembered_dispatch()
     _fast_expression_copies()
+    _fast_update_traversals()
     _installed = True
 
 
@@ -777,3 +778,75 @@ def _keep_alive_handler(base: type) -> type:
 
 
 _LEAN_SERVICES = {"dynamodb": "dynamodb", "dynamodbstreams": "dynamodbstreams"}
+
+
+# --- 9. moto's update validation, each pass walked once without rebuilding its table per node -----
+# Under the `ninety` profile moto's `Validator.validate` was the largest item left (about 23 % of the
+# stack process): every update expression is walked by ten passes (DepthFirstTraverser), and for
+# every node each pass builds its `_processing_map()` dict twice (once for the node types it
+# handles, once to find the function). Those maps are literals: node class -> a method of the pass.
+# Here each pass builds its map once per walk and visits the nodes in the same order, with the same
+# hooks (`pre_processing_of_child`), the same functions and the same replacement of each processed
+# node in its parent. A pass that overrides how it walks, which nodes it processes or how falls
+# back to moto's walk. tests/integration/test_embedded_expressions.py runs every pass both ways over
+# many expressions and items and compares the trees, results and errors.
+
+_moto_traverse: Any = None
+
+
+def _fast_update_traversals() -> None:
+    global _moto_traverse
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+
+    base = DepthFirstTraverser
+    original = base.traverse
+    _moto_traverse = original
+
+    def traverse(self: Any, node: Any) -> Any:
+        cls = type(self)
+        if (cls.traverse_node_recursively is not base.traverse_node_recursively
+                or cls.nodes_to_be_processed is not base.nodes_to_be_processed
+                or cls.process is not base.process or not _fast_traversal):
+            return original(self, node)
+        processors = tuple(self._processing_map().items())
+        kinds = tuple(kind for kind, _ in processors)
+        pre = self.pre_processing_of_child if cls.pre_processing_of_child is not base.pre_processing_of_child else None
+
+        def visit(node: Any, child_id: int) -> Any:
+            if isinstance(node, Node):
+                parent_node = node.parent
+                children = node.children
+                if children is not None:
+                    for i, child_node in enumerate(children):
+                        if pre is not None:
+                            pre(node, i)
+                        visit(child_node, i)
+                if isinstance(node, kinds):
+                    for kind, processor in processors:  # the first that matches, as `process` picks it
+                        if isinstance(node, kind):
+                            node = processor(node)
+                            break
+                    node.parent = parent_node
+                    if parent_node:
+                        parent_node.children[child_id] = node
+            return node
+
+        return visit(node, -1)
+
+    base.traverse = traverse  # type: ignore[method-assign]
+
+
+_fast_traversal = True  # False: moto's own walk (tests compare the two)
+
+
+@contextlib.contextmanager
+def moto_walks_update_expressions() -> Iterator[None]:
+    """Within the block moto's own DepthFirstTraverser walks every pass. For tests."""
+    global _fast_traversal
+    with _lock:
+        _fast_traversal = False
+    try:
+        yield
+    finally:
+        with _lock:
+            _fast_traversal = True
