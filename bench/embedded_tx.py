@@ -105,10 +105,14 @@ def main() -> int:
 #   flask  -- every request through moto's Flask application (DEVSTACK_FLASK_ROUTING=1);
 #   lean   -- DynamoDB requests straight to moto's handler on a kept connection (part 8), moto's
 #             own walk of the update passes;
-#   lean+9 -- as the local stack now serves: part 8 and the update passes' cheaper walk (part 9).
+#   lean+9 -- part 8 and the update passes' cheaper walk (part 9);
+#   lean+9+heads -- as the local stack now serves: also each operation's status and headers made
+#             once (part 4).
+# The figures move with the machine's load (a busy machine's CPU does less per second): compare
+# variants of one run only, which interleaves them.
 
 HTTP_REQUESTS = 300
-HTTP_VARIANTS = ("flask", "lean", "lean+9")
+HTTP_VARIANTS = ("flask", "lean", "lean+9", "lean+9+heads")
 
 
 def _serve(variant: str, port_file: str) -> None:
@@ -122,6 +126,8 @@ def _serve(variant: str, port_file: str) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if "9" not in variant.split("+"):
         serial_dynamodb._fast_update_traversals = lambda: None
+    if "heads" not in variant.split("+"):
+        serial_dynamodb._remember_heads = False
     serial_dynamodb.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
