@@ -38,6 +38,15 @@
    reduce/reconstruct per object), update expressions are parsed and condition expressions lexed
    once per text (tests/integration/test_embedded_expressions.py compares all three with moto's
    own, and checks that writes leave the remembered trees as parsed).
+
+7. (The local stack's server only) shard iterators are dropped once used.
+
+8. (The local stack's server only) DynamoDB requests go straight to moto's handler instead of
+   through its Flask application, on a kept connection (tests/integration/test_lean_dynamodb.py
+   compares every answer with moto's application's).
+
+9. moto's update-validation passes walk each tree with their processing table built once per pass
+   (tests/integration/test_embedded_expressions.py compares them with moto's own walk).
 """
 
 from __future__ import annotations
