@@ -28,6 +28,8 @@ def _measure(variant: str) -> float:
         serial_dynamodb._fast_expression_copies = lambda: None
     if variant in ("moto", "part6"):
         serial_dynamodb._fast_update_traversals = lambda: None
+    if variant in ("moto", "part6", "part9"):
+        serial_dynamodb._remembered_conditions = lambda: None
     serial_dynamodb.install()
     import boto3
     from moto import mock_aws
@@ -85,12 +87,13 @@ def main() -> int:
         print(f"{_measure(sys.argv[1]):.2f}")
         return 0
     results = {}
-    for variant in ("moto", "part6", "embedded", "moto", "part6", "embedded"):
+    for variant in ("moto", "part6", "part9", "embedded") * 2:
         done = subprocess.run([sys.executable, "-m", "bench.embedded_tx", variant], capture_output=True, text=True,
                               check=True)
         results.setdefault(variant, []).append(float(done.stdout.strip()))
     for variant, label in (("moto", "moto's expression work"), ("part6", "parts 6 (copies, parse and lex once)"),
-                           ("embedded", "parts 6 and 9 (update passes walked without rebuilding their tables)")):
+                           ("part9", "parts 6 and 9 (update passes walked without rebuilding their tables)"),
+                           ("embedded", "parts 6, 9 and 10 (conditions parsed once per text and values)")):
         print(f"{label}: {min(results[variant]):.2f} ms CPU per 4-item transaction (best of 2, boto3 included)")
     return 0
 
@@ -106,13 +109,13 @@ def main() -> int:
 #   lean   -- DynamoDB requests straight to moto's handler on a kept connection (part 8), moto's
 #             own walk of the update passes;
 #   lean+9 -- part 8 and the update passes' cheaper walk (part 9);
-#   lean+9+heads -- as the local stack now serves: also each operation's status and headers made
-#             once (part 4).
+#   lean+9+heads -- also each operation's status and headers made once (part 4);
+#   lean+9+heads+10 -- as the local stack now serves: also conditions parsed once (part 10).
 # The figures move with the machine's load (a busy machine's CPU does less per second): compare
 # variants of one run only, which interleaves them.
 
 HTTP_REQUESTS = 300
-HTTP_VARIANTS = ("flask", "lean", "lean+9", "lean+9+heads")
+HTTP_VARIANTS = ("flask", "lean", "lean+9", "lean+9+heads", "lean+9+heads+10")
 
 
 def _serve(variant: str, port_file: str) -> None:
@@ -128,6 +131,8 @@ def _serve(variant: str, port_file: str) -> None:
         serial_dynamodb._fast_update_traversals = lambda: None
     if "heads" not in variant.split("+"):
         serial_dynamodb._remember_heads = False
+    if "10" not in variant.split("+"):
+        serial_dynamodb._remembered_conditions = lambda: None
     serial_dynamodb.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
