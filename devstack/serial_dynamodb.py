@@ -892,9 +892,10 @@ def moto_walks_update_expressions() -> Iterator[None]:
 
 # --- 10. Condition expressions parsed once per text, names and values ----------------------------
 # After parts 8 and 9, parsing condition expressions was about 9 % of the stack process under the
-# `ninety` profile: a transaction's put or update parses its condition twice (moto's
-# `transact_write_items` checks it, then the put/update it runs checks it again), and most
-# conditions repeat exactly (`attribute_not_exists(pk)`). The parsed tree (comparisons.Op/Func)
+# `ninety` profile: a transaction's put or update parses its condition three times (the handler's
+# check of the names it uses, moto's `transact_write_items`, then the put/update it runs), a Query
+# its filter twice, and most conditions repeat exactly (`attribute_not_exists(pk)`). The parser's
+# `parse` is remembered, with what it leaves on the parser (the names and values it found). The parsed tree (comparisons.Op/Func)
 # depends on the expression, its names and its values alone, and evaluating it changes nothing in
 # it (only constructors assign). Values are remembered only when every one is a scalar (S, N, B,
 # BOOL, NULL: the tree then holds only immutable strings, never a list or map a later write could
@@ -928,27 +929,33 @@ def _condition_key(expression: Any, names: Any, values: Any) -> tuple[Any, ...] 
 
 
 def _remembered_conditions() -> None:
-    from moto.dynamodb import comparisons
-    from moto.dynamodb import models
-    from moto.dynamodb.models import table as table_module
+    from moto.dynamodb.comparisons import ConditionExpressionParser
 
-    original = comparisons.get_filter_expression
+    original = ConditionExpressionParser.parse
 
-    @functools.lru_cache(maxsize=4096)
-    def parsed(key: tuple[Any, ...]) -> Any:
+    def parse_anew(key: tuple[Any, ...]) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
         expression, names, values = key
-        return original(expression, None if names is None else dict(names),
-                        None if values is None else {name: {kind: inner} for name, kind, inner in values})
+        parser = ConditionExpressionParser(expression, None if names is None else dict(names),
+                                           None if values is None else {n: {k: v} for n, k, v in values})
+        tree = original(parser)
+        return tree, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found)
 
-    def get_filter_expression(expr: Any, names: Any, values: Any) -> Any:
-        key = _condition_key(expr, names, values) if _remember_conditions else None
+    parsed = functools.lru_cache(maxsize=4096)(parse_anew)
+
+    @functools.wraps(original)
+    def parse(self: Any) -> Any:
+        key = (_condition_key(self.condition_expression, self.expression_attribute_names,
+                              self.expression_attribute_values) if _remember_conditions else None)
         if key is None:
-            return original(expr, names, values)
-        return parsed(key)
+            return original(self)
+        tree, names_found, values_found = parsed(key)
+        # What a parse leaves on the parser besides its tree (the handlers check unused names with it).
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return tree
 
-    get_filter_expression.__wrapped__ = original  # type: ignore[attr-defined]
-    for module in (models, table_module):
-        module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
+    ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+    ConditionExpressionParser._moto_parse = original  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

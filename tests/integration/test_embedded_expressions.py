@@ -366,3 +366,21 @@ def test_writes_under_remembered_conditions_answer_as_moto():
         got = run(client, "parsed-here")
     assert got == expected
     assert "ok" in expected and any(isinstance(a, tuple) for a in expected)
+
+
+def test_a_remembered_parse_leaves_on_the_parser_what_moto_leaves():
+    """The handlers check unused names and values with what a parse found (`expr_attr_*_found`)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    def found(expression: str, names: Any, values: Any) -> Any:
+        parser = ConditionExpressionParser(expression, names, values)
+        try:
+            parser.parse()
+        except Exception as error:
+            return type(error).__name__, str(error)
+        return parser.expr_attr_names_found, parser.expr_attr_values_found
+
+    for expression, names, values in _CONDITION_CASES:
+        with serial_dynamodb.moto_parses_conditions():
+            expected = found(expression, names, values)
+        assert found(expression, names, values) == found(expression, names, values) == expected, expression
