@@ -314,6 +314,10 @@ class Stack:
             logging.getLogger(name).setLevel(logging.WARNING)
         self._moto = ThreadedMotoServer(ip_address=HOST, port=self.ports.dynamodb, verbose=False)
         self._moto.start()
+        if not os.environ.get("DEVSTACK_FLASK_ROUTING"):  # 1: every request through moto's Flask app
+            serial_dynamodb.serve_lean(self._moto)
+        if os.environ.get("DEVSTACK_GC_FREEZE", "1") != "0":  # 0: CPython's collections as they are
+            serial_dynamodb.freeze_after_full_collections()
 
     def _clients(self) -> dict[str, Any]:
         import boto3

@@ -10,6 +10,10 @@ Profiles (each setting can be overridden on the command line):
 | smoke    | 300     | 8     | 30 s     | no       | `make test` (tests/e2e/test_load_smoke.py) |
 | selftest | 300     | 8     | 30 s     | no       | the checks against a stack without the account's version guard: must fail |
 
+`--mix first-wave` runs the issue's first-wave mix (no coupons or stored value: the mix its
+"today's 21.5 requests/s" was measured with) instead of the full one; `--write` then records the run
+in its own section of bench/LOAD.md (`ninety-first-wave`, say).
+
 Exit status: 0 when every invariant holds (selftest: when the checks caught the broken guard).
 """
 
@@ -53,6 +57,7 @@ class Profile:
     memory_seconds: int = 30
     rate_seconds: int = 30  # the frequent job (rate(5 minutes)) runs this often
     unguarded: str = ""
+    mix: str = "full"  # bench/load/locustfile.py MIXES: "full" or "first-wave"
 
 
 PROFILES = {
@@ -83,6 +88,7 @@ class LocalStack:
 
     def __init__(self, run_dir: Path, profile: Profile, stack_dir: Path = ROOT) -> None:
         self.run_dir = run_dir
+        self.mix = profile.mix
         api, wechat, dynamodb, webhooks = _free_ports(4)
         self.api = f"http://127.0.0.1:{api}"
         self.dynamodb = f"http://127.0.0.1:{dynamodb}"
@@ -208,7 +214,7 @@ def _locust(run_dir: Path, mode: str, users: int, seconds: int, stack: LocalStac
     out = run_dir / f"{mode}.json"
     env = {**os.environ, "LOAD_MODE": mode, "LOAD_MEMBERS": str(members), "LOAD_OUT": str(out),
            "LOAD_TEMPLATES": str(stack.record), "LOAD_DYNAMODB": stack.dynamodb, "LOAD_WECHAT": stack.wechat,
-           "PYTHONPATH": str(ROOT)}
+           "LOAD_MIX": stack.mix, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "load" / "locustfile.py"), "--headless",
                "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", stack.api, "--only-summary",
                "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
@@ -277,7 +283,8 @@ def memory_figures(path: Path, started: float, ended: float) -> dict[str, Any]:
 
 def run(profile: Profile, stack_dir: Path = ROOT) -> dict[str, Any]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = ROOT / "build" / "load" / f"{profile.name}-{stamp}"
+    mix = "" if profile.mix == "full" else f"-{profile.mix}"
+    run_dir = ROOT / "build" / "load" / f"{profile.name}{mix}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"profile": profile.__dict__, "run_dir": str(run_dir),
                               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -345,13 +352,17 @@ OP_NAMES = {"card": "card read", "order": "order (accrual)", "refund": "refund",
             "stand-in: confirm + 2 notifications)", "sv_payment": "stored-value till payment"}
 
 
+_MIX_NAMES = {"full": "full mix", "first-wave": "**first-wave mix** (card read 40 %, order 25 %, refund 5 %, "
+              "check-in 10 %, redemption 4 %, hold 3 %, hold capture/release 3 %, login 5 %, enrolment 5 %)"}
+
+
 def render(report: dict[str, Any]) -> str:
     p = report["profile"]
     api, bare = report.get("api", {}), report.get("bare", {})
     total = sum(r["count"] for r in api.values())
     lines = [
         f"Run {report['date']} on {report['machine']}; profile `{p['name']}`: {p['members']:,} seeded members "
-        f"({p['hot']} hot), {p['users']} concurrent clients, {report.get('api_seconds', 0):.0f} s"
+        f"({p['hot']} hot), {p['users']} concurrent clients, {_MIX_NAMES.get(p.get('mix', 'full'), p.get('mix'))}, {report.get('api_seconds', 0):.0f} s"
         + (f", baseline {report.get('bare_seconds', 0):.0f} s" if bare else "") + ".",
         "",
         f"- requests served: **{total:,}** ({total / max(1, report.get('api_seconds', 1)):.1f}/s), of which "
@@ -451,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int)
     parser.add_argument("--users", type=int)
     parser.add_argument("--baseline-seconds", type=int)
+    parser.add_argument("--mix", choices=("full", "first-wave"), default="full",
+                        help="the operations' mix (first-wave: the issue's, without coupons and stored value)")
     parser.add_argument("--write", action="store_true", help="record the report in bench/LOAD.md")
     parser.add_argument("--report-json", type=Path, help="also write the whole report (JSON) here")
     parser.add_argument("--stack-dir", type=Path, default=ROOT,
@@ -459,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     overrides = {k: v for k, v in (("seconds", args.seconds), ("members", args.members), ("users", args.users),
-                                   ("baseline_seconds", args.baseline_seconds)) if v is not None}
+                                   ("baseline_seconds", args.baseline_seconds), ("mix", args.mix)) if v is not None}
     profile = replace(profile, **overrides)
     report = run(profile, args.stack_dir.resolve())
     if args.report_json:
@@ -467,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render(report)
     print(text)
     if args.write:
-        write_section(args.section or profile.name, text)
+        default_section = profile.name if profile.mix == "full" else f"{profile.name}-{profile.mix}"
+        write_section(args.section or default_section, text)
     ok = report.get("checks", {}).get("ok", False)
     if profile.unguarded:
         print("self-test: the checks " + ("FAILED to catch" if ok else "caught") + " the removed guard")
