@@ -4,7 +4,8 @@ Every ``DEVSTACK_MEMORY_SECONDS`` (30) one JSON line goes to the file: the resid
 (RSS) of the stack's processes (moto and the WeChat stand-in; the stream pump and the scheduler) and of
 ``chalice local``, and what the embedded DynamoDB holds -- items in its tables and records in
 their streams, with their estimated bytes: the deep size of up to 300 sampled items (or
-records), times their count. RSS minus the data is what a leak would grow; the data grows with
+records), times their count, plus the containers that index them (moto's per-partition dicts and
+the embedded DynamoDB's GSI partitions). RSS minus the data is what a leak would grow; the data grows with
 every write, as a real table and stream would (the stream's 24 hours of history included, which
 moto never trims).
 """
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 SAMPLE = 300
 
@@ -38,11 +39,11 @@ def deep_size(value: Any, seen: set[int] | None = None) -> int:
     return size
 
 
-def _estimate(objects: list[Any]) -> int:
+def _estimate(objects: list[Any], size_of: Callable[[Any], int] = deep_size) -> int:
     if not objects:
         return 0
     sample = objects if len(objects) <= SAMPLE else random.sample(objects, SAMPLE)
-    return int(sum(deep_size(o) for o in sample) * len(objects) / len(sample))
+    return int(sum(size_of(o) for o in sample) * len(objects) / len(sample))
 
 
 def data_held() -> dict[str, int]:
@@ -53,17 +54,48 @@ def data_held() -> dict[str, int]:
 
     items: list[Any] = []
     records: list[Any] = []
+    index_bytes = 0
     with serial_dynamodb.lock():
         for account in dynamodb_backends.values():
             for backend in account.values():
                 for table in backend.tables.values():
+                    index_bytes += sys.getsizeof(table.items)
                     for bucket in table.items.values():
                         items.extend(bucket.values() if table.range_key_attr else [bucket])
+                        index_bytes += sys.getsizeof(bucket) if table.range_key_attr else 0
                     if table.stream_shard is not None:
                         records.extend(table.stream_shard.items)
+                    index_bytes += _partition_bytes(table)
         # Under the lock: an update changes an item's attributes in place.
         return {"items": len(items), "item_bytes": _estimate(items),
-                "stream_records": len(records), "stream_bytes": _estimate(records)}
+                "stream_records": len(records), "stream_bytes": _estimate(records),
+                "index_bytes": index_bytes}
+
+
+def _partition_bytes(table: Any) -> int:
+    """What the table's containers and the embedded DynamoDB's GSI partitions hold besides the
+    items (serial_dynamodb part 3): they grow with every item written, like a real index."""
+    from devstack import serial_dynamodb
+
+    size = 0
+    for partitions in (table.__dict__.get(serial_dynamodb._INDEX_ATTRIBUTE) or {}).values():
+        size += sys.getsizeof(partitions.members) + sys.getsizeof(partitions.where)
+        size += sum(sys.getsizeof(bucket) for bucket in partitions.members.values())
+        size += _estimate([(primary, key, table) for primary, key in partitions.where.items()],
+                          _entry_bytes)
+    return size
+
+
+def _entry_bytes(entry: tuple[Any, Any, Any]) -> int:
+    """One `where` entry: its two tuples, and the primary key's values where they are copies
+    (the index key's values are the item's own, counted with the item)."""
+    from devstack import serial_dynamodb
+
+    primary, key, table = entry
+    item = serial_dynamodb._current(table, *primary)
+    own = (getattr(item, "hash_key", None), getattr(item, "range_key", None))
+    return sys.getsizeof(primary) + sys.getsizeof(key) + sum(
+        deep_size(value) for value, mine in zip(primary, own) if value is not None and value is not mine)
 
 
 class MemorySampler:

@@ -266,7 +266,7 @@ def memory_figures(path: Path, started: float, ended: float) -> dict[str, Any]:
     samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     for s in samples:
         s["total_rss"] = s["stack_rss"] + (s.get("chalice_rss") or 0)
-        s["data"] = s["item_bytes"] + s["stream_bytes"]
+        s["data"] = s["item_bytes"] + s["stream_bytes"] + s.get("index_bytes", 0)
         s["rss_less_data"] = s["total_rss"] - s["data"]
         s["t"] = s["ts"] - started
     before = [s for s in samples if s["ts"] <= started]
