@@ -20,6 +20,16 @@ TRANSACTIONS = 400
 MEMBERS = 20
 
 
+def _create_table(client: Any) -> None:
+    """The table both measurements use: pk/sk strings, a stream like the app's."""
+    client.create_table(
+        TableName="t", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+
+
 def _measure(variant: str) -> float:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     from devstack import serial_dynamodb
@@ -36,12 +46,7 @@ def _measure(variant: str) -> float:
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        _create_table(client)
         versions = dict.fromkeys(range(MEMBERS), 0)
 
         def accrue(n: int) -> None:
@@ -166,12 +171,7 @@ def _http_measure(variant: str) -> dict[str, float]:
         port = int(open(port_file, encoding="utf-8").read())
         client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
-        client.create_table(
-            TableName="t", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        _create_table(client)
         versions = dict.fromkeys(range(MEMBERS), 0)
         for member in range(MEMBERS):  # a card's partition: account, profile, 5 lots
             client.put_item(TableName="t", Item={"pk": {"S": f"M#{member}"}, "sk": {"S": "A#PROFILE"},
