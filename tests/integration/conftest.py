@@ -23,6 +23,15 @@ def wechat():
 
 
 @pytest.fixture
+def standin(wechat):
+    """The WeChat stand-in's state, with nothing sent and no refusals set up before or after the test."""
+    wechat.state.clear_sent()
+    wechat.state.clear_refusals()
+    yield wechat.state
+    wechat.state.clear_refusals()
+
+
+@pytest.fixture
 def aws(wechat):
     from chalicelib.seed import seed_demo_program
     from chalicelib.settings import get_settings

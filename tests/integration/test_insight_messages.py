@@ -7,19 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
-
 from chalicelib import clock
 from tests.integration.test_notifications import enrolled, pump
 from tests.support.stream import StreamFeeder
-
-
-@pytest.fixture
-def standin(wechat):
-    wechat.state.clear_sent()
-    wechat.state.clear_refusals()
-    yield wechat.state
-    wechat.state.clear_refusals()
 
 
 def _ok(answer, status=200):

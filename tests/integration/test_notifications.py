@@ -5,17 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 
-import pytest
-
 from tests.support.stream import StreamFeeder, lambda_event
-
-
-@pytest.fixture
-def standin(wechat):
-    wechat.state.clear_sent()
-    wechat.state.clear_refusals()
-    yield wechat.state
-    wechat.state.clear_refusals()
 
 
 def pump(feeder):

@@ -6,17 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
-
 from tests.support.stream import StreamFeeder, lambda_event
 
 PHONE = "13912345678"
-
-
-@pytest.fixture
-def standin(wechat):
-    wechat.state.clear_sent()
-    yield wechat.state
 
 
 def pump(feeder):
