@@ -1,5 +1,6 @@
 // Runs a command with one local stack for all of it: `node with-stack.mjs node --test test/`.
-// The command sees LOYALTY_API and LOYALTY_WECHAT; the stack stops when it ends.
+// The command sees LOYALTY_API, LOYALTY_WECHAT, LOYALTY_DYNAMODB and LOYALTY_PUMP_LOG (what
+// lib/stack.mjs's `settle` needs); the stack stops when it ends.
 
 import { spawn } from 'node:child_process'
 import { startStack } from './lib/stack.mjs'
@@ -14,7 +15,13 @@ let code = 1
 try {
   const child = spawn(command, args, {
     stdio: 'inherit',
-    env: { ...process.env, LOYALTY_API: stack.api, LOYALTY_WECHAT: stack.wechat }
+    env: {
+      ...process.env,
+      LOYALTY_API: stack.api,
+      LOYALTY_WECHAT: stack.wechat,
+      LOYALTY_DYNAMODB: stack.dynamodb,
+      LOYALTY_PUMP_LOG: stack.pumpLog
+    }
   })
   code = await new Promise(resolve => child.on('exit', (c, signal) => resolve(signal ? 1 : c)))
 } finally {

@@ -39,7 +39,9 @@ def test_one_tier_message_to_the_consenting_member_and_none_after_a_replay(http,
     while not _tier_messages(stack, "tier-yes-e2e"):
         assert time.monotonic() < deadline, "no tier message reached the WeChat stand-in"
         time.sleep(0.2)
-    stack.settle()
+    # The other member's message would come three stream hops after the order (account -> tier
+    # change -> notification job -> sender): let all three happen before saying there is none.
+    stack.settle(rounds=3)
     assert len(_tier_messages(stack, "tier-yes-e2e")) == 1
     assert _tier_messages(stack, "tier-no-e2e") == []
     assert _tier_messages(stack, "tier-yes-e2e")[0]["data"]["thing1"]["value"] == "银卡"
@@ -53,6 +55,6 @@ def test_one_tier_message_to_the_consenting_member_and_none_after_a_replay(http,
     lines = [json.loads(line) for line in replay.stdout.splitlines() if line.startswith("{")]
     assert {line["handler"] for line in lines} == {"on_table_change", "send_notifications", "deliver_webhooks"}
     assert all(line["records"] > 0 and line["failures"] == 0 for line in lines)
-    stack.settle()
+    stack.settle(rounds=3)
     assert len(_tier_messages(stack, "tier-yes-e2e")) == 1
     assert _tier_messages(stack, "tier-no-e2e") == []
