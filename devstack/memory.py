@@ -3,7 +3,7 @@
 Every ``DEVSTACK_MEMORY_SECONDS`` (30) one JSON line goes to the file: the resident set size
 (RSS) of the stack's processes (moto and the WeChat stand-in; the stream pump and the scheduler) and of
 ``chalice local``, and what the embedded DynamoDB holds -- items in its tables and records in
-their streams, with their estimated bytes: the deep size of up to 300 sampled items (or
+their streams, with their estimated bytes: the deep size of up to 1,000 sampled items (or
 records), times their count, plus the containers that index them (moto's per-partition dicts and
 the embedded DynamoDB's GSI partitions). RSS minus the data is what a leak would grow; the data grows with
 every write, as a real table and stream would (the stream's 24 hours of history included, which
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-SAMPLE = 300
+SAMPLE = 1000
 
 
 def deep_size(value: Any, seen: set[int] | None = None) -> int:
