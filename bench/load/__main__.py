@@ -58,11 +58,12 @@ class Profile:
     rate_seconds: int = 30  # the frequent job (rate(5 minutes)) runs this often
     unguarded: str = ""
     mix: str = "full"  # bench/load/locustfile.py MIXES: "full" or "first-wave"
+    replay_data: bool = False  # measure the data's memory by replaying the stream (bench/load/replica.py)
 
 
 PROFILES = {
     "load": Profile("load", 10_000, 16, 90, 90),
-    "soak": Profile("soak", 10_000, 16, 600, 90),
+    "soak": Profile("soak", 10_000, 16, 600, 90, replay_data=True),
     "ninety": Profile("ninety", 300, 16, 90, 90, rich_share=0.5),
     "smoke": Profile("smoke", 300, 8, 30, 0, rich_share=0.5, memory_seconds=10, rate_seconds=10),
     "selftest": Profile("selftest", 300, 8, 30, 0, hot=2, rich_share=0.5, memory_seconds=10, rate_seconds=10,
@@ -258,25 +259,38 @@ def recorder_table(path: Path) -> dict[str, dict[str, float]]:
     return table
 
 
-def memory_figures(path: Path, started: float, ended: float) -> dict[str, Any]:
-    """Samples of the load phase (``started``..``ended``, epoch seconds): the last before it, the
-    first a minute or more into it, the last within it; ``t`` is seconds into the load."""
+def memory_samples(path: Path, started: float, ended: float) -> list[dict[str, Any]]:
+    """The memory log's samples from the last before the load (``started``..``ended``, epoch
+    seconds) to the last within it."""
     if not path.exists():
-        return {}
+        return []
     samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    before = [s for s in samples if s["ts"] <= started]
+    return before[-1:] + [s for s in samples if started < s["ts"] <= ended + 1]
+
+
+def memory_figures(path: Path, started: float, ended: float, replayed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Samples of the load phase: the last before it, the first a minute or more into it, the last
+    within it; ``t`` is seconds into the load. ``data`` is the memory a fresh embedded DynamoDB
+    needs for the same items and stream records (``replayed``: bench/load/replica.py), else the
+    estimate from sampled object sizes (``estimate``, always shown)."""
+    samples = memory_samples(path, started, ended)
+    measured = {m["records"]: m["data"] for m in (replayed or {}).get("marks", [])}
     for s in samples:
         s["total_rss"] = s["stack_rss"] + (s.get("chalice_rss") or 0)
-        s["data"] = s["item_bytes"] + s["stream_bytes"] + s.get("index_bytes", 0)
+        s["estimate"] = s["item_bytes"] + s["stream_bytes"] + s.get("index_bytes", 0)
+        s["data"] = measured.get(s["stream_records"], s["estimate"])
         s["rss_less_data"] = s["total_rss"] - s["data"]
         s["t"] = s["ts"] - started
-    before = [s for s in samples if s["ts"] <= started]
-    during = [s for s in samples if started < s["ts"] <= ended + 1]
+    during = [s for s in samples if s["ts"] > started]
     if not during:
         return {}
-    start = before[-1] if before else during[0]
+    start = samples[0]
     after_minute = next((s for s in during if s["t"] >= 60), during[-1])
     end = during[-1]
     return {"samples": samples, "start": start, "after_first_minute": after_minute, "end": end,
+            "data_measured": bool(measured) and all(s["stream_records"] in measured for s in samples),
+            "replay": {k: v for k, v in (replayed or {}).items() if k != "marks"},
             "ratio_total": end["total_rss"] / after_minute["total_rss"],
             "ratio_less_data": end["rss_less_data"] / after_minute["rss_less_data"]}
 
@@ -335,10 +349,17 @@ def run(profile: Profile, stack_dir: Path = ROOT) -> dict[str, Any]:
             report["bare"] = latency_table(bare)
             report["bare_errors"] = bare["errors"]
             report["bare_seconds"] = round(bare["ended"] - bare["started"], 1)
+        if profile.replay_data:  # the data's memory, measured (bench/load/replica.py)
+            from bench.load import replica
+
+            began = time.monotonic()
+            report["replayed"] = replica.measure(stack.dynamodb, run_dir,
+                                                 memory_samples(stack.memory_log, *report["api_window"]))
+            report["replay_seconds"] = round(time.monotonic() - began, 1)
     finally:
         report["stack_exit"] = stack.stop()
     if "api_window" in report:
-        report["memory"] = memory_figures(stack.memory_log, *report["api_window"])
+        report["memory"] = memory_figures(stack.memory_log, *report["api_window"], report.get("replayed"))
     (run_dir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     return report
 
@@ -420,15 +441,23 @@ def render(report: dict[str, Any]) -> str:
     if m:
         mb = 1024 * 1024
         s, a, e = m["start"], m["after_first_minute"], m["end"]
+        if m.get("data_measured"):
+            how = ("data = the memory a fresh embedded DynamoDB needs to hold the same items and stream records: "
+                   "the table's stream replayed into one, record by record, its RSS read at each sample's record "
+                   f"count (bench/load/replica.py; {m['replay'].get('dumped', 0):,} records, items matched the "
+                   f"stack's at every sample: {'yes' if m['replay'].get('items_match') else 'NO'}); estimate = the "
+                   "earlier estimate from sampled Python object sizes, for comparison")
+        else:
+            how = "data = the embedded DynamoDB's items and stream records, their deep size estimated from samples"
         lines += ["", f"Memory during the load (RSS of the stack's process + `chalice local`, every "
-                      f"{p['memory_seconds']} s; t = seconds into the load; data = the embedded DynamoDB's items and "
-                      f"stream records, their deep size estimated from samples):",
-                  "", "| when | RSS total | stack | chalice local | items | stream records | data | RSS less data |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                      f"{p['memory_seconds']} s; t = seconds into the load; {how}):",
+                  "", "| when | RSS total | stack | chalice local | items | stream records | data | estimate | "
+                      "RSS less data |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for label, x in (("start", s), ("after 1 min", a), ("end", e)):
             lines.append(f"| {label} ({x['t']:.0f} s) | {x['total_rss'] / mb:.0f} MB | {x['stack_rss'] / mb:.0f} MB | "
                          f"{(x.get('chalice_rss') or 0) / mb:.0f} MB | {x['items']:,} | {x['stream_records']:,} | "
-                         f"{x['data'] / mb:.0f} MB | {x['rss_less_data'] / mb:.0f} MB |")
+                         f"{x['data'] / mb:.0f} MB | {x['estimate'] / mb:.0f} MB | {x['rss_less_data'] / mb:.0f} MB |")
         lines += ["", f"End / after the first minute: RSS {m['ratio_total']:.2f}x, RSS less data "
                       f"{m['ratio_less_data']:.2f}x (target <= 1.2)."]
     return "\n".join(lines)
