@@ -26,7 +26,6 @@ costs (caches, buffers, the allocator's fragmentation) and anything that leaks.
 
 from __future__ import annotations
 
-import base64
 import gc
 import json
 import os
@@ -39,21 +38,12 @@ TABLE = "loyalty-local"
 BATCH = 1000
 
 
-def _wire(value: Any) -> Any:
-    """An attribute value as botocore parsed it, back to DynamoDB's JSON (binary as base64)."""
-    if isinstance(value, dict):
-        return {k: _wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_wire(v) for v in value]
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode("ascii")
-    return value
-
-
 def dump_stream(endpoint: str, path: Path, upto: int, table: str = TABLE) -> int:
     """The first ``upto`` records of the table's stream to ``path`` (one JSON line each: event,
     keys, new image); returns how many were written."""
     import boto3
+
+    from devstack.stream_pump import to_lambda_record
 
     local = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "testing",
              "aws_secret_access_key": "testing"}
@@ -68,10 +58,11 @@ def dump_stream(endpoint: str, path: Path, upto: int, table: str = TABLE) -> int
                                                   ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             while iterator and written < upto:
                 answer = streams.get_records(ShardIterator=iterator, Limit=BATCH)
-                for record in answer["Records"][: upto - written]:
+                for raw in answer["Records"][: upto - written]:
+                    record = to_lambda_record(raw, stream_arn=arn, region="us-east-1")  # binary as base64
                     change = record["dynamodb"]
-                    out.write(json.dumps({"event": record["eventName"], "keys": _wire(change["Keys"]),
-                                          "new": _wire(change.get("NewImage"))}) + "\n")
+                    out.write(json.dumps({"event": record["eventName"], "keys": change["Keys"],
+                                          "new": change.get("NewImage")}) + "\n")
                     written += 1
                 if not answer["Records"]:
                     break

@@ -11,18 +11,14 @@ import tracemalloc
 import boto3
 from moto import mock_aws
 
+from chalicelib.store import schema
 from devstack import serial_dynamodb
 
 QUERIES = 300
 
 
 def _table(client) -> None:
-    client.create_table(
-        TableName="t", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    schema.create_table(client, "t")  # the app's: pk/sk, GSIs, a stream with both images
     for n in range(8):
         client.put_item(TableName="t", Item={"pk": {"S": "M#1"}, "sk": {"S": f"L#{n}"}, "points": {"N": str(n)},
                                              "note": {"S": "x" * 200}})
