@@ -36,6 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from devstack.settle import PumpLog
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "demo"
 ADMIN_KEY = "dev-admin-key"
@@ -111,7 +113,7 @@ class LocalStack:
         # stack_dir: another checkout's stack (an earlier commit, to compare before and after).
         self.process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=stack_dir, env=env, stdout=self._output,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self._pump_offset = 0
+        self._pump_log = PumpLog(self.pump_log)  # read on by settle()
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         import requests
@@ -141,30 +143,14 @@ class LocalStack:
         """Wait until every stream function has seen every write made before now; seconds taken."""
         import boto3
 
-        began = time.monotonic()
+        from devstack.settle import settle
+
         client = boto3.client("dynamodb", endpoint_url=self.dynamodb, region_name="us-east-1")
-        marker = f"LOAD#settle#{uuid.uuid4().hex}"
-        key = {"pk": {"S": marker}, "sk": {"S": "MARKER"}}
-        client.put_item(TableName="loyalty-local", Item=key)
-        seen: set[str] = set()
         try:
-            while time.monotonic() - began < timeout:
-                with self.pump_log.open("r", encoding="utf-8") as log:
-                    log.seek(self._pump_offset)
-                    chunk = log.read()
-                complete = chunk[: chunk.rfind("\n") + 1]
-                self._pump_offset += len(complete.encode("utf-8"))
-                for line in complete.splitlines():
-                    if marker in line:
-                        entry = json.loads(line)
-                        if entry.get("outcome") in ("ok", "dead_lettered"):
-                            seen.add(entry["function"])
-                if STREAM_FUNCTIONS <= seen:
-                    return time.monotonic() - began
-                time.sleep(0.5)
-            raise SystemExit(f"the stream functions did not catch up within {timeout:.0f} s (saw {sorted(seen)})")
-        finally:
-            client.delete_item(TableName="loyalty-local", Key=key)
+            return settle(client, "loyalty-local", self._pump_log, functions=STREAM_FUNCTIONS, timeout=timeout,
+                          poll=0.5, prefix="LOAD")
+        except TimeoutError as error:
+            raise SystemExit(str(error)) from None
 
     def stop(self) -> int | None:
         if self.process.poll() is None:

@@ -34,6 +34,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from devstack import serial_dynamodb
+
 TABLE = "loyalty-local"
 BATCH = 1000
 
@@ -106,8 +108,6 @@ class Replica:
         from moto.dynamodb.models import dynamodb_backends
 
         from chalicelib.store import schema
-        from devstack import serial_dynamodb
-
         serial_dynamodb.install()
         self._mock = mock_aws()
         self._mock.start()
@@ -121,8 +121,6 @@ class Replica:
         if record["event"] == "REMOVE":
             self.backend.delete_item(self.name, record["keys"])
             return
-        from devstack import serial_dynamodb
-
         hash_value, range_value = serial_dynamodb._primary(self.table, record["keys"])
         current = serial_dynamodb._current(self.table, hash_value, range_value)
         self.backend.put_item(self.name, _sharing(current, record["new"]))

@@ -15,15 +15,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
+
+from devstack.settle import PumpLog, settle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 60.0
@@ -48,6 +49,7 @@ class RunningStack:
     table_name: str
     pump_log: Path  # JSON lines, one per stream handler invocation (devstack/README.md)
     output: Path  # the stack's stdout and stderr
+    _pump_log: PumpLog | None = field(default=None, repr=False)  # read on by settle()
 
     def dynamodb(self) -> Any:
         return boto3.client("dynamodb", endpoint_url=self.dynamodb_endpoint, region_name=self.region,
@@ -95,33 +97,13 @@ class RunningStack:
     def settle(self, timeout: float = 15.0, rounds: int = 1) -> None:
         """Wait until every stream function has been handed every write made before this call
         (``rounds=2``: and what their reactions wrote meanwhile, e.g. a ledger row's notification
-        job, sent or dropped).
-
-        A shard is delivered in order, so once a marker written now has reached a function (ok, or
-        parked on the failure queue), so has everything before it. Each function polls the stream
-        on its own, as on Lambda: the marker must reach every one of them, not just the first.
-        """
-        deadline = time.monotonic() + timeout
-        client = self.dynamodb()
-        for _ in range(rounds):
-            marker = f"E2E#settle#{uuid.uuid4().hex}"
-            client.put_item(TableName=self.table_name, Item={"pk": {"S": marker}, "sk": {"S": "MARKER"}})
-            try:
-                while True:
-                    entries = self.pump_entries()
-                    functions = {entry["function"] for entry in entries}
-                    reached = {entry["function"] for entry in entries
-                               if entry["outcome"] in ("ok", "dead_lettered")
-                               and any(r["keys"].get("pk") == marker for r in entry["records"])}
-                    if functions and reached >= functions:
-                        break
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"the stream functions did not catch up in {timeout} s: "
-                                             f"{sorted(reached)} of {sorted(functions)}")
-                    time.sleep(0.1)
-            finally:
-                client.delete_item(TableName=self.table_name, Key={"pk": {"S": marker}, "sk": {"S": "MARKER"}})
-
+        job, sent or dropped); devstack/settle.py."""
+        if self._pump_log is None:
+            self._pump_log = PumpLog(self.pump_log)
+        try:
+            settle(self.dynamodb(), self.table_name, self._pump_log, rounds=rounds, timeout=timeout, prefix="E2E")
+        except TimeoutError as error:
+            raise AssertionError(str(error)) from None
 
 def _free_ports(count: int) -> list[int]:
     sockets = []
