@@ -108,6 +108,7 @@ class Replica:
         from moto.dynamodb.models import dynamodb_backends
 
         from chalicelib.store import schema
+
         serial_dynamodb.install()
         self._mock = mock_aws()
         self._mock.start()
@@ -154,8 +155,8 @@ def replay(path: Path, marks: list[int]) -> dict[str, Any]:
             if applied >= mark:
                 break
         gc.collect()
-        figures.append({"records": applied, "items": replica.items(), "rss": process.memory_info().rss,
-                        "data": process.memory_info().rss - empty})
+        rss = process.memory_info().rss
+        figures.append({"records": applied, "items": replica.items(), "rss": rss, "data": rss - empty})
     replica.stop()
     return {"empty_rss": empty, "marks": figures}
 
